@@ -1,0 +1,25 @@
+//! condlock: distributed locks on conditional writes, compatible with the locks
+//! Terraform already uses.
+//!
+//! The core is sans-IO: it builds signed requests and interprets responses, and
+//! never opens a socket or reads a clock (see [`sansio`]). The `native` feature
+//! adds a reqwest/tokio driver that runs the state machines ([`native`]).
+//!
+//! - [`s3`]: Terraform's S3 lock file (`<state key>.tflock`, `If-None-Match: *`).
+
+#![deny(missing_docs)]
+
+pub mod backoff;
+pub mod error;
+pub mod s3;
+pub mod sansio;
+pub mod secret;
+pub mod time;
+
+#[cfg(feature = "native")]
+pub mod native;
+
+pub use error::Error;
+pub use sansio::{Action, Event, Machine, Wait};
+pub use secret::Secret;
+pub use time::Now;

@@ -1,0 +1,342 @@
+//! The S3 lock over reqwest: the API Rust callers and the bindings use.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{entropy, run, Clock, RunHooks, Transport, TransportOptions};
+use crate::error::Error;
+use crate::s3::{
+    Acquire, AcquireOptions, ConditionalWriteVerdicts, Credentials, HeldLock, LockHolder,
+    S3LockConfig, Status, Unlock, UnlockOutcome,
+};
+use crate::sansio::Machine;
+#[cfg(feature = "aws-config")]
+use crate::secret::Secret;
+use crate::time::ClockOffset;
+
+/// Where credentials come from.
+#[derive(Clone, Debug)]
+pub enum CredentialSource {
+    /// Fixed keys.
+    Static(Credentials),
+    /// The standard AWS chain (environment, profiles, SSO, web identity,
+    /// container and instance metadata), resolved and refreshed by `aws-config`.
+    #[cfg(feature = "aws-config")]
+    Chain(aws_credential_types::provider::SharedCredentialsProvider),
+}
+
+impl CredentialSource {
+    /// Load the standard AWS credential chain (honours `AWS_PROFILE` etc.).
+    #[cfg(feature = "aws-config")]
+    pub async fn from_aws_chain() -> Result<Self, Error> {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        conf.credentials_provider()
+            .map(CredentialSource::Chain)
+            .ok_or_else(|| {
+                Error::config("credentials", "the AWS credential chain is not configured")
+            })
+    }
+
+    async fn resolve(&self) -> Result<Credentials, Error> {
+        match self {
+            CredentialSource::Static(c) => Ok(c.clone()),
+            #[cfg(feature = "aws-config")]
+            CredentialSource::Chain(p) => {
+                use aws_credential_types::provider::ProvideCredentials as _;
+                let c = p.provide_credentials().await.map_err(|e| {
+                    Error::config(
+                        "credentials",
+                        format!("the AWS credential chain failed: {e}"),
+                    )
+                })?;
+                Credentials::new(
+                    c.access_key_id(),
+                    Secret::new(c.secret_access_key()),
+                    c.session_token().map(Secret::new),
+                )
+            }
+        }
+    }
+
+    fn refreshes(&self) -> bool {
+        !matches!(self, CredentialSource::Static(_))
+    }
+}
+
+/// When to prove that a store enforces `If-None-Match`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VerifyConditionalWrites {
+    /// On the first successful acquire per endpoint and bucket in this process
+    /// (one extra request, once).
+    #[default]
+    OncePerStore,
+    /// On every acquire.
+    EveryAcquire,
+    /// Never: trust the store. An explicit opt-out, for stores known to be
+    /// correct where the extra request is unwanted.
+    TrustWithoutProof,
+}
+
+fn verdicts() -> &'static ConditionalWriteVerdicts {
+    static VERDICTS: OnceLock<ConditionalWriteVerdicts> = OnceLock::new();
+    VERDICTS.get_or_init(ConditionalWriteVerdicts::new)
+}
+
+/// An S3 lock file (Terraform-compatible) driven over HTTP.
+#[derive(Debug)]
+pub struct S3Lock {
+    config: Arc<S3LockConfig>,
+    credentials: CredentialSource,
+    transport: Transport,
+    clock: Clock,
+    offset: Mutex<ClockOffset>,
+    verify: VerifyConditionalWrites,
+    who: String,
+    release_budget: Duration,
+}
+
+/// Keeps credentials fresh and reports waits during a run.
+struct Hooks<'a, F> {
+    source: &'a CredentialSource,
+    on_wait: F,
+    last_reported: Option<String>,
+}
+
+trait SignedOperation: Machine {
+    fn set_credentials(&mut self, c: Credentials);
+    fn holder_waited_on(&self) -> Option<&LockHolder> {
+        None
+    }
+}
+
+impl SignedOperation for Acquire {
+    fn set_credentials(&mut self, c: Credentials) {
+        Acquire::set_credentials(self, c)
+    }
+    fn holder_waited_on(&self) -> Option<&LockHolder> {
+        self.waiting_for()
+    }
+}
+impl SignedOperation for Unlock {
+    fn set_credentials(&mut self, c: Credentials) {
+        Unlock::set_credentials(self, c)
+    }
+}
+impl SignedOperation for Status {
+    fn set_credentials(&mut self, _c: Credentials) {}
+}
+
+impl<M: SignedOperation, F: FnMut(&LockHolder)> RunHooks<M> for Hooks<'_, F> {
+    fn before_sleep(&mut self, machine: &M, _until: Duration) {
+        if let Some(holder) = machine.holder_waited_on() {
+            if self.last_reported.as_deref() != Some(holder.etag.as_str()) {
+                self.last_reported = Some(holder.etag.clone());
+                (self.on_wait)(holder);
+            }
+        }
+    }
+
+    async fn before_send(&mut self, machine: &mut M) {
+        if self.source.refreshes() {
+            match self.source.resolve().await {
+                Ok(c) => machine.set_credentials(c),
+                Err(e) => log::warn!("could not refresh credentials, using the previous ones: {e}"),
+            }
+        }
+    }
+}
+
+impl S3Lock {
+    /// A lock on `config`'s lock file with default transport settings.
+    pub fn new(config: S3LockConfig, credentials: CredentialSource) -> Result<Self, Error> {
+        Self::with_transport(config, credentials, &TransportOptions::default())
+    }
+
+    /// A lock with custom transport settings (timeouts, TLS).
+    pub fn with_transport(
+        config: S3LockConfig,
+        credentials: CredentialSource,
+        transport: &TransportOptions,
+    ) -> Result<Self, Error> {
+        Ok(S3Lock {
+            config: Arc::new(config),
+            credentials,
+            transport: Transport::new(transport)?,
+            clock: Clock::new(),
+            offset: Mutex::new(ClockOffset::default()),
+            verify: VerifyConditionalWrites::default(),
+            who: super::default_who(),
+            release_budget: Duration::from_secs(30),
+        })
+    }
+
+    /// Choose when the store's conditional-write support is proved.
+    pub fn verify_conditional_writes(mut self, verify: VerifyConditionalWrites) -> Self {
+        self.verify = verify;
+        self
+    }
+
+    /// The lock target.
+    pub fn config(&self) -> &S3LockConfig {
+        &self.config
+    }
+
+    /// The transport (for its request counter).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Default acquire options for this lock (`Who` = user@hostname).
+    pub fn options(&self) -> AcquireOptions {
+        AcquireOptions::new(self.who.clone())
+    }
+
+    fn clock_offset(&self) -> ClockOffset {
+        self.offset.lock().map(|o| *o).unwrap_or_default()
+    }
+
+    fn learn_clock(&self, offset: ClockOffset) {
+        if let Ok(mut o) = self.offset.lock() {
+            *o = offset;
+        }
+    }
+
+    /// Acquire the lock as `opts` says (wait forever by default).
+    pub async fn acquire(&self, opts: AcquireOptions) -> Result<HeldLock, Error> {
+        self.acquire_with(opts, &CancellationToken::new(), |_| {})
+            .await
+    }
+
+    /// Acquire once, without waiting for a holder.
+    pub async fn try_acquire(&self, mut opts: AcquireOptions) -> Result<HeldLock, Error> {
+        opts.wait = crate::Wait::No;
+        self.acquire(opts).await
+    }
+
+    /// Acquire, cancellable through `cancel`, calling `on_wait` each time the
+    /// lock is found held by a new holder.
+    pub async fn acquire_with(
+        &self,
+        mut opts: AcquireOptions,
+        cancel: &CancellationToken,
+        on_wait: impl FnMut(&LockHolder),
+    ) -> Result<HeldLock, Error> {
+        let verify = match self.verify {
+            VerifyConditionalWrites::OncePerStore => !verdicts().is_verified(&self.config),
+            VerifyConditionalWrites::EveryAcquire => true,
+            VerifyConditionalWrites::TrustWithoutProof => false,
+        };
+        opts.verify_conditional_writes = verify;
+        let credentials = self.credentials.resolve().await?;
+        let mut machine = Acquire::new(
+            self.config.clone(),
+            credentials,
+            opts,
+            entropy(),
+            self.clock_offset(),
+            self.clock.now(),
+        );
+        let mut hooks = Hooks {
+            source: &self.credentials,
+            on_wait,
+            last_reported: None,
+        };
+        let result = run(
+            &mut machine,
+            &self.transport,
+            &self.clock,
+            cancel,
+            &mut hooks,
+        )
+        .await;
+        self.learn_clock(machine.clock_offset());
+        if let Ok(held) = &result {
+            if held.verified_conditional_writes {
+                verdicts().mark_verified(&self.config);
+            }
+        }
+        result
+    }
+
+    /// Release a lock we hold: one `DELETE If-Match`.
+    pub async fn release(&self, lock: &HeldLock) -> Result<UnlockOutcome, Error> {
+        let credentials = self.credentials.resolve().await?;
+        let mut machine = Unlock::release(
+            self.config.clone(),
+            credentials,
+            &lock.info,
+            &lock.etag,
+            self.release_budget,
+            entropy().jitter_seed,
+            self.clock_offset(),
+        );
+        self.run_unlock(&mut machine).await
+    }
+
+    /// Delete the lock whose ID is `lock_id`, as `terraform force-unlock` does:
+    /// only if the current lock carries that ID, conditioned on its ETag.
+    pub async fn force_unlock(&self, lock_id: &str) -> Result<UnlockOutcome, Error> {
+        if lock_id.trim().is_empty() {
+            return Err(Error::config("lock_id", "must not be empty"));
+        }
+        let credentials = self.credentials.resolve().await?;
+        let mut machine = Unlock::force(
+            self.config.clone(),
+            credentials,
+            lock_id,
+            self.release_budget,
+            entropy().jitter_seed,
+            self.clock_offset(),
+        );
+        self.run_unlock(&mut machine).await
+    }
+
+    async fn run_unlock(&self, machine: &mut Unlock) -> Result<UnlockOutcome, Error> {
+        let mut hooks = Hooks {
+            source: &self.credentials,
+            on_wait: |_: &LockHolder| {},
+            last_reported: None,
+        };
+        let result = run(
+            machine,
+            &self.transport,
+            &self.clock,
+            &CancellationToken::new(),
+            &mut hooks,
+        )
+        .await;
+        self.learn_clock(machine.clock_offset());
+        result
+    }
+
+    /// Who holds the lock now, without taking it (`None`: free).
+    pub async fn status(&self) -> Result<Option<LockHolder>, Error> {
+        let credentials = self.credentials.resolve().await?;
+        let mut machine = Status::new(
+            self.config.clone(),
+            credentials,
+            Duration::from_secs(30),
+            entropy().jitter_seed,
+            self.clock_offset(),
+        );
+        let mut hooks = Hooks {
+            source: &self.credentials,
+            on_wait: |_: &LockHolder| {},
+            last_reported: None,
+        };
+        let result = run(
+            &mut machine,
+            &self.transport,
+            &self.clock,
+            &CancellationToken::new(),
+            &mut hooks,
+        )
+        .await;
+        self.learn_clock(machine.clock_offset());
+        result
+    }
+}

@@ -1,0 +1,117 @@
+//! The HTTP transport of the native driver.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::sansio::Body;
+
+/// Responses larger than this are cut: no lock protocol needs more, and a
+/// misbehaving server must not make us buffer gigabytes.
+pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// Transport settings.
+#[derive(Clone, Debug)]
+pub struct TransportOptions {
+    /// Per-request timeout (connect + send + receive).
+    pub request_timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Verify TLS certificates (on by default).
+    pub verify_tls: bool,
+    /// Extra PEM root certificates to trust (e.g. a self-signed appliance CA).
+    pub ca_bundle_pem: Option<Vec<u8>>,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            verify_tls: true,
+            ca_bundle_pem: None,
+        }
+    }
+}
+
+/// A reqwest client plus a counter of requests sent.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    client: reqwest::Client,
+    sent: Arc<AtomicU64>,
+}
+
+impl Transport {
+    /// Build a transport.
+    pub fn new(opts: &TransportOptions) -> Result<Self, Error> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(opts.request_timeout)
+            .connect_timeout(opts.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("condlock/", env!("CARGO_PKG_VERSION")));
+        if !opts.verify_tls {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        if let Some(pem) = &opts.ca_bundle_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                Error::config("ca_bundle", format!("is not a PEM certificate bundle: {e}"))
+            })?;
+            if certs.is_empty() {
+                return Err(Error::config("ca_bundle", "contains no certificate"));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| {
+            Error::config("transport", format!("cannot build the HTTP client: {e}"))
+        })?;
+        Ok(Transport {
+            client,
+            sent: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Requests sent so far through this transport (and its clones).
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Send one request. Errors are transport failures, described without
+    /// secrets (reqwest errors name the URL, which never carries credentials
+    /// here: configs refuse them).
+    pub async fn send(&self, req: http::Request<Body>) -> Result<http::Response<Body>, String> {
+        let req =
+            reqwest::Request::try_from(req).map_err(|e| format!("cannot send request: {e}"))?;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let mut resp = self.client.execute(req).await.map_err(describe)?;
+        let mut builder = http::Response::builder().status(resp.status());
+        if let Some(headers) = builder.headers_mut() {
+            *headers = std::mem::take(resp.headers_mut());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+            let room = MAX_RESPONSE_BODY.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room < chunk.len() {
+                break;
+            }
+        }
+        builder
+            .body(body)
+            .map_err(|e| format!("malformed response: {e}"))
+    }
+}
+
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,615 @@
+//! Acquiring the S3 lock file: `PUT <key>.tflock` with `If-None-Match: *`.
+//!
+//! Where this machine improves on Terraform while writing the same lock:
+//! - 409 ConditionalRequestConflict is retried, never mistaken for "held".
+//! - A 412 whose holder ID is our own means an earlier PUT of ours landed (its
+//!   response was lost and the PUT was retried): we hold the lock.
+//! - The holder is read with the SSE-C headers, so it is known under SSE-C too.
+//! - Waiting uses jittered exponential backoff against a monotonic deadline.
+//! - Right after acquiring, it can prove the store enforces `If-None-Match` by
+//!   repeating the same conditional PUT and requiring 412; a store that lets it
+//!   through yields [`Error::ConditionalWritesUnsupported`] and our lock is
+//!   removed.
+//! - Whenever it gives up (error, timeout, cancellation) after a PUT whose
+//!   outcome it does not know, it reads the lock back and deletes it if it is
+//!   ours: a lost response never leaks a lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::config::{Credentials, S3LockConfig};
+use super::lockinfo::{LockHolder, LockInfo};
+use super::request::{self, PutCondition};
+use super::response::{classify, ResponseClass};
+use super::retry::Retry;
+use crate::backoff::{Backoff, BackoffState};
+use crate::error::Error;
+use crate::sansio::{Action, Body, Deadline, Event, Machine, Wait};
+use crate::time::{ClockOffset, Now};
+
+/// How an acquisition behaves. [`AcquireOptions::new`] gives the defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AcquireOptions {
+    /// LockInfo `Operation` (Terraform writes `OperationTypeApply`...).
+    pub operation: String,
+    /// LockInfo `Info`: free text shown to whoever finds the lock held.
+    pub info: String,
+    /// LockInfo `Who`: `user@hostname` by convention.
+    pub who: String,
+    /// Whether and how long to wait for a holder to let go.
+    pub wait: Wait,
+    /// Delays between attempts while someone else holds the lock.
+    pub wait_backoff: Backoff,
+    /// Delays between retries of transient failures (5xx, 409, transport).
+    pub retry_backoff: Backoff,
+    /// With `Wait::No`, how long transient failures are still retried.
+    pub transient_budget: Duration,
+    /// Fresh deadline for removing a lock we may have written when we give up
+    /// or are cancelled.
+    pub cleanup_budget: Duration,
+    /// Prove the store enforces `If-None-Match` before trusting it (one extra
+    /// request). Drivers turn it on for the first acquire per endpoint and
+    /// bucket; turning it off for good must be an explicit choice.
+    pub verify_conditional_writes: bool,
+}
+
+impl AcquireOptions {
+    /// Defaults: operation `condlock`, empty info, wait forever, verification on.
+    pub fn new(who: impl Into<String>) -> Self {
+        AcquireOptions {
+            operation: "condlock".to_string(),
+            info: String::new(),
+            who: who.into(),
+            wait: Wait::Forever,
+            wait_backoff: Backoff::WAIT_FOR_HOLDER,
+            retry_backoff: Backoff::TRANSIENT,
+            transient_budget: Duration::from_secs(30),
+            cleanup_budget: Duration::from_secs(10),
+            verify_conditional_writes: true,
+        }
+    }
+}
+
+/// A lock we hold: what release and renewal need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldLock {
+    /// The body we wrote.
+    pub info: LockInfo,
+    /// The ETag of our current lock object: the release token.
+    pub etag: String,
+    /// True when this acquisition proved the store enforces `If-None-Match`.
+    pub verified_conditional_writes: bool,
+}
+
+/// The randomness an acquisition needs, supplied by the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entropy {
+    /// Random bytes for the lock ID.
+    pub lock_id: [u8; 16],
+    /// Seed for backoff jitter.
+    pub jitter_seed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    /// `PUT If-None-Match: *`.
+    Put,
+    /// `GET` to learn who holds it (or whether it is us).
+    ReadHolder,
+    /// The verification PUT, repeated after a successful acquire.
+    Probe { etag: String },
+    /// Giving up: find out whether a lock of ours exists.
+    CleanupRead,
+    /// Giving up: delete our lock.
+    CleanupDelete { etag: String },
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    /// Next: send this step (at start or when the timer fires).
+    Ready(Step),
+    /// Sent this step; awaiting its response.
+    InFlight(Step),
+    Finished,
+}
+
+/// The acquire state machine.
+#[derive(Debug)]
+pub struct Acquire {
+    config: Arc<S3LockConfig>,
+    credentials: Credentials,
+    opts: AcquireOptions,
+    info: LockInfo,
+    body: Body,
+    phase: Phase,
+    started: Option<Duration>,
+    retry: Retry,
+    wait_backoff: BackoffState,
+    /// The last holder seen while waiting.
+    holder: Option<LockHolder>,
+    /// True while sleeping because someone else holds the lock.
+    waiting_for_holder: bool,
+    /// A PUT of ours may have landed without us knowing.
+    uncertain: bool,
+    /// The ETag of our lock once we know we hold it.
+    held_etag: Option<String>,
+    /// 404s in a row right after 412s: the lock keeps vanishing under us.
+    vanished_in_a_row: u32,
+    /// Why we are cleaning up, returned when cleanup ends.
+    pending_error: Option<Error>,
+}
+
+impl Acquire {
+    /// Prepare an acquisition. Nothing is sent until the first `step`.
+    pub fn new(
+        config: Arc<S3LockConfig>,
+        credentials: Credentials,
+        opts: AcquireOptions,
+        entropy: Entropy,
+        clock: ClockOffset,
+        now: Now,
+    ) -> Self {
+        let info = LockInfo::new(
+            entropy.lock_id,
+            opts.operation.clone(),
+            opts.info.clone(),
+            opts.who.clone(),
+            config.lock_info_path(),
+            clock.apply(now.wall),
+        );
+        let body = info.to_json();
+        Acquire {
+            retry: Retry::new(opts.retry_backoff, entropy.jitter_seed, clock),
+            wait_backoff: BackoffState::new(opts.wait_backoff, entropy.jitter_seed.rotate_left(17)),
+            config,
+            credentials,
+            opts,
+            info,
+            body,
+            phase: Phase::Ready(Step::Put),
+            started: None,
+            holder: None,
+            waiting_for_holder: false,
+            uncertain: false,
+            held_etag: None,
+            vanished_in_a_row: 0,
+            pending_error: None,
+        }
+    }
+
+    /// The lock body this acquisition writes (its `id` identifies us).
+    pub fn lock_info(&self) -> &LockInfo {
+        &self.info
+    }
+
+    /// While the machine sleeps because the lock is held: who holds it.
+    pub fn waiting_for(&self) -> Option<&LockHolder> {
+        if self.waiting_for_holder {
+            self.holder.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// The clock correction learned so far (drivers carry it to the next operation).
+    pub fn clock_offset(&self) -> ClockOffset {
+        self.retry.clock()
+    }
+
+    /// Replace the credentials used for the following requests (refreshed
+    /// temporary credentials).
+    pub fn set_credentials(&mut self, credentials: Credentials) {
+        self.credentials = credentials;
+    }
+
+    fn send(&mut self, step: Step, now: Now) -> Action<HeldLock> {
+        let t = self.retry.signing_time(now);
+        let built = match &step {
+            Step::Put => request::put_lock(
+                &self.config,
+                &self.credentials,
+                &self.body,
+                PutCondition::IfNoneMatch,
+                t,
+            ),
+            Step::Probe { .. } => request::put_lock(
+                &self.config,
+                &self.credentials,
+                &self.body,
+                PutCondition::IfNoneMatch,
+                t,
+            ),
+            Step::ReadHolder | Step::CleanupRead => {
+                request::get_lock(&self.config, &self.credentials, t)
+            }
+            Step::CleanupDelete { etag } => {
+                request::delete_lock(&self.config, &self.credentials, Some(etag), t)
+            }
+        };
+        match built {
+            Ok(req) => {
+                self.waiting_for_holder = false;
+                self.phase = Phase::InFlight(step);
+                Action::Send(req)
+            }
+            Err(e) => self.fail(e, now),
+        }
+    }
+
+    fn sleep_then(&mut self, step: Step, until: Duration) -> Action<HeldLock> {
+        self.phase = Phase::Ready(step);
+        Action::SleepUntil(until)
+    }
+
+    fn finish(&mut self, result: Result<HeldLock, Error>) -> Action<HeldLock> {
+        self.phase = Phase::Finished;
+        self.waiting_for_holder = false;
+        Action::Done(result)
+    }
+
+    /// Give up with `err`, first removing any lock of ours that may exist.
+    fn fail(&mut self, err: Error, now: Now) -> Action<HeldLock> {
+        if self.pending_error.is_some() {
+            // Already cleaning up: the first reason stands.
+            let first = self.pending_error.take().unwrap_or(err);
+            return self.finish(Err(first));
+        }
+        let next = if let Some(etag) = self.held_etag.clone() {
+            Step::CleanupDelete { etag }
+        } else if self.uncertain {
+            Step::CleanupRead
+        } else {
+            return self.finish(Err(err));
+        };
+        log::info!("giving up ({err}); removing the lock we may have written");
+        self.pending_error = Some(err);
+        self.retry.deadline = Deadline::after(now, Some(self.opts.cleanup_budget));
+        self.retry.progressed();
+        self.send(next, now)
+    }
+
+    fn end_cleanup(&mut self) -> Action<HeldLock> {
+        let err = self
+            .pending_error
+            .take()
+            .unwrap_or(Error::Misuse("cleanup without a reason"));
+        self.finish(Err(err))
+    }
+
+    /// Retry `step` after a transient failure, or give up with `err`.
+    fn retry_later(&mut self, step: Step, err: Error, now: Now) -> Action<HeldLock> {
+        match self.retry.next_wake(now) {
+            Some(until) => {
+                log::debug!("transient failure ({err}); retrying {step:?}");
+                self.sleep_then(step, until)
+            }
+            None if self.pending_error.is_some() => {
+                log::warn!(
+                    "could not confirm the removal of our lock before the cleanup deadline: {err}"
+                );
+                self.end_cleanup()
+            }
+            None => {
+                let err = match (&self.holder, self.opts.wait) {
+                    (Some(h), Wait::For(_) | Wait::Forever) => Error::Timeout {
+                        waited: self.waited(now),
+                        holder: Some(Box::new(h.clone())),
+                    },
+                    _ => err,
+                };
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn waited(&self, now: Now) -> Duration {
+        now.monotonic
+            .saturating_sub(self.started.unwrap_or(now.monotonic))
+    }
+
+    fn acquired(&mut self, etag: String, now: Now) -> Action<HeldLock> {
+        self.uncertain = false;
+        self.held_etag = Some(etag.clone());
+        self.retry.progressed();
+        if self.opts.verify_conditional_writes {
+            self.send(Step::Probe { etag }, now)
+        } else {
+            self.done_holding(etag, false)
+        }
+    }
+
+    fn done_holding(&mut self, etag: String, verified: bool) -> Action<HeldLock> {
+        log::info!("acquired {} as {}", self.config.lock_key(), self.info.id);
+        self.finish(Ok(HeldLock {
+            info: self.info.clone(),
+            etag,
+            verified_conditional_writes: verified,
+        }))
+    }
+
+    fn on_event(
+        &mut self,
+        step: Step,
+        outcome: Result<http::Response<Body>, String>,
+        now: Now,
+    ) -> Action<HeldLock> {
+        let resp = match outcome {
+            Ok(resp) => resp,
+            Err(transport) => {
+                if matches!(step, Step::Put | Step::Probe { .. }) {
+                    // The PUT may have reached the store.
+                    self.uncertain |= matches!(step, Step::Put);
+                }
+                return self.retry_later(step, Error::Transport { message: transport }, now);
+            }
+        };
+        let class = classify(&resp);
+        if let ResponseClass::ClockSkewed { server_time } = &class {
+            if self.retry.correct_clock(*server_time, now) {
+                return self.send(step, now);
+            }
+        }
+        match step {
+            Step::Put => self.on_put(class, now),
+            Step::ReadHolder => self.on_read_holder(class, resp.into_body(), now),
+            Step::Probe { etag } => self.on_probe(class, etag, now),
+            Step::CleanupRead => self.on_cleanup_read(class, resp.into_body(), now),
+            Step::CleanupDelete { etag } => self.on_cleanup_delete(class, etag, now),
+        }
+    }
+
+    fn final_error(&self, class: ResponseClass) -> Error {
+        class.into_error(self.config.bucket(), self.config.region())
+    }
+
+    fn on_put(&mut self, class: ResponseClass, now: Now) -> Action<HeldLock> {
+        match class {
+            ResponseClass::Success {
+                etag: Some(etag), ..
+            } => self.acquired(etag, now),
+            ResponseClass::Success { etag: None, .. } => {
+                // Written, but without an ETag we cannot release conditionally:
+                // read it back to learn it.
+                self.uncertain = true;
+                self.send(Step::ReadHolder, now)
+            }
+            ResponseClass::PreconditionFailed => self.send(Step::ReadHolder, now),
+            ResponseClass::Conflict => {
+                let err = self.final_error(ResponseClass::Conflict);
+                self.retry_later(Step::Put, err, now)
+            }
+            ResponseClass::Transient { .. } => {
+                // A 5xx may still have been applied.
+                self.uncertain = true;
+                let err = self.final_error(class);
+                self.retry_later(Step::Put, err, now)
+            }
+            other => {
+                let err = self.final_error(other);
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn holder_from(
+        &self,
+        body: &[u8],
+        etag: Option<String>,
+        last_modified: Option<String>,
+    ) -> Result<LockHolder, Error> {
+        let etag =
+            etag.ok_or_else(|| Error::malformed("the lock object was returned without an ETag"))?;
+        Ok(LockHolder {
+            info: LockInfo::parse(body),
+            etag,
+            last_modified,
+        })
+    }
+
+    fn on_read_holder(&mut self, class: ResponseClass, body: Body, now: Now) -> Action<HeldLock> {
+        match class {
+            ResponseClass::Success {
+                etag,
+                last_modified,
+            } => {
+                self.vanished_in_a_row = 0;
+                let holder = match self.holder_from(&body, etag, last_modified) {
+                    Ok(h) => h,
+                    Err(e) => return self.fail(e, now),
+                };
+                if holder.id() == Some(self.info.id.as_str()) {
+                    log::info!(
+                        "the lock already carries our ID: an earlier attempt of ours succeeded"
+                    );
+                    return self.acquired(holder.etag, now);
+                }
+                // Someone else's lock is in place, so no PUT of ours landed.
+                self.uncertain = false;
+                self.retry.progressed();
+                self.held_by(Some(holder), now)
+            }
+            ResponseClass::NoSuchKey => {
+                // Released between our PUT and our GET: try again at once, but
+                // back off if it keeps happening.
+                self.vanished_in_a_row += 1;
+                if self.vanished_in_a_row <= 3 {
+                    self.send(Step::Put, now)
+                } else {
+                    let err = Error::malformed("the lock keeps vanishing between PUT and GET");
+                    self.retry_later(Step::Put, err, now)
+                }
+            }
+            ResponseClass::Conflict | ResponseClass::Transient { .. } => {
+                let err = self.final_error(class);
+                self.retry_later(Step::ReadHolder, err, now)
+            }
+            ResponseClass::Denied { code, message } => {
+                // Allowed to PUT but not to GET (or a wrong SSE-C key): the lock
+                // is held, by someone we cannot name.
+                log::warn!("cannot read the lock holder ({code}: {message})");
+                self.held_by(None, now)
+            }
+            other => {
+                let err = self.final_error(other);
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn held_by(&mut self, holder: Option<LockHolder>, now: Now) -> Action<HeldLock> {
+        if let Some(h) = &holder {
+            if self.holder.as_ref().map(|old| &old.etag) != Some(&h.etag) {
+                log::info!("{} is held by {h}", self.config.lock_key());
+            }
+        }
+        self.holder = holder.or(self.holder.take());
+        if self.opts.wait == Wait::No {
+            let holder = self.holder.clone().map(Box::new);
+            return self.fail(Error::Held { holder }, now);
+        }
+        let delay = self.wait_backoff.next_delay();
+        match self.retry.deadline.wake_for(now, delay) {
+            Some(until) => {
+                let action = self.sleep_then(Step::Put, until);
+                self.waiting_for_holder = true;
+                action
+            }
+            None => {
+                let err = Error::Timeout {
+                    waited: self.waited(now),
+                    holder: self.holder.clone().map(Box::new),
+                };
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn on_probe(&mut self, class: ResponseClass, etag: String, now: Now) -> Action<HeldLock> {
+        match class {
+            ResponseClass::PreconditionFailed => self.done_holding(etag, true),
+            ResponseClass::Success { etag: new_etag, .. } => {
+                log::error!(
+                    "{} accepted a second If-None-Match write of an existing lock: it ignores conditional writes",
+                    self.config.endpoint_display()
+                );
+                if let Some(new_etag) = new_etag {
+                    self.held_etag = Some(new_etag);
+                }
+                let err = Error::ConditionalWritesUnsupported {
+                    endpoint: self.config.endpoint_display(),
+                    bucket: self.config.bucket().to_string(),
+                };
+                self.fail(err, now)
+            }
+            ResponseClass::Conflict | ResponseClass::Transient { .. } => {
+                let err = self.final_error(class);
+                self.retry_later(Step::Probe { etag }, err, now)
+            }
+            other => {
+                let err = self.final_error(other);
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn on_cleanup_read(&mut self, class: ResponseClass, body: Body, now: Now) -> Action<HeldLock> {
+        match class {
+            ResponseClass::Success {
+                etag,
+                last_modified,
+            } => match self.holder_from(&body, etag, last_modified) {
+                Ok(h) if h.id() == Some(self.info.id.as_str()) => {
+                    self.send(Step::CleanupDelete { etag: h.etag }, now)
+                }
+                _ => self.end_cleanup(),
+            },
+            ResponseClass::Conflict | ResponseClass::Transient { .. } => {
+                let err = self.final_error(class);
+                self.retry_later(Step::CleanupRead, err, now)
+            }
+            _ => self.end_cleanup(),
+        }
+    }
+
+    fn on_cleanup_delete(
+        &mut self,
+        class: ResponseClass,
+        etag: String,
+        now: Now,
+    ) -> Action<HeldLock> {
+        match class {
+            ResponseClass::Success { .. } | ResponseClass::NoSuchKey => {
+                log::info!("removed our lock {}", self.config.lock_key());
+                self.held_etag = None;
+                self.end_cleanup()
+            }
+            // Changed under us: read again and delete only if still ours.
+            ResponseClass::PreconditionFailed => {
+                self.held_etag = None;
+                self.send(Step::CleanupRead, now)
+            }
+            ResponseClass::NotImplemented { .. } => {
+                // No conditional DELETE on this store. We read or wrote this
+                // very ETag moments ago, so an unconditional delete is what
+                // Terraform would do; it is the best available.
+                log::warn!("store refuses conditional DELETE; deleting our lock without If-Match");
+                let t = self.retry.signing_time(now);
+                match request::delete_lock(&self.config, &self.credentials, None, t) {
+                    Ok(req) => {
+                        self.phase = Phase::InFlight(Step::CleanupDelete { etag });
+                        Action::Send(req)
+                    }
+                    Err(_) => self.end_cleanup(),
+                }
+            }
+            ResponseClass::Conflict | ResponseClass::Transient { .. } => {
+                let err = self.final_error(class);
+                self.retry_later(Step::CleanupDelete { etag }, err, now)
+            }
+            _ => self.end_cleanup(),
+        }
+    }
+}
+
+impl Machine for Acquire {
+    type Output = HeldLock;
+
+    fn step(&mut self, event: Event, now: Now) -> Action<HeldLock> {
+        let phase = std::mem::replace(&mut self.phase, Phase::Finished);
+        match (phase, event) {
+            (Phase::Finished, _) => {
+                Action::Done(Err(Error::Misuse("acquire stepped after it finished")))
+            }
+            (Phase::Ready(step), Event::Start) if self.started.is_none() => {
+                self.started = Some(now.monotonic);
+                let budget = match self.opts.wait {
+                    Wait::No => Some(self.opts.transient_budget),
+                    Wait::For(d) => Some(d),
+                    Wait::Forever => None,
+                };
+                self.retry.deadline = Deadline::after(now, budget);
+                self.send(step, now)
+            }
+            (Phase::Ready(step), Event::TimerFired) if self.started.is_some() => {
+                self.send(step, now)
+            }
+            (Phase::InFlight(step), Event::Response(resp)) => self.on_event(step, Ok(resp), now),
+            (Phase::InFlight(step), Event::TransportFailed(e)) => self.on_event(step, Err(e), now),
+            (Phase::Ready(_) | Phase::InFlight(_), Event::Cancelled) => {
+                if self.pending_error.is_some() {
+                    // Cancelled again during cleanup: stop now.
+                    log::warn!(
+                        "cleanup of {} abandoned by a second cancellation",
+                        self.config.lock_key()
+                    );
+                    return self.end_cleanup();
+                }
+                self.fail(Error::Cancelled, now)
+            }
+            (phase, _) => {
+                self.phase = phase;
+                Action::Done(Err(Error::Misuse("acquire received an event out of order")))
+            }
+        }
+    }
+}

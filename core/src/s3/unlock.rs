@@ -1,0 +1,344 @@
+//! Releasing the lock (we hold it) and force-unlocking it (someone does).
+//!
+//! Release is one request: `DELETE` with `If-Match: <ETag of our PUT>`. Unlike
+//! Terraform's GET, compare, unconditional DELETE, there is no window in which
+//! another holder's lock can be deleted. Only when the answer is ambiguous do we
+//! read the lock: a 412 (has it changed hands, or is it still ours under a new
+//! ETag?) or a store without conditional DELETE (501), where we fall back to
+//! Terraform's GET-compare-DELETE and log that we did.
+//!
+//! Force-unlock is `terraform force-unlock <ID>`: read the lock, check its ID,
+//! and delete it conditioned on the ETag just read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::config::{Credentials, S3LockConfig};
+use super::lockinfo::{LockHolder, LockInfo};
+use super::request;
+use super::response::{classify, ResponseClass};
+use super::retry::Retry;
+use crate::backoff::Backoff;
+use crate::error::Error;
+use crate::sansio::{Action, Body, Deadline, Event, Machine};
+use crate::time::{ClockOffset, Now};
+
+/// How an unlock ended when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnlockOutcome {
+    /// We deleted the lock.
+    Released,
+    /// There was no lock to delete (it expired, was force-unlocked, or a
+    /// previous release of ours already removed it).
+    AlreadyGone,
+}
+
+/// After this many rounds of "412, read: still ours under another ETag", stop:
+/// something keeps rewriting the lock.
+const MAX_ETAG_CHASES: u32 = 3;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    Read,
+    /// `etag: None` is the unconditional fallback DELETE.
+    Delete {
+        etag: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Ready(Step),
+    InFlight(Step),
+    Finished,
+}
+
+/// Release our lock, or force-unlock a lock by ID.
+#[derive(Debug)]
+pub struct Unlock {
+    config: Arc<S3LockConfig>,
+    credentials: Credentials,
+    lock_id: String,
+    phase: Phase,
+    retry: Retry,
+    budget: Duration,
+    started: bool,
+    /// The store refused `DELETE If-Match`: use GET-compare-DELETE.
+    fallback: bool,
+    /// A DELETE of ours may have been applied without us hearing back.
+    maybe_deleted: bool,
+    etag_chases: u32,
+}
+
+impl Unlock {
+    /// Release a lock we hold: `DELETE If-Match: etag` first.
+    pub fn release(
+        config: Arc<S3LockConfig>,
+        credentials: Credentials,
+        lock: &LockInfo,
+        etag: &str,
+        budget: Duration,
+        seed: u64,
+        clock: ClockOffset,
+    ) -> Self {
+        Self::new(
+            config,
+            credentials,
+            &lock.id,
+            Step::Delete {
+                etag: Some(etag.to_string()),
+            },
+            budget,
+            seed,
+            clock,
+        )
+    }
+
+    /// Force-unlock the lock whose ID is `lock_id` (as `terraform force-unlock`):
+    /// read it first, delete it only if the ID matches.
+    pub fn force(
+        config: Arc<S3LockConfig>,
+        credentials: Credentials,
+        lock_id: &str,
+        budget: Duration,
+        seed: u64,
+        clock: ClockOffset,
+    ) -> Self {
+        Self::new(
+            config,
+            credentials,
+            lock_id,
+            Step::Read,
+            budget,
+            seed,
+            clock,
+        )
+    }
+
+    fn new(
+        config: Arc<S3LockConfig>,
+        credentials: Credentials,
+        lock_id: &str,
+        first: Step,
+        budget: Duration,
+        seed: u64,
+        clock: ClockOffset,
+    ) -> Self {
+        Unlock {
+            config,
+            credentials,
+            lock_id: lock_id.to_string(),
+            phase: Phase::Ready(first),
+            retry: Retry::new(Backoff::TRANSIENT, seed, clock),
+            budget,
+            started: false,
+            fallback: false,
+            maybe_deleted: false,
+            etag_chases: 0,
+        }
+    }
+
+    /// True when the store refused conditional DELETE and the GET-compare-DELETE
+    /// fallback was used.
+    pub fn used_fallback(&self) -> bool {
+        self.fallback
+    }
+
+    /// The clock correction learned so far.
+    pub fn clock_offset(&self) -> ClockOffset {
+        self.retry.clock()
+    }
+
+    /// Replace the credentials used for the following requests.
+    pub fn set_credentials(&mut self, credentials: Credentials) {
+        self.credentials = credentials;
+    }
+
+    fn send(&mut self, step: Step, now: Now) -> Action<UnlockOutcome> {
+        let t = self.retry.signing_time(now);
+        let built = match &step {
+            Step::Read => request::get_lock(&self.config, &self.credentials, t),
+            Step::Delete { etag } => {
+                request::delete_lock(&self.config, &self.credentials, etag.as_deref(), t)
+            }
+        };
+        match built {
+            Ok(req) => {
+                self.phase = Phase::InFlight(step);
+                Action::Send(req)
+            }
+            Err(e) => self.finish(Err(e)),
+        }
+    }
+
+    fn finish(&mut self, result: Result<UnlockOutcome, Error>) -> Action<UnlockOutcome> {
+        self.phase = Phase::Finished;
+        Action::Done(result)
+    }
+
+    fn gone(&mut self) -> Action<UnlockOutcome> {
+        // A 404 right after a DELETE of ours that may have landed is most
+        // likely our own delete.
+        if self.maybe_deleted {
+            self.finish(Ok(UnlockOutcome::Released))
+        } else {
+            self.finish(Ok(UnlockOutcome::AlreadyGone))
+        }
+    }
+
+    fn retry_later(&mut self, step: Step, err: Error, now: Now) -> Action<UnlockOutcome> {
+        match self.retry.next_wake(now) {
+            Some(until) => {
+                self.phase = Phase::Ready(step);
+                Action::SleepUntil(until)
+            }
+            None => self.finish(Err(err)),
+        }
+    }
+
+    fn final_error(&self, class: ResponseClass) -> Error {
+        class.into_error(self.config.bucket(), self.config.region())
+    }
+
+    fn on_delete(
+        &mut self,
+        class: ResponseClass,
+        etag: Option<String>,
+        now: Now,
+    ) -> Action<UnlockOutcome> {
+        match class {
+            ResponseClass::Success { .. } => {
+                log::info!("released {}", self.config.lock_key());
+                self.finish(Ok(UnlockOutcome::Released))
+            }
+            ResponseClass::NoSuchKey => self.gone(),
+            // Not the version we know: find out what is there now.
+            ResponseClass::PreconditionFailed => self.send(Step::Read, now),
+            ResponseClass::NotImplemented { .. } if etag.is_some() => {
+                log::warn!(
+                    "{} refuses conditional DELETE; falling back to GET-compare-DELETE (as Terraform does)",
+                    self.config.endpoint_display()
+                );
+                self.fallback = true;
+                self.send(Step::Read, now)
+            }
+            ResponseClass::Rejected {
+                status: 400,
+                ref message,
+                ..
+            } if etag.is_some() && message.to_ascii_lowercase().contains("if-match") => {
+                log::warn!("store rejects If-Match on DELETE ({message}); falling back to GET-compare-DELETE");
+                self.fallback = true;
+                self.send(Step::Read, now)
+            }
+            ResponseClass::Conflict | ResponseClass::Transient { .. } => {
+                self.maybe_deleted = true;
+                let err = self.final_error(class);
+                self.retry_later(Step::Delete { etag }, err, now)
+            }
+            other => {
+                let err = self.final_error(other);
+                self.finish(Err(err))
+            }
+        }
+    }
+
+    fn on_read(&mut self, class: ResponseClass, body: Body, now: Now) -> Action<UnlockOutcome> {
+        match class {
+            ResponseClass::Success {
+                etag,
+                last_modified,
+            } => {
+                let Some(etag) = etag else {
+                    return self.finish(Err(Error::malformed(
+                        "the lock object was returned without an ETag",
+                    )));
+                };
+                let holder = LockHolder {
+                    info: LockInfo::parse(&body),
+                    etag,
+                    last_modified,
+                };
+                if holder.id() != Some(self.lock_id.as_str()) {
+                    log::warn!(
+                        "{} is now held by {holder}; not deleting it",
+                        self.config.lock_key()
+                    );
+                    return self.finish(Err(Error::NotOwned {
+                        holder: Some(Box::new(holder)),
+                    }));
+                }
+                if self.fallback {
+                    return self.send(Step::Delete { etag: None }, now);
+                }
+                self.etag_chases += 1;
+                if self.etag_chases > MAX_ETAG_CHASES {
+                    return self.finish(Err(Error::Server {
+                        status: 412,
+                        code: "PreconditionFailed".into(),
+                        message: "the lock keeps changing under our DELETE".into(),
+                    }));
+                }
+                self.send(
+                    Step::Delete {
+                        etag: Some(holder.etag),
+                    },
+                    now,
+                )
+            }
+            ResponseClass::NoSuchKey => self.gone(),
+            ResponseClass::Conflict | ResponseClass::Transient { .. } => {
+                let err = self.final_error(class);
+                self.retry_later(Step::Read, err, now)
+            }
+            other => {
+                let err = self.final_error(other);
+                self.finish(Err(err))
+            }
+        }
+    }
+}
+
+impl Machine for Unlock {
+    type Output = UnlockOutcome;
+
+    fn step(&mut self, event: Event, now: Now) -> Action<UnlockOutcome> {
+        let phase = std::mem::replace(&mut self.phase, Phase::Finished);
+        match (phase, event) {
+            (Phase::Finished, _) => {
+                Action::Done(Err(Error::Misuse("unlock stepped after it finished")))
+            }
+            (Phase::Ready(step), Event::Start) if !self.started => {
+                self.started = true;
+                self.retry.deadline = Deadline::after(now, Some(self.budget));
+                self.send(step, now)
+            }
+            (Phase::Ready(step), Event::TimerFired) if self.started => self.send(step, now),
+            (Phase::InFlight(step), Event::Response(resp)) => {
+                let class = classify(&resp);
+                if let ResponseClass::ClockSkewed { server_time } = &class {
+                    if self.retry.correct_clock(*server_time, now) {
+                        return self.send(step, now);
+                    }
+                }
+                match step {
+                    Step::Read => self.on_read(class, resp.into_body(), now),
+                    Step::Delete { etag } => self.on_delete(class, etag, now),
+                }
+            }
+            (Phase::InFlight(step), Event::TransportFailed(e)) => {
+                if matches!(step, Step::Delete { .. }) {
+                    self.maybe_deleted = true;
+                }
+                self.retry_later(step, Error::Transport { message: e }, now)
+            }
+            (Phase::Ready(_) | Phase::InFlight(_), Event::Cancelled) => {
+                self.finish(Err(Error::Cancelled))
+            }
+            (phase, _) => {
+                self.phase = phase;
+                Action::Done(Err(Error::Misuse("unlock received an event out of order")))
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The sans-IO contract shared by every operation.
+//!
+//! An operation (acquire, release, status, force-unlock, ...) is a state machine.
+//! The driver feeds it [`Event`]s together with the current time and carries out
+//! the [`Action`] it returns: send a request, sleep until a monotonic instant, or
+//! stop with the outcome. The machine never performs I/O and never reads a clock,
+//! so the same machine runs under tokio, in a Python or Node binding, in a
+//! browser with `fetch`, or in a unit test with a virtual clock.
+//!
+//! Protocol between driver and machine:
+//! 1. Call `step(Event::Start, now)` once.
+//! 2. After `Action::Send(req)`: deliver `Event::Response` or
+//!    `Event::TransportFailed`, or `Event::Cancelled` if the request was never sent.
+//! 3. After `Action::SleepUntil(t)`: deliver `Event::TimerFired` once the monotonic
+//!    clock reaches `t`, or `Event::Cancelled` to abandon the wait early.
+//! 4. After `Action::Done(_)`: stop. Stepping again yields a misuse error.
+//!
+//! `Event::Cancelled` never loses a lock: a machine that may have written a lock
+//! (for example a PUT whose response was lost) answers with the requests needed to
+//! read it back and remove it, under a fresh short deadline, before it finishes
+//! with [`crate::Error::Cancelled`]. The driver keeps executing those actions.
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::time::Now;
+
+/// The body type of requests and responses exchanged with the driver.
+pub type Body = Vec<u8>;
+
+/// What happened since the machine's last action.
+#[derive(Debug)]
+pub enum Event {
+    /// First step.
+    Start,
+    /// The response to the request from the previous `Action::Send`.
+    Response(http::Response<Body>),
+    /// The request from the previous `Action::Send` failed in transport (connect,
+    /// TLS, timeout, reset...). It may or may not have reached the server.
+    TransportFailed(String),
+    /// The sleep from the previous `Action::SleepUntil` is over.
+    TimerFired,
+    /// The caller wants to stop; the previous action was not carried out.
+    Cancelled,
+}
+
+/// What the driver must do next.
+#[derive(Debug)]
+pub enum Action<T> {
+    /// Send this request and report the outcome.
+    Send(http::Request<Body>),
+    /// Sleep until the monotonic clock reads this value.
+    SleepUntil(Duration),
+    /// The operation is over.
+    Done(Result<T, Error>),
+}
+
+/// A sans-IO operation.
+pub trait Machine {
+    /// The successful result of the operation.
+    type Output;
+
+    /// Advance the machine with an event observed at `now`.
+    fn step(&mut self, event: Event, now: Now) -> Action<Self::Output>;
+}
+
+/// How long an operation may keep trying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Do not wait for a holder: one attempt (transient errors are still retried
+    /// within [`crate::s3::AcquireOptions::transient_budget`]).
+    No,
+    /// Wait up to this long, measured on the monotonic clock.
+    For(Duration),
+    /// Wait until the lock is acquired or the operation is cancelled.
+    Forever,
+}
+
+/// A monotonic deadline or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Deadline(pub Option<Duration>);
+
+impl Deadline {
+    pub(crate) fn after(now: Now, budget: Option<Duration>) -> Self {
+        Deadline(budget.map(|b| now.monotonic.saturating_add(b)))
+    }
+
+    /// When to wake for a retry `delay` from now, never past the deadline.
+    /// `None` when the deadline has already passed.
+    pub(crate) fn wake_for(self, now: Now, delay: Duration) -> Option<Duration> {
+        let wanted = now.monotonic.saturating_add(delay);
+        match self.0 {
+            None => Some(wanted),
+            Some(d) if now.monotonic >= d => None,
+            Some(d) => Some(wanted.min(d)),
+        }
+    }
+}
+
+/// Drive a machine to completion with canned responses, for tests.
+///
+/// `respond` is called for every request (with the virtual time it was sent);
+/// sleeps advance the virtual clock. Returns the outcome and the requests sent.
+#[cfg(test)]
+pub(crate) fn run_virtual<M: Machine>(
+    machine: &mut M,
+    mut now: Now,
+    mut respond: impl FnMut(&http::Request<Body>, Now) -> Result<http::Response<Body>, String>,
+) -> (Result<M::Output, Error>, Vec<(Now, http::Request<Body>)>) {
+    let mut sent = Vec::new();
+    let mut event = Event::Start;
+    for _ in 0..10_000 {
+        match machine.step(event, now) {
+            Action::Send(req) => {
+                event = match respond(&req, now) {
+                    Ok(resp) => Event::Response(resp),
+                    Err(e) => Event::TransportFailed(e),
+                };
+                sent.push((now, req));
+            }
+            Action::SleepUntil(t) => {
+                assert!(t >= now.monotonic, "sleep into the past");
+                now = now.advanced(t - now.monotonic);
+                event = Event::TimerFired;
+            }
+            Action::Done(result) => return (result, sent),
+        }
+    }
+    panic!("machine did not finish within 10000 steps");
+}

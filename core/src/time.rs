@@ -1,0 +1,116 @@
+//! Time as the core sees it: always passed in, never read.
+//!
+//! The core runs on wasm32 where `SystemTime::now()` panics, and its state
+//! machines are tested on a virtual clock, so every step receives a [`Now`].
+//! Two clocks travel together because they answer different questions:
+//! wall time goes into signatures and lock bodies; monotonic time measures
+//! waits, deadlines and backoff, and is immune to clock jumps.
+
+use std::time::{Duration, SystemTime};
+
+/// The current time, supplied by the driver at every step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Wall-clock time (UTC), used for SigV4 signing and `Created` fields.
+    pub wall: SystemTime,
+    /// Monotonic time since an arbitrary origin fixed by the driver. Only
+    /// differences between two values are meaningful.
+    pub monotonic: Duration,
+}
+
+impl Now {
+    /// A `Now` for the given wall time and monotonic reading.
+    pub fn new(wall: SystemTime, monotonic: Duration) -> Self {
+        Now { wall, monotonic }
+    }
+
+    /// A virtual clock origin for tests and examples: wall time
+    /// 2026-11-22T03:00:00Z, monotonic zero.
+    pub fn virtual_origin() -> Self {
+        Now {
+            wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_316_400),
+            monotonic: Duration::ZERO,
+        }
+    }
+
+    /// This instant advanced by `d` on both clocks (virtual clocks in tests).
+    pub fn advanced(self, d: Duration) -> Self {
+        Now {
+            wall: self.wall + d,
+            monotonic: self.monotonic + d,
+        }
+    }
+}
+
+/// Correction between our wall clock and the server's, learned from
+/// `RequestTimeTooSkewed`. Signatures use `wall + offset`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClockOffset {
+    /// Seconds to add to our wall clock (may be negative).
+    pub millis: i64,
+}
+
+impl ClockOffset {
+    /// The offset that turns `ours` into `server`.
+    pub fn between(ours: SystemTime, server: SystemTime) -> Self {
+        let millis = match server.duration_since(ours) {
+            Ok(ahead) => ahead.as_millis() as i64,
+            Err(behind) => -(behind.duration().as_millis() as i64),
+        };
+        ClockOffset { millis }
+    }
+
+    /// Apply the offset to a wall-clock reading.
+    pub fn apply(self, wall: SystemTime) -> SystemTime {
+        if self.millis >= 0 {
+            wall + Duration::from_millis(self.millis as u64)
+        } else {
+            wall - Duration::from_millis(self.millis.unsigned_abs())
+        }
+    }
+}
+
+/// Format a wall time the way Go's `time.Time` marshals to JSON (RFC 3339 with
+/// nanoseconds, trailing zeros trimmed), which is how Terraform writes `Created`.
+pub fn format_go_rfc3339_nano(t: SystemTime) -> String {
+    let full = humantime::format_rfc3339_nanos(t).to_string(); // ...SS.nnnnnnnnnZ
+    match full.rfind('.') {
+        Some(dot) => {
+            let fraction = full[dot + 1..full.len() - 1].trim_end_matches('0');
+            if fraction.is_empty() {
+                format!("{}Z", &full[..dot])
+            } else {
+                format!("{}.{}Z", &full[..dot], fraction)
+            }
+        }
+        None => full,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_format_trims_trailing_zeros_like_rfc3339nano() {
+        let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_317_983);
+        assert_eq!(
+            format_go_rfc3339_nano(base + Duration::from_nanos(961_866_795)),
+            "2026-11-22T03:26:23.961866795Z"
+        );
+        assert_eq!(
+            format_go_rfc3339_nano(base + Duration::from_nanos(120_000_000)),
+            "2026-11-22T03:26:23.12Z"
+        );
+        assert_eq!(format_go_rfc3339_nano(base), "2026-11-22T03:26:23Z");
+    }
+
+    #[test]
+    fn clock_offset_round_trips_both_directions() {
+        let ours = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let ahead = ours + Duration::from_secs(900);
+        let behind = ours - Duration::from_secs(900);
+        assert_eq!(ClockOffset::between(ours, ahead).apply(ours), ahead);
+        assert_eq!(ClockOffset::between(ours, behind).apply(ours), behind);
+    }
+}
