@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 pub use s3::{CredentialSource, S3Lock, VerifyConditionalWrites};
-pub use transport::{Transport, TransportOptions};
+pub use transport::{HttpTransport, Transport, TransportOptions};
 
 use crate::error::Error;
 use crate::sansio::{Action, Event, Machine};
@@ -71,9 +71,9 @@ impl<M: Machine> RunHooks<M> for NoHooks {}
 /// request is allowed to finish (bounded by the transport timeout) so its
 /// outcome is known. After cancellation the machine's cleanup actions are still
 /// carried out; they are short and bounded by the machine's own deadline.
-pub async fn run<M: Machine>(
+pub async fn run<M: Machine, T: HttpTransport>(
     machine: &mut M,
-    transport: &Transport,
+    transport: &T,
     clock: &Clock,
     cancel: &CancellationToken,
     hooks: &mut impl RunHooks<M>,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{entropy, run, Clock, RunHooks, Transport, TransportOptions};
+use super::{entropy, run, Clock, HttpTransport, RunHooks, Transport, TransportOptions};
 use crate::error::Error;
 use crate::s3::{
     Acquire, AcquireOptions, ConditionalWriteVerdicts, Credentials, HeldLock, LockHolder,
@@ -86,12 +86,13 @@ fn verdicts() -> &'static ConditionalWriteVerdicts {
     VERDICTS.get_or_init(ConditionalWriteVerdicts::new)
 }
 
-/// An S3 lock file (Terraform-compatible) driven over HTTP.
+/// An S3 lock file (Terraform-compatible) driven over HTTP through `T`
+/// (reqwest by default).
 #[derive(Debug)]
-pub struct S3Lock {
+pub struct S3Lock<T: HttpTransport = Transport> {
     config: Arc<S3LockConfig>,
     credentials: CredentialSource,
-    transport: Transport,
+    transport: T,
     clock: Clock,
     offset: Mutex<ClockOffset>,
     verify: VerifyConditionalWrites,
@@ -150,7 +151,7 @@ impl<M: SignedOperation, F: FnMut(&LockHolder)> RunHooks<M> for Hooks<'_, F> {
     }
 }
 
-impl S3Lock {
+impl S3Lock<Transport> {
     /// A lock on `config`'s lock file with default transport settings.
     pub fn new(config: S3LockConfig, credentials: CredentialSource) -> Result<Self, Error> {
         Self::with_transport(config, credentials, &TransportOptions::default())
@@ -162,16 +163,23 @@ impl S3Lock {
         credentials: CredentialSource,
         transport: &TransportOptions,
     ) -> Result<Self, Error> {
-        Ok(S3Lock {
+        Ok(Self::over(config, credentials, Transport::new(transport)?))
+    }
+}
+
+impl<T: HttpTransport> S3Lock<T> {
+    /// A lock whose requests go through a transport of the caller's.
+    pub fn over(config: S3LockConfig, credentials: CredentialSource, transport: T) -> Self {
+        S3Lock {
             config: Arc::new(config),
             credentials,
-            transport: Transport::new(transport)?,
+            transport,
             clock: Clock::new(),
             offset: Mutex::new(ClockOffset::default()),
             verify: VerifyConditionalWrites::default(),
             who: super::default_who(),
             release_budget: Duration::from_secs(30),
-        })
+        }
     }
 
     /// Choose when the store's conditional-write support is proved.
@@ -186,7 +194,7 @@ impl S3Lock {
     }
 
     /// The transport (for its request counter).
-    pub fn transport(&self) -> &Transport {
+    pub fn transport(&self) -> &T {
         &self.transport
     }
 

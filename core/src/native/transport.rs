@@ -35,6 +35,28 @@ impl Default for TransportOptions {
     }
 }
 
+/// Anything that can carry a request to a server and bring back its response.
+///
+/// [`Transport`] (reqwest) is the default; bindings implement this to let users
+/// bring their own HTTP stack. Errors are transport failures (the request may
+/// or may not have reached the server), described without secrets.
+pub trait HttpTransport: Send + Sync {
+    /// Send one request and return the whole response.
+    fn send(
+        &self,
+        req: http::Request<Body>,
+    ) -> impl std::future::Future<Output = Result<http::Response<Body>, String>> + Send;
+}
+
+impl HttpTransport for Transport {
+    fn send(
+        &self,
+        req: http::Request<Body>,
+    ) -> impl std::future::Future<Output = Result<http::Response<Body>, String>> + Send {
+        Transport::send(self, req)
+    }
+}
+
 /// A reqwest client plus a counter of requests sent.
 #[derive(Clone, Debug)]
 pub struct Transport {

@@ -91,6 +91,10 @@ impl LockInfo {
         if body.len() > MAX_LOCK_BODY {
             return Err(LockInfoError::TooLarge(body.len()));
         }
+        // serde would also accept a JSON array for a struct; Go would not.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(LockInfoError::NotLockJson("not a JSON object".into()));
+        }
         serde_json::from_slice::<LockInfo>(body)
             .map_err(|e| LockInfoError::NotLockJson(e.to_string()))
     }
