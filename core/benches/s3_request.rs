@@ -26,9 +26,22 @@ fn fixtures() -> (S3LockConfig, Credentials, Vec<u8>, SystemTime) {
         .endpoint("http://127.0.0.1:9000")
         .build()
         .expect("valid config");
-    let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None).expect("valid");
+    let creds = Credentials::new(
+        "AKIDEXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        None,
+    )
+    .expect("valid");
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_317_983);
-    let body = LockInfo::new([7; 16], "OperationTypeApply", "", "ci@runner", config.lock_info_path(), t).to_json();
+    let body = LockInfo::new(
+        [7; 16],
+        "OperationTypeApply",
+        "",
+        "ci@runner",
+        config.lock_info_path(),
+        t,
+    )
+    .to_json();
     (config, creds, body, t)
 }
 
@@ -36,7 +49,16 @@ fn bench_put(c: &mut Criterion) {
     let (config, creds, body, t) = fixtures();
     let mut group = c.benchmark_group("put");
     group.bench_function("condlock_build_and_sign", |b| {
-        b.iter(|| put_lock(black_box(&config), &creds, black_box(&body), PutCondition::IfNoneMatch, t).expect("signed"))
+        b.iter(|| {
+            put_lock(
+                black_box(&config),
+                &creds,
+                black_box(&body),
+                PutCondition::IfNoneMatch,
+                t,
+            )
+            .expect("signed")
+        })
     });
     group.bench_function("bare_sigv4", |b| {
         let identity = aws_credential_types::Credentials::new(
@@ -63,9 +85,13 @@ fn bench_put(c: &mut Criterion) {
         let url = config.lock_url().to_string();
         b.iter(|| {
             let headers = [("content-type", "application/json"), ("if-none-match", "*")];
-            let signable =
-                SignableRequest::new("PUT", &url, headers.into_iter(), SignableBody::Bytes(black_box(&body)))
-                    .expect("signable");
+            let signable = SignableRequest::new(
+                "PUT",
+                &url,
+                headers.into_iter(),
+                SignableBody::Bytes(black_box(&body)),
+            )
+            .expect("signable");
             sign(signable, &params).expect("signed")
         })
     });
@@ -74,13 +100,18 @@ fn bench_put(c: &mut Criterion) {
 
 fn bench_classify(c: &mut Criterion) {
     let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition><RequestId>4442587FB7D0A2F9</RequestId><HostId>uVJy2kL0zl5c6Qy2Z0AZxkkSm9sMqWOMBYQcHddmEUKzLAd1gHzDOj1kpGeNWwo3</HostId></Error>".to_vec();
-    let resp = http::Response::builder().status(412).body(body.clone()).expect("response");
+    let resp = http::Response::builder()
+        .status(412)
+        .body(body.clone())
+        .expect("response");
     let mut group = c.benchmark_group("classify");
     group.bench_function("condlock_412", |b| b.iter(|| classify(black_box(&resp))));
     group.bench_function("bare_xml_parse", |b| {
         b.iter(|| {
             let text = std::str::from_utf8(black_box(&body)).expect("utf8");
-            roxmltree::Document::parse(text).map(|d| d.root_element().children().count()).unwrap_or(0)
+            roxmltree::Document::parse(text)
+                .map(|d| d.root_element().children().count())
+                .unwrap_or(0)
         })
     });
     group.finish();
