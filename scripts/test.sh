@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Every test suite of condlock, from a fresh machine: installs what it needs
+# (scripts/setup.sh), then formatting and lint gates, the Rust unit and
+# integration tests (real servers on 127.0.0.1), the Apstra emulator's
+# self-check, and the Python package's tests against its built wheel.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo test (unit, doc, integration)"
+cargo test --workspace --all-features
+
+step "Apstra emulator self-check"
+python3 tests/apstra_emulator_selfcheck.py
+
+if [[ -f scripts/test-python.sh ]]; then
+  step "Python package tests (built wheel, clean venv)"
+  bash scripts/test-python.sh
+fi
+
+step "all suites passed"
