@@ -126,6 +126,13 @@ pub enum Error {
     /// The API was used out of order (a bug in the caller or a binding).
     #[error("misuse: {0}")]
     Misuse(&'static str),
+
+    /// A lock we held with a lease was lost; `reason` says how.
+    #[error("the lock was lost ({reason})")]
+    Lost {
+        /// Stolen, gone, or renewal failed.
+        reason: crate::s3::LostReason,
+    },
 }
 
 fn holder_suffix(holder: &Option<Box<LockHolder>>) -> String {

@@ -23,3 +23,8 @@ pub use error::Error;
 pub use sansio::{Action, Event, Machine, Wait};
 pub use secret::Secret;
 pub use time::Now;
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

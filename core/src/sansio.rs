@@ -102,6 +102,7 @@ impl Deadline {
 /// `respond` is called for every request (with the virtual time it was sent);
 /// sleeps advance the virtual clock. Returns the outcome and the requests sent.
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 pub(crate) fn run_virtual<M: Machine>(
     machine: &mut M,
     mut now: Now,

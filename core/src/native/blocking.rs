@@ -1,6 +1,7 @@
 //! Synchronous wrappers over the async driver, for callers without tokio.
 //!
-//! Each wrapper owns a small current-thread runtime and blocks on it.
+//! Each wrapper owns a small runtime with one worker thread (so that lease
+//! renewal keeps running between calls) and blocks on it.
 
 use std::sync::Arc;
 
@@ -9,12 +10,12 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Error;
 use crate::s3::{AcquireOptions, HeldLock, LockHolder, S3LockConfig, UnlockOutcome};
 
-use super::{CredentialSource, TransportOptions, VerifyConditionalWrites};
+use super::{CredentialSource, Lease, TransportOptions, VerifyConditionalWrites};
 
 /// Blocking form of [`super::S3Lock`].
 #[derive(Debug)]
 pub struct S3Lock {
-    inner: super::S3Lock,
+    inner: Arc<super::S3Lock>,
     runtime: Arc<tokio::runtime::Runtime>,
 }
 
@@ -30,7 +31,9 @@ impl S3Lock {
         credentials: CredentialSource,
         transport: &TransportOptions,
     ) -> Result<Self, Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("condlock-io")
             .enable_all()
             .build()
             .map_err(|e| Error::config("runtime", format!("cannot start the I/O runtime: {e}")))?;
@@ -40,14 +43,14 @@ impl S3Lock {
             super::S3Lock::with_transport(config, credentials, transport)?
         };
         Ok(S3Lock {
-            inner,
+            inner: Arc::new(inner),
             runtime: Arc::new(runtime),
         })
     }
 
     /// Choose when the store's conditional-write support is proved.
-    pub fn verify_conditional_writes(mut self, verify: VerifyConditionalWrites) -> Self {
-        self.inner = self.inner.verify_conditional_writes(verify);
+    pub fn verify_conditional_writes(self, verify: VerifyConditionalWrites) -> Self {
+        self.inner.set_verify_conditional_writes(verify);
         self
     }
 
@@ -80,6 +83,22 @@ impl S3Lock {
             held,
             released: false,
         })
+    }
+
+    /// Acquire with a lease (`opts.lease` set) renewed in the background.
+    pub fn acquire_lease_with(
+        &self,
+        opts: AcquireOptions,
+        cancel: &CancellationToken,
+        on_wait: impl FnMut(&LockHolder),
+    ) -> Result<Lease, Error> {
+        self.runtime
+            .block_on(self.inner.acquire_lease_with(opts, cancel, on_wait))
+    }
+
+    /// Stop renewing and release; [`Error::Lost`] if the lock was lost.
+    pub fn release_lease(&self, lease: Lease) -> Result<UnlockOutcome, Error> {
+        self.runtime.block_on(self.inner.release_lease(lease))
     }
 
     /// Release a lock we hold.

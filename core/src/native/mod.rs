@@ -7,6 +7,7 @@
 //!   synchronous callers.
 
 pub mod blocking;
+mod lease;
 mod s3;
 mod transport;
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+pub use lease::Lease;
 pub use s3::{CredentialSource, S3Lock, VerifyConditionalWrites};
 pub use transport::{HttpTransport, Transport, TransportOptions};
 

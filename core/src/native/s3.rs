@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{entropy, run, Clock, HttpTransport, RunHooks, Transport, TransportOptions};
+use super::{entropy, run, Clock, HttpTransport, Lease, RunHooks, Transport, TransportOptions};
 use crate::error::Error;
 use crate::s3::{
     Acquire, AcquireOptions, ConditionalWriteVerdicts, Credentials, HeldLock, LockHolder,
-    S3LockConfig, Status, Unlock, UnlockOutcome,
+    LostReason, Renew, S3LockConfig, Status, Unlock, UnlockOutcome,
 };
 use crate::sansio::Machine;
 #[cfg(feature = "aws-config")]
@@ -95,7 +95,7 @@ pub struct S3Lock<T: HttpTransport = Transport> {
     transport: T,
     clock: Clock,
     offset: Mutex<ClockOffset>,
-    verify: VerifyConditionalWrites,
+    verify: Mutex<VerifyConditionalWrites>,
     who: String,
     release_budget: Duration,
 }
@@ -125,6 +125,11 @@ impl SignedOperation for Acquire {
 impl SignedOperation for Unlock {
     fn set_credentials(&mut self, c: Credentials) {
         Unlock::set_credentials(self, c)
+    }
+}
+impl SignedOperation for Renew {
+    fn set_credentials(&mut self, c: Credentials) {
+        Renew::set_credentials(self, c)
     }
 }
 impl SignedOperation for Status {
@@ -176,16 +181,24 @@ impl<T: HttpTransport> S3Lock<T> {
             transport,
             clock: Clock::new(),
             offset: Mutex::new(ClockOffset::default()),
-            verify: VerifyConditionalWrites::default(),
+            verify: Mutex::new(VerifyConditionalWrites::default()),
             who: super::default_who(),
             release_budget: Duration::from_secs(30),
         }
     }
 
     /// Choose when the store's conditional-write support is proved.
-    pub fn verify_conditional_writes(mut self, verify: VerifyConditionalWrites) -> Self {
-        self.verify = verify;
+    pub fn verify_conditional_writes(self, verify: VerifyConditionalWrites) -> Self {
+        self.set_verify_conditional_writes(verify);
         self
+    }
+
+    /// Change when the store's conditional-write support is proved.
+    pub fn set_verify_conditional_writes(&self, verify: VerifyConditionalWrites) {
+        match self.verify.lock() {
+            Ok(mut v) => *v = verify,
+            Err(p) => *p.into_inner() = verify,
+        }
     }
 
     /// The lock target.
@@ -233,7 +246,8 @@ impl<T: HttpTransport> S3Lock<T> {
         cancel: &CancellationToken,
         on_wait: impl FnMut(&LockHolder),
     ) -> Result<HeldLock, Error> {
-        let verify = match self.verify {
+        let policy = self.verify.lock().map(|v| *v).unwrap_or_default();
+        let verify = match policy {
             VerifyConditionalWrites::OncePerStore => !verdicts().is_verified(&self.config),
             VerifyConditionalWrites::EveryAcquire => true,
             VerifyConditionalWrites::TrustWithoutProof => false,
@@ -346,5 +360,164 @@ impl<T: HttpTransport> S3Lock<T> {
         .await;
         self.learn_clock(machine.clock_offset());
         result
+    }
+
+    /// Start renewing `held` in the background (it must have been acquired
+    /// with a lease). Needs a tokio runtime.
+    pub fn keep_alive(self: &Arc<Self>, held: HeldLock) -> Result<Lease, Error>
+    where
+        T: 'static,
+    {
+        let terms = held
+            .lease
+            .ok_or_else(|| Error::config("lease", "the lock was acquired without a lease"))?;
+        terms.validate()?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::Misuse("keep_alive needs a tokio runtime"))?;
+        let shared = Arc::new(Mutex::new(held));
+        let (lost_tx, lost_rx) = tokio::sync::watch::channel(None);
+        let stop = CancellationToken::new();
+        let task = runtime.spawn(self.clone().renew_until_stopped(
+            shared.clone(),
+            lost_tx,
+            stop.clone(),
+        ));
+        Ok(Lease {
+            held: shared,
+            lost: lost_rx,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// Acquire with a lease (`opts.lease` must be set) and keep it alive.
+    pub async fn acquire_lease(self: &Arc<Self>, opts: AcquireOptions) -> Result<Lease, Error>
+    where
+        T: 'static,
+    {
+        self.acquire_lease_with(opts, &CancellationToken::new(), |_| {})
+            .await
+    }
+
+    /// [`Self::acquire_lease`], cancellable and reporting waits.
+    pub async fn acquire_lease_with(
+        self: &Arc<Self>,
+        opts: AcquireOptions,
+        cancel: &CancellationToken,
+        on_wait: impl FnMut(&LockHolder),
+    ) -> Result<Lease, Error>
+    where
+        T: 'static,
+    {
+        let terms = opts
+            .lease
+            .ok_or_else(|| Error::config("lease", "acquire_lease needs opts.lease"))?;
+        terms.validate()?;
+        let held = self.acquire_with(opts, cancel, on_wait).await?;
+        match self.keep_alive(held.clone()) {
+            Ok(lease) => Ok(lease),
+            Err(e) => {
+                // Never keep a lock we cannot look after.
+                let _ = self.release(&held).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stop renewing and release. Reports [`Error::Lost`] with its reason if
+    /// the lock was lost meanwhile (nothing is deleted then).
+    pub async fn release_lease(&self, mut lease: Lease) -> Result<UnlockOutcome, Error> {
+        lease.stop_renewing().await;
+        if let Some(lost) = lease.lost_error() {
+            return Err(lost);
+        }
+        self.release(&lease.held()).await
+    }
+
+    async fn renew_until_stopped(
+        self: Arc<Self>,
+        shared: Arc<Mutex<HeldLock>>,
+        lost: tokio::sync::watch::Sender<Option<LostReason>>,
+        stop: CancellationToken,
+    ) {
+        let current = |shared: &Mutex<HeldLock>| match shared.lock() {
+            Ok(h) => h.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        loop {
+            let held = current(&shared);
+            let Some(terms) = held.lease else { return };
+            let wake =
+                tokio::time::Instant::from_std(self.clock.instant(terms.renew_at(held.written_at)));
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = stop.cancelled() => return,
+            }
+            let credentials = match self.credentials.resolve().await {
+                Ok(c) => c,
+                Err(e) => {
+                    log::warn!("cannot refresh credentials for renewal: {e}");
+                    match held.lease {
+                        Some(t) if self.clock.now().monotonic < t.give_up_at(held.written_at) => {
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            continue;
+                        }
+                        _ => {
+                            let _ = lost.send(Some(LostReason::RenewalFailed {
+                                last_error: e.to_string(),
+                            }));
+                            return;
+                        }
+                    }
+                }
+            };
+            let mut machine = match Renew::new(
+                self.config.clone(),
+                credentials,
+                &held,
+                super::entropy().jitter_seed,
+                self.clock_offset(),
+                self.clock.now(),
+            ) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = lost.send(Some(LostReason::RenewalFailed {
+                        last_error: e.to_string(),
+                    }));
+                    return;
+                }
+            };
+            let mut hooks = Hooks {
+                source: &self.credentials,
+                on_wait: |_: &LockHolder| {},
+                last_reported: None,
+            };
+            let result = run(
+                &mut machine,
+                &self.transport,
+                &self.clock,
+                &stop,
+                &mut hooks,
+            )
+            .await;
+            self.learn_clock(machine.clock_offset());
+            match result {
+                Ok(renewed) => match shared.lock() {
+                    Ok(mut h) => *h = renewed,
+                    Err(p) => *p.into_inner() = renewed,
+                },
+                Err(Error::Cancelled) => return,
+                Err(Error::Lost { reason }) => {
+                    let _ = lost.send(Some(reason));
+                    return;
+                }
+                Err(other) => {
+                    let _ = lost.send(Some(LostReason::RenewalFailed {
+                        last_error: other.to_string(),
+                    }));
+                    return;
+                }
+            }
+        }
     }
 }

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::{Credentials, S3LockConfig};
-use super::lockinfo::{LockHolder, LockInfo};
+use super::lease::{LeaseTerms, Takeover};
+use super::lockinfo::{LeaseInfo, LockHolder, LockInfo};
 use super::request::{self, PutCondition};
 use super::response::{classify, ResponseClass};
 use super::retry::Retry;
@@ -51,6 +52,12 @@ pub struct AcquireOptions {
     /// request). Drivers turn it on for the first acquire per endpoint and
     /// bucket; turning it off for good must be an explicit choice.
     pub verify_conditional_writes: bool,
+    /// Hold the lock with a lease that must be renewed (see [`super::lease`]).
+    /// `None` (default): a lock that never expires, as Terraform's.
+    pub lease: Option<LeaseTerms>,
+    /// Which expired or stale locks this acquisition may take over (none by
+    /// default).
+    pub takeover: Takeover,
 }
 
 impl AcquireOptions {
@@ -66,6 +73,8 @@ impl AcquireOptions {
             transient_budget: Duration::from_secs(30),
             cleanup_budget: Duration::from_secs(10),
             verify_conditional_writes: true,
+            lease: None,
+            takeover: Takeover::default(),
         }
     }
 }
@@ -79,6 +88,19 @@ pub struct HeldLock {
     pub etag: String,
     /// True when this acquisition proved the store enforces `If-None-Match`.
     pub verified_conditional_writes: bool,
+    /// The lease terms, when held with a lease.
+    pub lease: Option<LeaseTerms>,
+    /// Monotonic time at which the write that produced `etag` was sent: the
+    /// lease runs from here on our clock.
+    pub written_at: Duration,
+}
+
+impl HeldLock {
+    /// The fencing generation: 1 for a fresh lock, +1 on each takeover; 0 for a
+    /// lock held without a lease. See [`super::lease`] for what it guarantees.
+    pub fn generation(&self) -> u64 {
+        self.info.lease.as_ref().map_or(0, |l| l.generation)
+    }
 }
 
 /// The randomness an acquisition needs, supplied by the driver.
@@ -96,6 +118,8 @@ enum Step {
     Put,
     /// `GET` to learn who holds it (or whether it is us).
     ReadHolder,
+    /// `PUT If-Match: <etag>` replacing an expired or stale lock.
+    TakeOver { etag: String },
     /// The verification PUT, repeated after a successful acquire.
     Probe { etag: String },
     /// Giving up: find out whether a lock of ours exists.
@@ -137,6 +161,13 @@ pub struct Acquire {
     vanished_in_a_row: u32,
     /// Why we are cleaning up, returned when cleanup ends.
     pending_error: Option<Error>,
+    /// The holder's version we are timing for takeover, and when we first
+    /// saw it (our monotonic clock).
+    observed: Option<(String, Duration)>,
+    /// When the latest write (PUT or takeover) was sent.
+    last_write_sent: Duration,
+    /// When the first write whose outcome we did not learn was sent.
+    first_uncertain_write: Option<Duration>,
 }
 
 impl Acquire {
@@ -149,7 +180,7 @@ impl Acquire {
         clock: ClockOffset,
         now: Now,
     ) -> Self {
-        let info = LockInfo::new(
+        let mut info = LockInfo::new(
             entropy.lock_id,
             opts.operation.clone(),
             opts.info.clone(),
@@ -157,6 +188,12 @@ impl Acquire {
             config.lock_info_path(),
             clock.apply(now.wall),
         );
+        info.lease = opts.lease.map(|terms| LeaseInfo {
+            duration_ms: terms.duration.as_millis().min(u64::MAX as u128) as u64,
+            generation: 1,
+            renewed: info.created.clone(),
+            renewals: 0,
+        });
         let body = info.to_json();
         Acquire {
             retry: Retry::new(opts.retry_backoff, entropy.jitter_seed, clock),
@@ -174,6 +211,9 @@ impl Acquire {
             held_etag: None,
             vanished_in_a_row: 0,
             pending_error: None,
+            observed: None,
+            last_write_sent: now.monotonic,
+            first_uncertain_write: None,
         }
     }
 
@@ -212,6 +252,13 @@ impl Acquire {
                 PutCondition::IfNoneMatch,
                 t,
             ),
+            Step::TakeOver { etag } => request::put_lock(
+                &self.config,
+                &self.credentials,
+                &self.body,
+                PutCondition::IfMatch(etag),
+                t,
+            ),
             Step::Probe { .. } => request::put_lock(
                 &self.config,
                 &self.credentials,
@@ -228,6 +275,9 @@ impl Acquire {
         };
         match built {
             Ok(req) => {
+                if matches!(step, Step::Put | Step::TakeOver { .. }) {
+                    self.last_write_sent = now.monotonic;
+                }
                 self.waiting_for_holder = false;
                 self.phase = Phase::InFlight(step);
                 Action::Send(req)
@@ -307,8 +357,17 @@ impl Acquire {
             .saturating_sub(self.started.unwrap_or(now.monotonic))
     }
 
-    fn acquired(&mut self, etag: String, now: Now) -> Action<HeldLock> {
+    /// We hold the lock under `etag`. `recognised` is true when we learnt it
+    /// by reading our own ID back, so the write that landed may be an earlier
+    /// one: the lease then runs from the earliest uncertain write.
+    fn acquired(&mut self, etag: String, recognised: bool, now: Now) -> Action<HeldLock> {
+        if recognised {
+            if let Some(t) = self.first_uncertain_write {
+                self.last_write_sent = t;
+            }
+        }
         self.uncertain = false;
+        self.first_uncertain_write = None;
         self.held_etag = Some(etag.clone());
         self.retry.progressed();
         if self.opts.verify_conditional_writes {
@@ -318,12 +377,20 @@ impl Acquire {
         }
     }
 
+    fn became_uncertain(&mut self) {
+        self.uncertain = true;
+        self.first_uncertain_write
+            .get_or_insert(self.last_write_sent);
+    }
+
     fn done_holding(&mut self, etag: String, verified: bool) -> Action<HeldLock> {
         log::info!("acquired {} as {}", self.config.lock_key(), self.info.id);
         self.finish(Ok(HeldLock {
             info: self.info.clone(),
             etag,
             verified_conditional_writes: verified,
+            lease: self.opts.lease,
+            written_at: self.last_write_sent,
         }))
     }
 
@@ -336,9 +403,9 @@ impl Acquire {
         let resp = match outcome {
             Ok(resp) => resp,
             Err(transport) => {
-                if matches!(step, Step::Put | Step::Probe { .. }) {
-                    // The PUT may have reached the store.
-                    self.uncertain |= matches!(step, Step::Put);
+                if matches!(step, Step::Put | Step::TakeOver { .. }) {
+                    // The write may have reached the store.
+                    self.became_uncertain();
                 }
                 return self.retry_later(step, Error::Transport { message: transport }, now);
             }
@@ -351,6 +418,7 @@ impl Acquire {
         }
         match step {
             Step::Put => self.on_put(class, now),
+            Step::TakeOver { etag } => self.on_takeover(class, etag, now),
             Step::ReadHolder => self.on_read_holder(class, resp.into_body(), now),
             Step::Probe { etag } => self.on_probe(class, etag, now),
             Step::CleanupRead => self.on_cleanup_read(class, resp.into_body(), now),
@@ -366,11 +434,11 @@ impl Acquire {
         match class {
             ResponseClass::Success {
                 etag: Some(etag), ..
-            } => self.acquired(etag, now),
+            } => self.acquired(etag, false, now),
             ResponseClass::Success { etag: None, .. } => {
                 // Written, but without an ETag we cannot release conditionally:
                 // read it back to learn it.
-                self.uncertain = true;
+                self.became_uncertain();
                 self.send(Step::ReadHolder, now)
             }
             ResponseClass::PreconditionFailed => self.send(Step::ReadHolder, now),
@@ -380,7 +448,7 @@ impl Acquire {
             }
             ResponseClass::Transient { .. } => {
                 // A 5xx may still have been applied.
-                self.uncertain = true;
+                self.became_uncertain();
                 let err = self.final_error(class);
                 self.retry_later(Step::Put, err, now)
             }
@@ -421,7 +489,7 @@ impl Acquire {
                     log::info!(
                         "the lock already carries our ID: an earlier attempt of ours succeeded"
                     );
-                    return self.acquired(holder.etag, now);
+                    return self.acquired(holder.etag, true, now);
                 }
                 // Someone else's lock is in place, so no PUT of ours landed.
                 self.uncertain = false;
@@ -462,12 +530,21 @@ impl Acquire {
                 log::info!("{} is held by {h}", self.config.lock_key());
             }
         }
+        let takeover_in = holder.as_ref().and_then(|h| self.takeover_in(h, now));
+        if let (Some(h), Some(Duration::ZERO)) = (&holder, takeover_in) {
+            let h = h.clone();
+            return self.take_over(h, now);
+        }
         self.holder = holder.or(self.holder.take());
         if self.opts.wait == Wait::No {
             let holder = self.holder.clone().map(Box::new);
             return self.fail(Error::Held { holder }, now);
         }
-        let delay = self.wait_backoff.next_delay();
+        let mut delay = self.wait_backoff.next_delay();
+        if let Some(remaining) = takeover_in {
+            // Look again right when the holder's lease would run out.
+            delay = delay.min(remaining);
+        }
         match self.retry.deadline.wake_for(now, delay) {
             Some(until) => {
                 let action = self.sleep_then(Step::Put, until);
@@ -482,6 +559,88 @@ impl Acquire {
                 self.fail(err, now)
             }
         }
+    }
+
+    /// How long until `holder` may be taken over (zero: now), or `None` when
+    /// this acquisition may not take it over at all. The clock starts when we
+    /// first see this exact version (ETag) of the lock; any change restarts it.
+    fn takeover_in(&mut self, holder: &LockHolder, now: Now) -> Option<Duration> {
+        let lease = holder.info.as_ref().ok().and_then(|i| i.lease.as_ref());
+        let limit = match lease {
+            Some(lease) if self.opts.takeover.expired_leases => lease.duration(),
+            Some(_) => return None,
+            None => self.opts.takeover.stale_without_lease?,
+        };
+        let first_seen = match &self.observed {
+            Some((etag, since)) if *etag == holder.etag => *since,
+            _ => {
+                self.observed = Some((holder.etag.clone(), now.monotonic));
+                now.monotonic
+            }
+        };
+        Some((first_seen + limit).saturating_sub(now.monotonic))
+    }
+
+    /// Replace `holder`'s unchanged lock with ours, `PUT If-Match: <its ETag>`:
+    /// of all waiters doing the same, exactly one succeeds.
+    fn take_over(&mut self, holder: LockHolder, now: Now) -> Action<HeldLock> {
+        let previous = holder
+            .info
+            .as_ref()
+            .ok()
+            .and_then(|i| i.lease.as_ref())
+            .map_or(0, |l| l.generation);
+        if let Some(lease) = self.info.lease.as_mut() {
+            lease.generation = previous.saturating_add(1);
+            self.body = self.info.to_json();
+        }
+        log::warn!(
+            "{} unchanged for its whole lease or staleness age; taking over from {holder}",
+            self.config.lock_key()
+        );
+        self.holder = Some(holder.clone());
+        self.send(Step::TakeOver { etag: holder.etag }, now)
+    }
+
+    fn on_takeover(&mut self, class: ResponseClass, etag: String, now: Now) -> Action<HeldLock> {
+        match class {
+            ResponseClass::Success {
+                etag: Some(new_etag),
+                ..
+            } => {
+                log::info!(
+                    "took over {} (generation {})",
+                    self.config.lock_key(),
+                    self.generation()
+                );
+                self.acquired(new_etag, false, now)
+            }
+            ResponseClass::Success { etag: None, .. } => {
+                self.became_uncertain();
+                self.send(Step::ReadHolder, now)
+            }
+            // The holder renewed, or another waiter won: look again.
+            ResponseClass::PreconditionFailed => self.send(Step::ReadHolder, now),
+            // Released meanwhile: a plain acquire.
+            ResponseClass::NoSuchKey => self.send(Step::Put, now),
+            ResponseClass::Conflict => {
+                let err = self.final_error(ResponseClass::Conflict);
+                self.retry_later(Step::TakeOver { etag }, err, now)
+            }
+            ResponseClass::Transient { .. } => {
+                self.became_uncertain();
+                let err = self.final_error(class);
+                self.retry_later(Step::TakeOver { etag }, err, now)
+            }
+            other => {
+                let err = self.final_error(other);
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.info.lease.as_ref().map_or(0, |l| l.generation)
     }
 
     fn on_probe(&mut self, class: ResponseClass, etag: String, now: Now) -> Action<HeldLock> {

@@ -41,6 +41,50 @@ pub struct LockInfo {
     /// `<bucket>/<state key>` (the state, not the lock file).
     #[serde(rename = "Path", default, deserialize_with = "nullable")]
     pub path: String,
+    /// condlock's lease, written after Terraform's seven fields (Terraform
+    /// ignores unknown fields). Absent on locks without a lease, such as
+    /// Terraform's own.
+    #[serde(
+        rename = "Lease",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_lease"
+    )]
+    pub lease: Option<LeaseInfo>,
+}
+
+/// The lease a holder recorded in its lock body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// How long the lock stays valid without renewal, in milliseconds.
+    #[serde(rename = "DurationMs")]
+    pub duration_ms: u64,
+    /// Fencing generation: 1 for a fresh lock, the previous holder's + 1 on
+    /// each takeover.
+    #[serde(rename = "Generation")]
+    pub generation: u64,
+    /// Wall time of the last renewal (informational: nobody trusts another
+    /// machine's clock for expiry).
+    #[serde(rename = "Renewed")]
+    pub renewed: String,
+    /// Renewals so far. Every renewal changes the body, hence the ETag, which
+    /// is what waiters watch to see that the holder is alive.
+    #[serde(rename = "Renewals")]
+    pub renewals: u64,
+}
+
+impl LeaseInfo {
+    /// The lease duration.
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.duration_ms)
+    }
+}
+
+/// A malformed `Lease` (another tool's field of the same name, say) is treated
+/// as no lease rather than making the whole lock unreadable.
+fn lenient_lease<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LeaseInfo>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -77,6 +121,7 @@ impl LockInfo {
             version: concat!("condlock-", env!("CARGO_PKG_VERSION")).to_string(),
             created: format_go_rfc3339_nano(created),
             path: path.into(),
+            lease: None,
         }
     }
 
@@ -206,6 +251,29 @@ mod tests {
         assert_eq!(info.id, "x");
         assert_eq!(info.who, "");
         assert_eq!(LockInfo::parse(b"{}").unwrap(), LockInfo::default());
+    }
+
+    #[test]
+    fn lease_fields_follow_terraforms_seven_and_are_optional() {
+        let mut info = LockInfo::parse(TERRAFORM_1_11_4.as_bytes()).unwrap();
+        assert_eq!(info.lease, None);
+        info.lease = Some(LeaseInfo {
+            duration_ms: 30_000,
+            generation: 2,
+            renewed: "2026-11-22T03:26:53Z".into(),
+            renewals: 1,
+        });
+        let json = String::from_utf8(info.to_json()).unwrap();
+        let (terraform_part, lease_part) = json.split_at(TERRAFORM_1_11_4.len() - 1);
+        assert_eq!(format!("{terraform_part}}}"), TERRAFORM_1_11_4);
+        assert_eq!(
+            lease_part,
+            r#","Lease":{"DurationMs":30000,"Generation":2,"Renewed":"2026-11-22T03:26:53Z","Renewals":1}}"#
+        );
+        assert_eq!(LockInfo::parse(json.as_bytes()).unwrap(), info);
+        // Someone else's "Lease" of another shape: no lease, lock still readable.
+        let odd = LockInfo::parse(br#"{"ID":"x","Lease":"forever"}"#).unwrap();
+        assert_eq!((odd.id.as_str(), odd.lease), ("x", None));
     }
 
     #[test]

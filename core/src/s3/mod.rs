@@ -5,10 +5,12 @@
 //! - [`request`]: building and signing PUT/GET/DELETE of the lock object.
 //! - [`response`]: classifying every response.
 //! - [`acquire`], [`unlock`], [`status`]: the operations as state machines.
+//! - [`lease`]: opt-in leases: renewal, lost-lock reasons, takeover of expired locks.
 //! - [`verdict`]: remembering which stores proved they enforce conditional writes.
 
 pub mod acquire;
 pub mod config;
+pub mod lease;
 pub mod lockinfo;
 pub mod request;
 pub mod response;
@@ -17,9 +19,17 @@ pub mod status;
 pub mod unlock;
 pub mod verdict;
 
+#[cfg(test)]
+mod classify_tests;
+#[cfg(test)]
+mod machine_tests;
+
 pub use acquire::{Acquire, AcquireOptions, Entropy, HeldLock};
 pub use config::{Addressing, Credentials, Encryption, S3LockConfig, S3LockConfigBuilder};
-pub use lockinfo::{LockHolder, LockInfo, LockInfoError};
+pub use lease::{LeaseTerms, LostReason, Renew, Takeover};
+pub use lockinfo::{LeaseInfo, LockHolder, LockInfo, LockInfoError};
 pub use status::Status;
 pub use unlock::{Unlock, UnlockOutcome};
 pub use verdict::ConditionalWriteVerdicts;
+#[cfg(test)]
+mod lease_tests;

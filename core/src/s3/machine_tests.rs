@@ -1,0 +1,1638 @@
+//! The S3 state machines on a virtual clock, with canned responses, plus the
+//! exact shape of the requests they build.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::{Method, Request, Response};
+use sha2::Digest as _;
+
+use super::acquire::{Acquire, AcquireOptions, Entropy, HeldLock};
+use super::config::{Credentials, Encryption, S3LockConfig};
+use super::lockinfo::{LockHolder, LockInfo};
+use super::request::{delete_lock, get_lock, put_lock, PutCondition};
+use super::status::Status;
+use super::unlock::{Unlock, UnlockOutcome};
+use crate::backoff::Backoff;
+use crate::error::Error;
+use crate::sansio::{run_virtual, Action, Body, Event, Machine, Wait};
+use crate::secret::Secret;
+use crate::time::{ClockOffset, Now};
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+const OTHER_ID: &str = "11111111-2222-3333-4444-555555555555";
+const OTHER_BODY: &str = r#"{"ID":"11111111-2222-3333-4444-555555555555","Operation":"OperationTypeApply","Info":"held by script","Who":"ceo@box","Version":"0.1.0","Created":"2026-11-22T03:00:00Z","Path":"tfstate/envs/dev/terraform.tfstate"}"#;
+const LAST_MODIFIED: &str = "Sun, 22 Nov 2026 02:59:00 GMT";
+const OUR_ID_BYTES: [u8; 16] = [
+    0x3f, 0x2b, 0x8c, 0x1e, 0x9d, 0x4a, 0x7e, 0x55, 0x0c, 0x1b, 0x6a, 0x9e, 0x2f, 0x7d, 0x4b, 0x10,
+];
+const OUR_ID: &str = "3f2b8c1e-9d4a-7e55-0c1b-6a9e2f7d4b10";
+const ENDPOINT: &str = "http://127.0.0.1:9000";
+const LOCK_URL: &str = "http://127.0.0.1:9000/tfstate/envs/dev/terraform.tfstate.tflock";
+
+const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKENdoNotLeakMe";
+const SSE_C_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+type Reply = Result<Response<Body>, String>;
+type Sent = Vec<(Now, Request<Body>)>;
+type ErrorCheck = fn(&Error) -> bool;
+
+fn origin() -> Now {
+    Now::virtual_origin()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn config() -> Arc<S3LockConfig> {
+    Arc::new(
+        S3LockConfig::builder("tfstate", "envs/dev/terraform.tfstate")
+            .endpoint(ENDPOINT)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn creds() -> Credentials {
+    Credentials::new("AKIDEXAMPLE", SECRET_KEY, None).unwrap()
+}
+
+fn opts(wait: Wait, verify: bool) -> AcquireOptions {
+    let mut o = AcquireOptions::new("alice@ci-runner-7");
+    o.wait = wait;
+    o.verify_conditional_writes = verify;
+    o
+}
+
+fn acquire(o: AcquireOptions) -> Acquire {
+    Acquire::new(
+        config(),
+        creds(),
+        o,
+        Entropy {
+            lock_id: OUR_ID_BYTES,
+            jitter_seed: 0x5eed,
+        },
+        ClockOffset::default(),
+        origin(),
+    )
+}
+
+/// A lock body with our ID, as `Unlock::release` receives it.
+fn our_info() -> LockInfo {
+    LockInfo::new(
+        OUR_ID_BYTES,
+        "condlock",
+        "",
+        "alice@ci-runner-7",
+        "tfstate/envs/dev/terraform.tfstate",
+        origin().wall,
+    )
+}
+
+fn release(etag: &str) -> Unlock {
+    Unlock::release(
+        config(),
+        creds(),
+        &our_info(),
+        etag,
+        secs(10),
+        9,
+        ClockOffset::default(),
+    )
+}
+
+fn force(id: &str) -> Unlock {
+    Unlock::force(config(), creds(), id, secs(10), 9, ClockOffset::default())
+}
+
+fn status() -> Status {
+    Status::new(config(), creds(), secs(10), 9, ClockOffset::default())
+}
+
+fn resp(status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Response<Body> {
+    let mut b = Response::builder().status(status);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(body.into()).unwrap()
+}
+
+fn s3_error(status: u16, code: &str) -> Response<Body> {
+    s3_error_with(status, code, &[], "")
+}
+
+fn s3_error_with(status: u16, code: &str, headers: &[(&str, &str)], extra: &str) -> Response<Body> {
+    resp(
+        status,
+        headers,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{code} (canned)</Message>{extra}<RequestId>4442587FB7D0A2F9</RequestId><HostId>h</HostId></Error>"
+        ),
+    )
+}
+
+fn put_ok(etag: &str) -> Reply {
+    Ok(resp(200, &[("ETag", etag)], ""))
+}
+
+fn precondition_failed() -> Reply {
+    Ok(s3_error_with(
+        412,
+        "PreconditionFailed",
+        &[],
+        "<Condition>If-None-Match</Condition>",
+    ))
+}
+
+fn no_such_key() -> Reply {
+    Ok(s3_error(404, "NoSuchKey"))
+}
+
+fn lock_object(body: impl Into<Vec<u8>>, etag: &str) -> Reply {
+    Ok(resp(
+        200,
+        &[
+            ("ETag", etag),
+            ("Last-Modified", LAST_MODIFIED),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    ))
+}
+
+fn other_holder(etag: &str) -> Reply {
+    lock_object(OTHER_BODY, etag)
+}
+
+fn ours(etag: &str) -> Reply {
+    lock_object(our_info().to_json(), etag)
+}
+
+fn deleted() -> Reply {
+    Ok(resp(204, &[], ""))
+}
+
+/// Run `machine` answering requests from `replies` in order; every reply must
+/// be consumed and no extra request may be sent.
+fn run<M: Machine>(machine: &mut M, replies: Vec<Reply>) -> (Result<M::Output, Error>, Sent) {
+    let expected = replies.len();
+    let mut queue = VecDeque::from(replies);
+    let (result, sent) = run_virtual(machine, origin(), |req, _| {
+        queue.pop_front().unwrap_or_else(|| {
+            panic!(
+                "unexpected extra request {}",
+                line(req) // the script ran out
+            )
+        })
+    });
+    assert_eq!(sent.len(), expected, "requests sent: {:?}", lines(&sent));
+    (result, sent)
+}
+
+fn header(req: &Request<Body>, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+/// `METHOD[ If-None-Match: v][ If-Match: v]`.
+fn line(req: &Request<Body>) -> String {
+    let mut s = req.method().to_string();
+    if let Some(v) = header(req, "if-none-match") {
+        s.push_str(&format!(" If-None-Match: {v}"));
+    }
+    if let Some(v) = header(req, "if-match") {
+        s.push_str(&format!(" If-Match: {v}"));
+    }
+    s
+}
+
+fn lines(sent: &Sent) -> Vec<String> {
+    sent.iter().map(|(_, r)| line(r)).collect()
+}
+
+fn times(sent: &Sent) -> Vec<Duration> {
+    sent.iter().map(|(t, _)| t.monotonic).collect()
+}
+
+const PUT: &str = "PUT If-None-Match: *";
+
+fn within(d: Duration, ceiling: Duration) -> bool {
+    d >= ceiling / 2 && d <= ceiling
+}
+
+fn assert_all_to_lock_url(sent: &Sent) {
+    for (_, r) in sent {
+        assert_eq!(r.uri().to_string(), LOCK_URL);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Acquire: the happy paths
+// ---------------------------------------------------------------------------
+
+#[test]
+fn uncontended_acquire_with_verification_then_release_in_one_request() {
+    let mut acq = acquire(opts(Wait::No, true));
+    assert_eq!(acq.lock_info().id, OUR_ID);
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"9b2cf535f27731c974343645a3985328\""),
+            precondition_failed(),
+        ],
+    );
+    let held = result.unwrap();
+    assert_eq!(
+        held,
+        HeldLock {
+            info: acq.lock_info().clone(),
+            etag: "\"9b2cf535f27731c974343645a3985328\"".into(),
+            verified_conditional_writes: true,
+            lease: None,
+            written_at: Duration::ZERO,
+        }
+    );
+    assert_eq!(lines(&sent), [PUT, PUT]);
+    assert_eq!(times(&sent), [Duration::ZERO, Duration::ZERO]);
+    assert_all_to_lock_url(&sent);
+    for (_, r) in &sent {
+        assert_eq!(r.body(), &acq.lock_info().to_json());
+        assert_eq!(
+            header(r, "content-type").as_deref(),
+            Some("application/json")
+        );
+    }
+    // The body is Terraform's LockInfo with our Path.
+    let written = LockInfo::parse(sent[0].1.body()).unwrap();
+    assert_eq!(written.id, OUR_ID);
+    assert_eq!(written.path, "tfstate/envs/dev/terraform.tfstate");
+    assert_eq!(written.who, "alice@ci-runner-7");
+    assert_eq!(written.created, "2026-11-22T03:00:00Z");
+
+    let mut rel = Unlock::release(
+        config(),
+        creds(),
+        &held.info,
+        &held.etag,
+        secs(10),
+        1,
+        ClockOffset::default(),
+    );
+    let (result, sent) = run(&mut rel, vec![deleted()]);
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(
+        lines(&sent),
+        ["DELETE If-Match: \"9b2cf535f27731c974343645a3985328\""]
+    );
+    assert_eq!(sent[0].1.body(), &Vec::<u8>::new());
+    assert_all_to_lock_url(&sent);
+    assert!(!rel.used_fallback());
+}
+
+#[test]
+fn uncontended_acquire_without_verification_is_one_request() {
+    let mut acq = acquire(opts(Wait::Forever, false));
+    let (result, sent) = run(&mut acq, vec![put_ok("\"e1\"")]);
+    let held = result.unwrap();
+    assert_eq!(held.etag, "\"e1\"");
+    assert!(!held.verified_conditional_writes);
+    assert_eq!(lines(&sent), [PUT]);
+}
+
+#[test]
+fn put_success_without_etag_reads_it_back() {
+    let mut acq = acquire(opts(Wait::No, false));
+    let (result, sent) = run(&mut acq, vec![Ok(resp(200, &[], "")), ours("\"read\"")]);
+    assert_eq!(result.unwrap().etag, "\"read\"");
+    assert_eq!(lines(&sent), [PUT, "GET"]);
+}
+
+// ---------------------------------------------------------------------------
+// Acquire: someone else holds the lock
+// ---------------------------------------------------------------------------
+
+#[test]
+fn held_with_wait_no_reports_the_holder() {
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, sent) = run(
+        &mut acq,
+        vec![precondition_failed(), other_holder("\"theirs\"")],
+    );
+    let Err(Error::Held { holder: Some(h) }) = result else {
+        panic!("expected Held with a holder, got {result:?}")
+    };
+    assert_eq!(h.id(), Some(OTHER_ID));
+    assert_eq!(h.etag, "\"theirs\"");
+    assert_eq!(h.last_modified.as_deref(), Some(LAST_MODIFIED));
+    let info = h.info.as_ref().unwrap();
+    assert_eq!(info.who, "ceo@box");
+    assert_eq!(info.info, "held by script");
+    assert_eq!(lines(&sent), [PUT, "GET"]);
+    assert_all_to_lock_url(&sent);
+}
+
+#[test]
+fn held_by_an_unreadable_lock_reports_an_unparseable_holder() {
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, _) = run(
+        &mut acq,
+        vec![precondition_failed(), lock_object("not json", "\"x\"")],
+    );
+    let Err(Error::Held { holder: Some(h) }) = result else {
+        panic!("{result:?}")
+    };
+    assert!(h.info.is_err());
+    assert_eq!(h.etag, "\"x\"");
+}
+
+#[test]
+fn held_and_unreadable_holder_403_is_held_without_holder() {
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, sent) = run(
+        &mut acq,
+        vec![precondition_failed(), Ok(s3_error(403, "AccessDenied"))],
+    );
+    assert!(
+        matches!(result, Err(Error::Held { holder: None })),
+        "{result:?}"
+    );
+    assert_eq!(lines(&sent), [PUT, "GET"]);
+}
+
+#[test]
+fn wait_for_times_out_with_jittered_backoff_clipped_to_the_deadline() {
+    let timeout = secs(20);
+    let mut acq = acquire(opts(Wait::For(timeout), true));
+    let (result, sent) = run_virtual(&mut acq, origin(), |req, _| match *req.method() {
+        Method::PUT => precondition_failed(),
+        Method::GET => other_holder("\"theirs\""),
+        _ => panic!("unexpected {}", line(req)),
+    });
+    let Err(Error::Timeout {
+        waited,
+        holder: Some(h),
+    }) = result
+    else {
+        panic!("expected Timeout with holder, got {result:?}")
+    };
+    assert_eq!(waited, timeout);
+    assert_eq!(h.id(), Some(OTHER_ID));
+    assert_eq!(h.etag, "\"theirs\"");
+    assert_eq!(h.last_modified.as_deref(), Some(LAST_MODIFIED));
+
+    // PUT, GET pairs at the same instant; nothing after the deadline.
+    assert_eq!(sent.len() % 2, 0);
+    for pair in sent.chunks(2) {
+        assert_eq!(line(&pair[0].1), PUT);
+        assert_eq!(line(&pair[1].1), "GET");
+        assert_eq!(pair[0].0, pair[1].0);
+        assert!(pair[0].0.monotonic <= timeout);
+    }
+    let puts: Vec<Duration> = sent.iter().step_by(2).map(|(t, _)| t.monotonic).collect();
+    // 0.5+1+2+4+8 s < 20 s, so at least 6 attempts; the last one at the deadline.
+    assert!(puts.len() >= 6, "{puts:?}");
+    assert_eq!(puts[0], Duration::ZERO);
+    assert_eq!(
+        *puts.last().unwrap(),
+        timeout,
+        "a final attempt at the deadline"
+    );
+    let gaps: Vec<Duration> = puts.windows(2).map(|w| w[1] - w[0]).collect();
+    let last = gaps.len() - 1;
+    for (i, gap) in gaps.iter().enumerate() {
+        let ceiling = Backoff::WAIT_FOR_HOLDER.ceiling(i as u32);
+        if i < last {
+            assert!(
+                within(*gap, ceiling),
+                "gap {i} = {gap:?}, ceiling {ceiling:?}"
+            );
+        } else {
+            // Clipped to the deadline.
+            assert!(*gap <= ceiling, "last gap {gap:?}, ceiling {ceiling:?}");
+        }
+    }
+    // Jitter: the delays are not the exact ceilings Terraform would use.
+    assert!(gaps[..last]
+        .iter()
+        .enumerate()
+        .any(|(i, g)| *g != Backoff::WAIT_FOR_HOLDER.ceiling(i as u32)));
+}
+
+#[test]
+fn holder_leaves_after_three_attempts_then_acquired() {
+    let mut acq = acquire(opts(Wait::Forever, true));
+    let mut puts = 0;
+    let (result, sent) = run_virtual(&mut acq, origin(), |req, _| match *req.method() {
+        Method::PUT => {
+            puts += 1;
+            match puts {
+                1..=3 => precondition_failed(),
+                4 => put_ok("\"mine\""),
+                _ => precondition_failed(), // the verification PUT
+            }
+        }
+        Method::GET => other_holder("\"theirs\""),
+        _ => panic!("unexpected {}", line(req)),
+    });
+    let held = result.unwrap();
+    assert_eq!(held.etag, "\"mine\"");
+    assert!(held.verified_conditional_writes);
+    assert_eq!(lines(&sent), [PUT, "GET", PUT, "GET", PUT, "GET", PUT, PUT]);
+    let t = times(&sent);
+    for (i, (a, b)) in [(0usize, 2usize), (2, 4), (4, 6)].into_iter().enumerate() {
+        let ceiling = Backoff::WAIT_FOR_HOLDER.ceiling(i as u32);
+        assert!(within(t[b] - t[a], ceiling), "{:?}", t[b] - t[a]);
+    }
+    assert_eq!(t[6], t[7], "verification follows at once");
+}
+
+#[test]
+fn waiting_for_names_the_holder_while_sleeping() {
+    let mut acq = acquire(opts(Wait::Forever, true));
+    let now = origin();
+    assert!(matches!(acq.step(Event::Start, now), Action::Send(_)));
+    assert!(acq.waiting_for().is_none());
+    let Action::Send(get) = acq.step(Event::Response(precondition_failed().unwrap()), now) else {
+        panic!()
+    };
+    assert_eq!(get.method(), Method::GET);
+    let Action::SleepUntil(t) = acq.step(Event::Response(other_holder("\"h\"").unwrap()), now)
+    else {
+        panic!()
+    };
+    assert!(within(t, Backoff::WAIT_FOR_HOLDER.ceiling(0)), "{t:?}");
+    assert_eq!(acq.waiting_for().and_then(LockHolder::id), Some(OTHER_ID));
+    // Waking up sends the next PUT and stops "waiting".
+    let Action::Send(put) = acq.step(Event::TimerFired, now.advanced(t)) else {
+        panic!()
+    };
+    assert_eq!(line(&put), PUT);
+    assert!(acq.waiting_for().is_none());
+}
+
+// ---------------------------------------------------------------------------
+// Acquire: lost responses, conflicts, transient failures
+// ---------------------------------------------------------------------------
+
+#[test]
+fn own_lock_after_lost_put_response_is_acquired_not_waited_on() {
+    let mut acq = acquire(opts(Wait::For(secs(60)), true));
+    let ours_body = acq.lock_info().to_json();
+    assert_eq!(acq.lock_info().id, OUR_ID);
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            Err("connection reset by peer".into()),
+            precondition_failed(),
+            lock_object(ours_body, "\"landed\""),
+            precondition_failed(), // verification
+        ],
+    );
+    let held = result.unwrap();
+    assert_eq!(held.etag, "\"landed\"");
+    assert!(held.verified_conditional_writes);
+    assert_eq!(lines(&sent), [PUT, PUT, "GET", PUT]);
+    let t = times(&sent);
+    assert!(within(t[1], Backoff::TRANSIENT.ceiling(0)), "{:?}", t[1]);
+    assert_eq!(t[1], t[2]);
+    assert_eq!(t[2], t[3]);
+}
+
+#[test]
+fn conflict_409_is_retried_with_transient_backoff_even_with_wait_no() {
+    let mut acq = acquire(opts(Wait::No, false));
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            Ok(s3_error(409, "ConditionalRequestConflict")),
+            Ok(s3_error(409, "ConditionalRequestConflict")),
+            put_ok("\"e\""),
+        ],
+    );
+    assert_eq!(result.unwrap().etag, "\"e\"");
+    assert_eq!(lines(&sent), [PUT, PUT, PUT], "no GET: a 409 is not 'held'");
+    let t = times(&sent);
+    assert!(within(t[1] - t[0], Backoff::TRANSIENT.ceiling(0)), "{t:?}");
+    assert!(within(t[2] - t[1], Backoff::TRANSIENT.ceiling(1)), "{t:?}");
+}
+
+#[test]
+fn conflict_409_forever_with_wait_no_ends_at_the_transient_budget_as_server_error() {
+    let mut o = opts(Wait::No, true);
+    o.transient_budget = secs(2);
+    let mut acq = acquire(o);
+    let (result, sent) = run_virtual(&mut acq, origin(), |req, _| {
+        assert_eq!(line(req), PUT);
+        Ok(s3_error(409, "ConditionalRequestConflict"))
+    });
+    match result {
+        Err(Error::Server {
+            status: 409, code, ..
+        }) => {
+            assert_eq!(code, "ConditionalRequestConflict")
+        }
+        other => panic!("expected a 409 Server error, got {other:?}"),
+    }
+    let t = times(&sent);
+    assert!(t.len() >= 4, "{t:?}");
+    assert_eq!(*t.last().unwrap(), secs(2));
+    for (i, w) in t.windows(2).enumerate().take(t.len() - 2) {
+        assert!(
+            within(w[1] - w[0], Backoff::TRANSIENT.ceiling(i as u32)),
+            "{t:?}"
+        );
+    }
+}
+
+#[test]
+fn server_errors_are_retried_then_the_uncertain_lock_is_cleaned_up() {
+    let mut o = opts(Wait::No, true);
+    o.transient_budget = secs(2);
+    let mut acq = acquire(o);
+    let ours_body = acq.lock_info().to_json();
+    let (result, sent) = run_virtual(&mut acq, origin(), |req, _| match *req.method() {
+        Method::PUT => Ok(s3_error(500, "InternalError")),
+        // The 500 was in fact applied: the lock is ours.
+        Method::GET => lock_object(ours_body.clone(), "\"applied\""),
+        Method::DELETE => deleted(),
+        _ => panic!(),
+    });
+    match &result {
+        Err(Error::Server {
+            status: 500, code, ..
+        }) => assert_eq!(code, "InternalError"),
+        other => panic!("expected a 500 Server error, got {other:?}"),
+    }
+    let l = lines(&sent);
+    let n = l.len();
+    assert!(n >= 4, "{l:?}");
+    assert!(l[..n - 2].iter().all(|x| x == PUT), "{l:?}");
+    assert_eq!(l[n - 2..], ["GET", "DELETE If-Match: \"applied\""]);
+    let t = times(&sent);
+    assert_eq!(t[n - 3], secs(2), "last PUT at the deadline");
+    assert_eq!(t[n - 2], secs(2), "cleanup at once");
+    assert_eq!(t[n - 1], secs(2));
+}
+
+#[test]
+fn slowdown_503_is_retried_then_succeeds() {
+    let mut acq = acquire(opts(Wait::No, false));
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            Ok(s3_error(503, "SlowDown")),
+            Ok(resp(502, &[], "<html>bad gateway</html>")),
+            put_ok("\"e\""),
+        ],
+    );
+    assert_eq!(result.unwrap().etag, "\"e\"");
+    assert_eq!(lines(&sent), [PUT, PUT, PUT]);
+    let t = times(&sent);
+    assert!(within(t[1] - t[0], Backoff::TRANSIENT.ceiling(0)), "{t:?}");
+    assert!(within(t[2] - t[1], Backoff::TRANSIENT.ceiling(1)), "{t:?}");
+}
+
+#[test]
+fn slowdown_forever_gives_server_error_and_no_delete_when_lock_absent() {
+    let mut o = opts(Wait::No, true);
+    o.transient_budget = secs(1);
+    let mut acq = acquire(o);
+    let (result, sent) = run_virtual(&mut acq, origin(), |req, _| match *req.method() {
+        Method::PUT => Ok(s3_error(503, "SlowDown")),
+        Method::GET => no_such_key(),
+        _ => panic!("unexpected {}", line(req)),
+    });
+    assert!(
+        matches!(&result, Err(Error::Server { status: 503, code, .. }) if code == "SlowDown"),
+        "{result:?}"
+    );
+    let l = lines(&sent);
+    assert_eq!(l.last().unwrap(), "GET");
+    assert!(l[..l.len() - 1].iter().all(|x| x == PUT));
+    assert!(times(&sent).iter().all(|t| *t <= secs(1)));
+}
+
+#[test]
+fn transport_errors_forever_give_transport_error_and_cleanup_spares_others() {
+    let mut o = opts(Wait::For(secs(3)), true);
+    o.transient_budget = secs(1); // irrelevant with Wait::For
+    let mut acq = acquire(o);
+    let (result, sent) = run_virtual(&mut acq, origin(), |req, _| match *req.method() {
+        Method::PUT => Err("connect timed out".into()),
+        // Someone else got in meanwhile: not ours, never deleted.
+        Method::GET => other_holder("\"theirs\""),
+        _ => panic!("unexpected {}", line(req)),
+    });
+    assert!(
+        matches!(&result, Err(Error::Transport { message }) if message == "connect timed out"),
+        "{result:?}"
+    );
+    let l = lines(&sent);
+    assert_eq!(l.last().unwrap(), "GET");
+    assert!(l[..l.len() - 1].iter().all(|x| x == PUT));
+    let t = times(&sent);
+    assert_eq!(t[t.len() - 2], secs(3), "retried up to the wait deadline");
+    assert!(t.iter().all(|x| *x <= secs(3)));
+}
+
+#[test]
+fn lock_vanishing_between_412_and_get_triggers_an_immediate_put() {
+    let mut acq = acquire(opts(Wait::No, false));
+    let (result, sent) = run(
+        &mut acq,
+        vec![precondition_failed(), no_such_key(), put_ok("\"e\"")],
+    );
+    assert_eq!(result.unwrap().etag, "\"e\"");
+    assert_eq!(lines(&sent), [PUT, "GET", PUT]);
+    assert_eq!(times(&sent), [Duration::ZERO; 3]);
+}
+
+#[test]
+fn lock_vanishing_repeatedly_backs_off_after_three() {
+    let mut acq = acquire(opts(Wait::Forever, false));
+    let mut script = Vec::new();
+    for _ in 0..4 {
+        script.push(precondition_failed());
+        script.push(no_such_key());
+    }
+    script.push(put_ok("\"e\""));
+    let (result, sent) = run(&mut acq, script);
+    assert_eq!(result.unwrap().etag, "\"e\"");
+    let t = times(&sent);
+    assert!(t[..8].iter().all(|x| x.is_zero()), "{t:?}");
+    assert!(within(t[8], Backoff::TRANSIENT.ceiling(0)), "{t:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Acquire: clock skew, final errors, broken stores
+// ---------------------------------------------------------------------------
+
+#[test]
+fn clock_skew_resends_at_once_with_the_servers_time() {
+    let mut acq = acquire(opts(Wait::No, false));
+    let skewed = s3_error_with(
+        403,
+        "RequestTimeTooSkewed",
+        &[],
+        "<RequestTime>20261122T030000Z</RequestTime><ServerTime>2026-11-22T04:00:00Z</ServerTime><MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>",
+    );
+    let (result, sent) = run(&mut acq, vec![Ok(skewed), put_ok("\"e\"")]);
+    assert_eq!(result.unwrap().etag, "\"e\"");
+    assert_eq!(lines(&sent), [PUT, PUT]);
+    assert_eq!(times(&sent), [Duration::ZERO, Duration::ZERO]);
+    assert_eq!(
+        header(&sent[0].1, "x-amz-date").as_deref(),
+        Some("20261122T030000Z")
+    );
+    assert_eq!(
+        header(&sent[1].1, "x-amz-date").as_deref(),
+        Some("20261122T040000Z")
+    );
+    assert!(header(&sent[1].1, "authorization")
+        .unwrap()
+        .contains("Credential=AKIDEXAMPLE/20261122/us-east-1/s3/aws4_request"));
+    assert_eq!(acq.clock_offset(), ClockOffset { millis: 3_600_000 });
+    // Same body: the lock is the same lock.
+    assert_eq!(sent[0].1.body(), sent[1].1.body());
+}
+
+#[test]
+fn clock_skew_that_persists_is_a_final_error_not_a_loop() {
+    let mut acq = acquire(opts(Wait::No, false));
+    let skewed = || {
+        Ok(s3_error_with(
+            403,
+            "RequestTimeTooSkewed",
+            &[],
+            "<ServerTime>2026-11-22T04:00:00Z</ServerTime>",
+        ))
+    };
+    let (result, sent) = run(&mut acq, vec![skewed(), skewed(), skewed()]);
+    assert!(
+        matches!(&result, Err(Error::Rejected { status: 403, code, .. }) if code == "RequestTimeTooSkewed"),
+        "{result:?}"
+    );
+    assert_eq!(sent.len(), 3);
+}
+
+#[test]
+fn final_errors_are_not_retried() {
+    let cases: Vec<(Response<Body>, ErrorCheck)> = vec![
+        (
+            s3_error_with(
+                301,
+                "PermanentRedirect",
+                &[("x-amz-bucket-region", "eu-west-1")],
+                "<Endpoint>tfstate.s3.eu-west-1.amazonaws.com</Endpoint>",
+            ),
+            |e| {
+                matches!(e, Error::WrongRegion { bucket, configured, actual: Some(r) }
+                    if bucket == "tfstate" && configured == "us-east-1" && r == "eu-west-1")
+                    && e.to_string().contains("eu-west-1")
+            },
+        ),
+        (
+            s3_error_with(
+                400,
+                "AuthorizationHeaderMalformed",
+                &[],
+                "<Region>eu-west-1</Region>",
+            ),
+            |e| matches!(e, Error::WrongRegion { actual: Some(r), .. } if r == "eu-west-1"),
+        ),
+        (s3_error(403, "AccessDenied"), |e| {
+            matches!(e, Error::AccessDenied { code, message }
+                if code == "AccessDenied" && message == "AccessDenied (canned)")
+        }),
+        (
+            s3_error(403, "SignatureDoesNotMatch"),
+            |e| matches!(e, Error::AccessDenied { code, .. } if code == "SignatureDoesNotMatch"),
+        ),
+        (
+            s3_error(403, "InvalidAccessKeyId"),
+            |e| matches!(e, Error::AccessDenied { code, .. } if code == "InvalidAccessKeyId"),
+        ),
+        (
+            s3_error(400, "ExpiredToken"),
+            |e| matches!(e, Error::AccessDenied { code, .. } if code == "ExpiredToken"),
+        ),
+        (
+            s3_error(404, "NoSuchBucket"),
+            |e| matches!(e, Error::NoSuchBucket { bucket } if bucket == "tfstate"),
+        ),
+        (
+            s3_error(400, "InvalidRequest"),
+            |e| matches!(e, Error::Rejected { status: 400, code, .. } if code == "InvalidRequest"),
+        ),
+    ];
+    for (response, check) in cases {
+        let what = format!(
+            "{} {:?}",
+            response.status(),
+            String::from_utf8_lossy(response.body())
+        );
+        let mut acq = acquire(opts(Wait::Forever, true));
+        let (result, sent) = run(&mut acq, vec![Ok(response)]);
+        let err = result.expect_err(&what);
+        assert!(check(&err), "{what}: got {err:?}");
+        assert_eq!(lines(&sent), [PUT], "{what}");
+    }
+}
+
+#[test]
+fn store_ignoring_if_none_match_is_detected_and_our_lock_removed() {
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, sent) = run(
+        &mut acq,
+        vec![put_ok("\"e1\""), put_ok("\"e2\""), deleted()],
+    );
+    match result {
+        Err(Error::ConditionalWritesUnsupported { endpoint, bucket }) => {
+            assert_eq!(endpoint, ENDPOINT);
+            assert_eq!(bucket, "tfstate");
+        }
+        other => panic!("expected ConditionalWritesUnsupported, got {other:?}"),
+    }
+    assert_eq!(lines(&sent), [PUT, PUT, "DELETE If-Match: \"e2\""]);
+    assert_all_to_lock_url(&sent);
+}
+
+#[test]
+fn store_ignoring_conditions_and_conditional_delete_falls_back_to_plain_delete() {
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            put_ok("\"e1\""),
+            Ok(s3_error(501, "NotImplemented")),
+            deleted(),
+        ],
+    );
+    assert!(
+        matches!(result, Err(Error::ConditionalWritesUnsupported { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        lines(&sent),
+        [PUT, PUT, "DELETE If-Match: \"e1\"", "DELETE"]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Acquire: cancellation and misuse
+// ---------------------------------------------------------------------------
+
+#[test]
+fn cancelled_while_waiting_for_a_holder_stops_without_requests() {
+    let mut acq = acquire(opts(Wait::Forever, true));
+    let now = origin();
+    assert!(matches!(acq.step(Event::Start, now), Action::Send(_)));
+    assert!(matches!(
+        acq.step(Event::Response(precondition_failed().unwrap()), now),
+        Action::Send(_)
+    ));
+    let Action::SleepUntil(_) = acq.step(Event::Response(other_holder("\"h\"").unwrap()), now)
+    else {
+        panic!()
+    };
+    let later = now.advanced(ms(100));
+    assert!(matches!(
+        acq.step(Event::Cancelled, later),
+        Action::Done(Err(Error::Cancelled))
+    ));
+    assert!(matches!(
+        acq.step(Event::TimerFired, later),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+}
+
+#[test]
+fn cancelled_after_an_uncertain_put_reads_back_and_deletes_our_lock() {
+    let mut acq = acquire(opts(Wait::Forever, true));
+    let now = origin();
+    let Action::Send(put) = acq.step(Event::Start, now) else {
+        panic!()
+    };
+    assert_eq!(line(&put), PUT);
+    let Action::SleepUntil(_) = acq.step(Event::TransportFailed("reset".into()), now) else {
+        panic!("a transport failure is retried after a delay")
+    };
+    let Action::Send(get) = acq.step(Event::Cancelled, now) else {
+        panic!("cancellation must first look for a lock we may have written")
+    };
+    assert_eq!(line(&get), "GET");
+    let Action::Send(del) = acq.step(Event::Response(ours("\"landed\"").unwrap()), now) else {
+        panic!("our lock must be deleted")
+    };
+    assert_eq!(line(&del), "DELETE If-Match: \"landed\"");
+    assert!(matches!(
+        acq.step(Event::Response(deleted().unwrap()), now),
+        Action::Done(Err(Error::Cancelled))
+    ));
+    assert!(matches!(
+        acq.step(Event::Cancelled, now),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+}
+
+#[test]
+fn cancelled_after_an_uncertain_put_leaves_a_foreign_lock_alone() {
+    let mut acq = acquire(opts(Wait::Forever, true));
+    let now = origin();
+    acq.step(Event::Start, now);
+    acq.step(Event::TransportFailed("reset".into()), now);
+    let Action::Send(get) = acq.step(Event::Cancelled, now) else {
+        panic!()
+    };
+    assert_eq!(get.method(), Method::GET);
+    assert!(matches!(
+        acq.step(Event::Response(other_holder("\"t\"").unwrap()), now),
+        Action::Done(Err(Error::Cancelled))
+    ));
+}
+
+#[test]
+fn cancelled_instead_of_sending_the_first_put_finishes_at_once() {
+    let mut acq = acquire(opts(Wait::Forever, true));
+    let now = origin();
+    acq.step(Event::Start, now);
+    // The PUT was never sent, so nothing can have landed.
+    assert!(matches!(
+        acq.step(Event::Cancelled, now),
+        Action::Done(Err(Error::Cancelled))
+    ));
+}
+
+#[test]
+fn second_cancellation_during_cleanup_stops_at_once() {
+    let mut acq = acquire(opts(Wait::Forever, true));
+    let now = origin();
+    acq.step(Event::Start, now);
+    acq.step(Event::TransportFailed("reset".into()), now);
+    assert!(matches!(acq.step(Event::Cancelled, now), Action::Send(_)));
+    assert!(matches!(
+        acq.step(Event::Cancelled, now),
+        Action::Done(Err(Error::Cancelled))
+    ));
+}
+
+#[test]
+fn cancelled_after_acquiring_during_verification_deletes_our_lock() {
+    let mut acq = acquire(opts(Wait::Forever, true));
+    let now = origin();
+    acq.step(Event::Start, now);
+    let Action::Send(probe) = acq.step(Event::Response(put_ok("\"e\"").unwrap()), now) else {
+        panic!()
+    };
+    assert_eq!(line(&probe), PUT);
+    let Action::Send(del) = acq.step(Event::Cancelled, now) else {
+        panic!("we hold the lock: it must be removed")
+    };
+    assert_eq!(line(&del), "DELETE If-Match: \"e\"");
+    assert!(matches!(
+        acq.step(Event::Response(deleted().unwrap()), now),
+        Action::Done(Err(Error::Cancelled))
+    ));
+}
+
+#[test]
+fn misuse_is_an_error_never_a_panic() {
+    let now = origin();
+    // Acquire: stepping after Done, and events out of order.
+    let mut acq = acquire(opts(Wait::No, false));
+    let (result, _) = run(&mut acq, vec![put_ok("\"e\"")]);
+    assert!(result.is_ok());
+    for ev in [
+        Event::Start,
+        Event::TimerFired,
+        Event::Cancelled,
+        Event::Response(deleted().unwrap()),
+        Event::TransportFailed("x".into()),
+    ] {
+        assert!(matches!(
+            acq.step(ev, now),
+            Action::Done(Err(Error::Misuse(_)))
+        ));
+    }
+    let mut fresh = acquire(opts(Wait::No, false));
+    assert!(matches!(
+        fresh.step(Event::TimerFired, now),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+    let mut fresh = acquire(opts(Wait::No, false));
+    assert!(matches!(
+        fresh.step(Event::Response(deleted().unwrap()), now),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+    // A misuse in the middle does not wedge or panic.
+    let mut acq = acquire(opts(Wait::No, false));
+    assert!(matches!(acq.step(Event::Start, now), Action::Send(_)));
+    assert!(matches!(
+        acq.step(Event::Start, now),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+
+    // Unlock.
+    let mut rel = release("\"e\"");
+    let (result, _) = run(&mut rel, vec![deleted()]);
+    assert!(result.is_ok());
+    assert!(matches!(
+        rel.step(Event::Start, now),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+    assert!(matches!(
+        rel.step(Event::Response(deleted().unwrap()), now),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+    let mut fresh = release("\"e\"");
+    assert!(matches!(
+        fresh.step(Event::TimerFired, now),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+
+    // Status.
+    let mut st = status();
+    let (result, _) = run(&mut st, vec![no_such_key()]);
+    assert_eq!(result.unwrap(), None);
+    assert!(matches!(
+        st.step(Event::Start, now),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+    assert!(matches!(
+        st.step(Event::TimerFired, now),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+    let mut fresh = status();
+    assert!(matches!(
+        fresh.step(Event::Response(deleted().unwrap()), now),
+        Action::Done(Err(Error::Misuse(_)))
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// Unlock::release and Unlock::force
+// ---------------------------------------------------------------------------
+
+#[test]
+fn release_412_then_foreign_lock_is_not_owned_and_not_deleted() {
+    let mut rel = release("\"old\"");
+    let (result, sent) = run(
+        &mut rel,
+        vec![precondition_failed(), other_holder("\"theirs\"")],
+    );
+    let Err(Error::NotOwned { holder: Some(h) }) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(h.id(), Some(OTHER_ID));
+    assert_eq!(h.etag, "\"theirs\"");
+    assert_eq!(h.last_modified.as_deref(), Some(LAST_MODIFIED));
+    assert_eq!(lines(&sent), ["DELETE If-Match: \"old\"", "GET"]);
+}
+
+#[test]
+fn release_412_then_our_lock_under_a_new_etag_deletes_that_etag() {
+    let mut rel = release("\"old\"");
+    let (result, sent) = run(
+        &mut rel,
+        vec![precondition_failed(), ours("\"renewed\""), deleted()],
+    );
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(
+        lines(&sent),
+        [
+            "DELETE If-Match: \"old\"",
+            "GET",
+            "DELETE If-Match: \"renewed\""
+        ]
+    );
+    assert!(!rel.used_fallback());
+}
+
+#[test]
+fn release_chasing_an_ever_changing_etag_gives_up() {
+    let mut rel = release("\"e0\"");
+    let mut script = vec![precondition_failed()];
+    for i in 1..=4 {
+        script.push(ours(&format!("\"e{i}\"")));
+        if i <= 3 {
+            script.push(precondition_failed());
+        }
+    }
+    let (result, sent) = run(&mut rel, script);
+    assert!(
+        matches!(result, Err(Error::Server { status: 412, .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        sent.iter()
+            .filter(|(_, r)| r.method() == Method::DELETE)
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn release_of_a_missing_lock_is_already_gone() {
+    let mut rel = release("\"e\"");
+    let (result, sent) = run(&mut rel, vec![no_such_key()]);
+    assert_eq!(result.unwrap(), UnlockOutcome::AlreadyGone);
+    assert_eq!(lines(&sent), ["DELETE If-Match: \"e\""]);
+}
+
+#[test]
+fn release_on_a_store_without_conditional_delete_falls_back_like_terraform() {
+    let mut rel = release("\"e\"");
+    let (result, sent) = run(
+        &mut rel,
+        vec![
+            Ok(s3_error(501, "NotImplemented")),
+            ours("\"e\""),
+            deleted(),
+        ],
+    );
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(lines(&sent), ["DELETE If-Match: \"e\"", "GET", "DELETE"]);
+    assert!(sent[2].1.headers().get("if-match").is_none());
+    assert!(rel.used_fallback());
+}
+
+#[test]
+fn release_fallback_still_refuses_a_foreign_lock() {
+    let mut rel = release("\"e\"");
+    let (result, sent) = run(
+        &mut rel,
+        vec![Ok(s3_error(501, "NotImplemented")), other_holder("\"t\"")],
+    );
+    assert!(
+        matches!(result, Err(Error::NotOwned { holder: Some(_) })),
+        "{result:?}"
+    );
+    assert_eq!(lines(&sent), ["DELETE If-Match: \"e\"", "GET"]);
+    assert!(rel.used_fallback());
+}
+
+#[test]
+fn release_400_refusing_if_match_falls_back() {
+    let mut rel = release("\"e\"");
+    let refused = resp(
+        400,
+        &[],
+        "<Error><Code>InvalidArgument</Code><Message>If-Match is not supported for DELETE</Message></Error>",
+    );
+    let (result, sent) = run(&mut rel, vec![Ok(refused), ours("\"e\""), deleted()]);
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(lines(&sent), ["DELETE If-Match: \"e\"", "GET", "DELETE"]);
+    assert!(rel.used_fallback());
+}
+
+#[test]
+fn release_transport_error_then_404_counts_as_released() {
+    let mut rel = release("\"e\"");
+    let (result, sent) = run(&mut rel, vec![Err("reset".into()), no_such_key()]);
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(lines(&sent), ["DELETE If-Match: \"e\""; 2]);
+    let t = times(&sent);
+    assert!(within(t[1], Backoff::TRANSIENT.ceiling(0)), "{t:?}");
+}
+
+#[test]
+fn release_transient_failures_until_budget_is_a_server_error() {
+    let mut rel = release("\"e\"");
+    let (result, sent) = run_virtual(&mut rel, origin(), |req, _| {
+        assert_eq!(line(req), "DELETE If-Match: \"e\"");
+        Ok(s3_error(503, "SlowDown"))
+    });
+    assert!(
+        matches!(&result, Err(Error::Server { status: 503, code, .. }) if code == "SlowDown"),
+        "{result:?}"
+    );
+    assert_eq!(*times(&sent).last().unwrap(), secs(10));
+}
+
+#[test]
+fn release_access_denied_is_final() {
+    let mut rel = release("\"e\"");
+    let (result, sent) = run(&mut rel, vec![Ok(s3_error(403, "AccessDenied"))]);
+    assert!(
+        matches!(result, Err(Error::AccessDenied { .. })),
+        "{result:?}"
+    );
+    assert_eq!(sent.len(), 1);
+}
+
+#[test]
+fn release_cancelled_stops() {
+    let mut rel = release("\"e\"");
+    let now = origin();
+    assert!(matches!(rel.step(Event::Start, now), Action::Send(_)));
+    assert!(matches!(
+        rel.step(Event::TransportFailed("x".into()), now),
+        Action::SleepUntil(_)
+    ));
+    assert!(matches!(
+        rel.step(Event::Cancelled, now),
+        Action::Done(Err(Error::Cancelled))
+    ));
+}
+
+#[test]
+fn force_unlock_with_a_wrong_id_does_not_delete() {
+    let mut f = force(OUR_ID);
+    let (result, sent) = run(&mut f, vec![other_holder("\"t\"")]);
+    let Err(Error::NotOwned { holder: Some(h) }) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(h.id(), Some(OTHER_ID));
+    assert_eq!(lines(&sent), ["GET"]);
+}
+
+#[test]
+fn force_unlock_with_the_right_id_deletes_the_etag_it_read() {
+    let mut f = force(OTHER_ID);
+    let (result, sent) = run(&mut f, vec![other_holder("\"t\""), deleted()]);
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(lines(&sent), ["GET", "DELETE If-Match: \"t\""]);
+    assert_all_to_lock_url(&sent);
+}
+
+#[test]
+fn force_unlock_of_an_absent_lock_is_already_gone() {
+    let mut f = force(OTHER_ID);
+    let (result, sent) = run(&mut f, vec![no_such_key()]);
+    assert_eq!(result.unwrap(), UnlockOutcome::AlreadyGone);
+    assert_eq!(lines(&sent), ["GET"]);
+}
+
+#[test]
+fn force_unlock_of_an_unparseable_lock_is_not_owned() {
+    let mut f = force(OTHER_ID);
+    let (result, sent) = run(&mut f, vec![lock_object("garbage", "\"g\"")]);
+    assert!(
+        matches!(result, Err(Error::NotOwned { holder: Some(_) })),
+        "{result:?}"
+    );
+    assert_eq!(lines(&sent), ["GET"]);
+}
+
+// ---------------------------------------------------------------------------
+// Status
+// ---------------------------------------------------------------------------
+
+#[test]
+fn status_reports_the_holder() {
+    let mut st = status();
+    let (result, sent) = run(&mut st, vec![other_holder("\"t\"")]);
+    let h = result.unwrap().expect("held");
+    assert_eq!(h.id(), Some(OTHER_ID));
+    assert_eq!(h.etag, "\"t\"");
+    assert_eq!(h.last_modified.as_deref(), Some(LAST_MODIFIED));
+    assert_eq!(
+        h.info.unwrap(),
+        LockInfo::parse(OTHER_BODY.as_bytes()).unwrap()
+    );
+    assert_eq!(lines(&sent), ["GET"]);
+    assert_all_to_lock_url(&sent);
+}
+
+#[test]
+fn status_with_an_unparseable_body_still_reports_a_holder() {
+    let mut st = status();
+    let (result, _) = run(
+        &mut st,
+        vec![lock_object(&b"\xff\xfe not json"[..], "\"g\"")],
+    );
+    let h = result.unwrap().expect("held");
+    assert!(h.info.is_err());
+    assert_eq!(h.etag, "\"g\"");
+}
+
+#[test]
+fn status_of_a_free_lock_is_none() {
+    let mut st = status();
+    let (result, sent) = run(&mut st, vec![no_such_key()]);
+    assert_eq!(result.unwrap(), None);
+    assert_eq!(lines(&sent), ["GET"]);
+}
+
+#[test]
+fn status_retries_transient_errors_and_reports_final_ones() {
+    let mut st = status();
+    let (result, sent) = run(
+        &mut st,
+        vec![Ok(s3_error(500, "InternalError")), no_such_key()],
+    );
+    assert_eq!(result.unwrap(), None);
+    assert!(within(times(&sent)[1], Backoff::TRANSIENT.ceiling(0)));
+
+    let mut st = status();
+    let (result, _) = run(&mut st, vec![Ok(s3_error(404, "NoSuchBucket"))]);
+    assert!(
+        matches!(result, Err(Error::NoSuchBucket { .. })),
+        "{result:?}"
+    );
+
+    let mut st = status();
+    let (result, _) = run(&mut st, vec![Ok(resp(200, &[], OTHER_BODY))]);
+    assert!(
+        matches!(result, Err(Error::MalformedResponse { .. })),
+        "{result:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Request building
+// ---------------------------------------------------------------------------
+
+fn sse_c_config() -> S3LockConfig {
+    S3LockConfig::builder("tfstate", "envs/dev/terraform.tfstate")
+        .endpoint(ENDPOINT)
+        .sse_customer_key(SSE_C_KEY)
+        .build()
+        .unwrap()
+}
+
+fn token_creds() -> Credentials {
+    Credentials::new("AKIDEXAMPLE", SECRET_KEY, Some(Secret::new(SESSION_TOKEN))).unwrap()
+}
+
+fn names(req: &Request<Body>) -> BTreeSet<String> {
+    req.headers()
+        .keys()
+        .map(|k| k.as_str().to_string())
+        .collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn signed_headers(req: &Request<Body>) -> String {
+    let auth = header(req, "authorization").unwrap();
+    let start = auth.find("SignedHeaders=").unwrap() + "SignedHeaders=".len();
+    let rest = &auth[start..];
+    rest[..rest.find(',').unwrap()].to_string()
+}
+
+const BODY: &[u8] = br#"{"ID":"x"}"#;
+
+#[test]
+fn put_headers_sse_s3_acl_tags() {
+    let c = S3LockConfig::builder("tfstate", "envs/dev/terraform.tfstate")
+        .endpoint(ENDPOINT)
+        .encryption(Encryption::S3Managed)
+        .acl("bucket-owner-full-control")
+        .tag("team", "infra ops")
+        .build()
+        .unwrap();
+    let req = put_lock(&c, &creds(), BODY, PutCondition::IfNoneMatch, origin().wall).unwrap();
+    assert_eq!(req.method(), Method::PUT);
+    assert_eq!(req.uri().to_string(), LOCK_URL);
+    assert_eq!(req.body(), BODY);
+    assert_eq!(
+        names(&req),
+        set(&[
+            "authorization",
+            "content-type",
+            "if-none-match",
+            "x-amz-acl",
+            "x-amz-checksum-sha256",
+            "x-amz-content-sha256",
+            "x-amz-date",
+            "x-amz-server-side-encryption",
+            "x-amz-tagging",
+        ])
+    );
+    let sha = sha2::Sha256::digest(BODY);
+    assert_eq!(header(&req, "content-type").unwrap(), "application/json");
+    assert_eq!(header(&req, "if-none-match").unwrap(), "*");
+    assert_eq!(
+        header(&req, "x-amz-checksum-sha256").unwrap(),
+        base64::engine::general_purpose::STANDARD.encode(sha)
+    );
+    assert_eq!(
+        header(&req, "x-amz-content-sha256").unwrap(),
+        hex::encode(sha)
+    );
+    assert_eq!(header(&req, "x-amz-date").unwrap(), "20261122T030000Z");
+    assert_eq!(
+        header(&req, "x-amz-server-side-encryption").unwrap(),
+        "AES256"
+    );
+    assert_eq!(
+        header(&req, "x-amz-acl").unwrap(),
+        "bucket-owner-full-control"
+    );
+    assert_eq!(header(&req, "x-amz-tagging").unwrap(), "team=infra%20ops");
+    let auth = header(&req, "authorization").unwrap();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261122/us-east-1/s3/aws4_request, SignedHeaders="),
+        "{auth}"
+    );
+    // The condition and every x-amz header are covered by the signature.
+    let signed = signed_headers(&req);
+    for h in [
+        "content-type",
+        "host",
+        "if-none-match",
+        "x-amz-acl",
+        "x-amz-checksum-sha256",
+        "x-amz-content-sha256",
+        "x-amz-date",
+        "x-amz-server-side-encryption",
+        "x-amz-tagging",
+    ] {
+        assert!(signed.split(';').any(|s| s == h), "{h} not in {signed}");
+    }
+}
+
+#[test]
+fn put_headers_kms_and_if_match_and_no_checksum() {
+    let c = S3LockConfig::builder("tfstate", "envs/dev/terraform.tfstate")
+        .endpoint(ENDPOINT)
+        .encryption(Encryption::Kms {
+            key_id: Some("arn:aws:kms:us-east-1:111122223333:key/abcd".into()),
+        })
+        .checksum(false)
+        .build()
+        .unwrap();
+    let req = put_lock(
+        &c,
+        &creds(),
+        BODY,
+        PutCondition::IfMatch("\"e1\""),
+        origin().wall,
+    )
+    .unwrap();
+    assert_eq!(
+        names(&req),
+        set(&[
+            "authorization",
+            "content-type",
+            "if-match",
+            "x-amz-content-sha256",
+            "x-amz-date",
+            "x-amz-server-side-encryption",
+            "x-amz-server-side-encryption-aws-kms-key-id",
+        ])
+    );
+    assert_eq!(header(&req, "if-match").unwrap(), "\"e1\"");
+    assert_eq!(
+        header(&req, "x-amz-server-side-encryption").unwrap(),
+        "aws:kms"
+    );
+    assert_eq!(
+        header(&req, "x-amz-server-side-encryption-aws-kms-key-id").unwrap(),
+        "arn:aws:kms:us-east-1:111122223333:key/abcd"
+    );
+    // KMS with the default key: no key id header.
+    let c = S3LockConfig::builder("tfstate", "k")
+        .encryption(Encryption::Kms { key_id: None })
+        .build()
+        .unwrap();
+    let req = put_lock(&c, &creds(), BODY, PutCondition::IfNoneMatch, origin().wall).unwrap();
+    assert!(req
+        .headers()
+        .get("x-amz-server-side-encryption-aws-kms-key-id")
+        .is_none());
+    assert_eq!(
+        header(&req, "x-amz-server-side-encryption").unwrap(),
+        "aws:kms"
+    );
+}
+
+#[test]
+fn put_and_get_carry_sse_c_headers_delete_does_not() {
+    let c = sse_c_config();
+    let sse_c = [
+        "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-server-side-encryption-customer-key",
+        "x-amz-server-side-encryption-customer-key-md5",
+    ];
+    let check = |req: &Request<Body>| {
+        assert_eq!(
+            header(req, "x-amz-server-side-encryption-customer-algorithm").unwrap(),
+            "AES256"
+        );
+        assert_eq!(
+            header(req, "x-amz-server-side-encryption-customer-key").unwrap(),
+            SSE_C_KEY
+        );
+        assert_eq!(
+            header(req, "x-amz-server-side-encryption-customer-key-md5").unwrap(),
+            "hRasmdxgYDKV3nvbahU1MA=="
+        );
+    };
+    let put = put_lock(
+        &c,
+        &token_creds(),
+        BODY,
+        PutCondition::IfNoneMatch,
+        origin().wall,
+    )
+    .unwrap();
+    let mut expected = set(&[
+        "authorization",
+        "content-type",
+        "if-none-match",
+        "x-amz-checksum-sha256",
+        "x-amz-content-sha256",
+        "x-amz-date",
+        "x-amz-security-token",
+    ]);
+    expected.extend(sse_c.iter().map(|s| s.to_string()));
+    assert_eq!(names(&put), expected);
+    check(&put);
+    assert!(header(&put, "x-amz-server-side-encryption").is_none());
+
+    let get = get_lock(&c, &token_creds(), origin().wall).unwrap();
+    assert_eq!(get.method(), Method::GET);
+    assert!(get.body().is_empty());
+    let mut expected = set(&[
+        "authorization",
+        "x-amz-content-sha256",
+        "x-amz-date",
+        "x-amz-security-token",
+    ]);
+    expected.extend(sse_c.iter().map(|s| s.to_string()));
+    assert_eq!(names(&get), expected);
+    check(&get);
+    assert_eq!(
+        header(&get, "x-amz-content-sha256").unwrap(),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(header(&get, "x-amz-security-token").unwrap(), SESSION_TOKEN);
+    for h in sse_c {
+        assert!(signed_headers(&get).split(';').any(|s| s == h), "{h}");
+    }
+
+    let del = delete_lock(&c, &token_creds(), Some("\"e\""), origin().wall).unwrap();
+    assert_eq!(
+        names(&del),
+        set(&[
+            "authorization",
+            "if-match",
+            "x-amz-content-sha256",
+            "x-amz-date",
+            "x-amz-security-token",
+        ])
+    );
+}
+
+#[test]
+fn delete_with_and_without_if_match() {
+    let c = config();
+    let del = delete_lock(&c, &creds(), Some("\"9b2c\""), origin().wall).unwrap();
+    assert_eq!(del.method(), Method::DELETE);
+    assert_eq!(del.uri().to_string(), LOCK_URL);
+    assert!(del.body().is_empty());
+    assert_eq!(
+        names(&del),
+        set(&[
+            "authorization",
+            "if-match",
+            "x-amz-content-sha256",
+            "x-amz-date"
+        ])
+    );
+    assert_eq!(header(&del, "if-match").unwrap(), "\"9b2c\"");
+    assert!(signed_headers(&del).split(';').any(|s| s == "if-match"));
+    let plain = delete_lock(&c, &creds(), None, origin().wall).unwrap();
+    assert_eq!(
+        names(&plain),
+        set(&["authorization", "x-amz-content-sha256", "x-amz-date"])
+    );
+    // An ETag that cannot be a header is an error, not a panic.
+    assert!(matches!(
+        delete_lock(&c, &creds(), Some("\"bad\nvalue\""), origin().wall),
+        Err(Error::MalformedResponse { .. })
+    ));
+}
+
+#[test]
+fn debug_of_signed_requests_never_shows_secrets() {
+    let c = sse_c_config();
+    let creds = token_creds();
+    let reqs = [
+        put_lock(&c, &creds, BODY, PutCondition::IfNoneMatch, origin().wall).unwrap(),
+        get_lock(&c, &creds, origin().wall).unwrap(),
+        delete_lock(&c, &creds, Some("\"e\""), origin().wall).unwrap(),
+    ];
+    for req in &reqs {
+        let dbg = format!("{req:?} {:?}", req.headers());
+        assert!(!dbg.contains(SECRET_KEY), "{dbg}");
+        assert!(!dbg.contains(SESSION_TOKEN), "{dbg}");
+        assert!(!dbg.contains(SSE_C_KEY), "{dbg}");
+        assert!(!dbg.contains("Signature="), "{dbg}");
+        assert!(dbg.contains("x-amz-date"), "{dbg}");
+    }
+    // The machines' Debug (which holds config and credentials) is clean too.
+    let st = Status::new(Arc::new(c), creds, secs(1), 1, ClockOffset::default());
+    let dbg = format!("{st:?}");
+    for secret in [SECRET_KEY, SESSION_TOKEN, SSE_C_KEY] {
+        assert!(!dbg.contains(secret), "{dbg}");
+    }
+}
+
+/// HMAC-SHA256 from the SHA-256 primitive, for an independent SigV4 check.
+fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&sha2::Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = sha2::Sha256::new();
+    inner.update(k.iter().map(|b| b ^ 0x36).collect::<Vec<u8>>());
+    inner.update(msg);
+    let mut outer = sha2::Sha256::new();
+    outer.update(k.iter().map(|b| b ^ 0x5c).collect::<Vec<u8>>());
+    outer.update(inner.finalize());
+    outer.finalize().to_vec()
+}
+
+#[test]
+fn signature_matches_an_independent_sigv4_computation_with_single_encoding() {
+    // A workspace key with ':' and a space: encoded once in the URL and once
+    // (not twice) in the canonical request.
+    let c = S3LockConfig::builder("tfstate", "a b/key")
+        .workspace("dev")
+        .endpoint(ENDPOINT)
+        .build()
+        .unwrap();
+    let path = "/tfstate/env%3A/dev/a%20b/key.tflock";
+    assert_eq!(c.lock_url(), format!("{ENDPOINT}{path}"));
+    let req = delete_lock(&c, &creds(), Some("\"e1\""), origin().wall).unwrap();
+    let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    let canonical = format!(
+        "DELETE\n{path}\n\nhost:127.0.0.1:9000\nif-match:\"e1\"\nx-amz-content-sha256:{empty}\nx-amz-date:20261122T030000Z\n\nhost;if-match;x-amz-content-sha256;x-amz-date\n{empty}"
+    );
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n20261122T030000Z\n20261122/us-east-1/s3/aws4_request\n{}",
+        hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
+    );
+    let k_date = hmac(format!("AWS4{SECRET_KEY}").as_bytes(), b"20261122");
+    let k_region = hmac(&k_date, b"us-east-1");
+    let k_service = hmac(&k_region, b"s3");
+    let k_signing = hmac(&k_service, b"aws4_request");
+    let signature = hex::encode(hmac(&k_signing, to_sign.as_bytes()));
+    assert_eq!(
+        header(&req, "authorization").unwrap(),
+        format!(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261122/us-east-1/s3/aws4_request, SignedHeaders=host;if-match;x-amz-content-sha256;x-amz-date, Signature={signature}"
+        )
+    );
+}
