@@ -29,7 +29,9 @@ use crate::time::Now;
 pub type Body = Vec<u8>;
 
 /// What happened since the machine's last action.
-#[derive(Debug)]
+///
+/// `Debug` shows a response's status only: bodies and headers may carry
+/// secrets (an Apstra login response holds the session token).
 pub enum Event {
     /// First step.
     Start,
@@ -45,7 +47,9 @@ pub enum Event {
 }
 
 /// What the driver must do next.
-#[derive(Debug)]
+///
+/// `Debug` shows a request's method and URL only: bodies and headers may carry
+/// secrets (an Apstra login body holds the password).
 pub enum Action<T> {
     /// Send this request and report the outcome.
     Send(http::Request<Body>),
@@ -53,6 +57,28 @@ pub enum Action<T> {
     SleepUntil(Duration),
     /// The operation is over.
     Done(Result<T, Error>),
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Start => f.write_str("Start"),
+            Event::Response(resp) => write!(f, "Response({})", resp.status()),
+            Event::TransportFailed(e) => f.debug_tuple("TransportFailed").field(e).finish(),
+            Event::TimerFired => f.write_str("TimerFired"),
+            Event::Cancelled => f.write_str("Cancelled"),
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Action<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Send(req) => write!(f, "Send({} {})", req.method(), req.uri()),
+            Action::SleepUntil(t) => f.debug_tuple("SleepUntil").field(t).finish(),
+            Action::Done(r) => f.debug_tuple("Done").field(r).finish(),
+        }
+    }
 }
 
 /// A sans-IO operation.
@@ -128,4 +154,31 @@ pub(crate) fn run_virtual<M: Machine>(
         }
     }
     panic!("machine did not finish within 10000 steps");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_actions_and_events_never_shows_bodies() {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("https://apstra.local/api/aaa/login")
+            .body(br#"{"username":"admin","password":"hunter2"}"#.to_vec())
+            .unwrap();
+        let action: Action<()> = Action::Send(req);
+        assert_eq!(
+            format!("{action:?}"),
+            "Send(POST https://apstra.local/api/aaa/login)"
+        );
+        let resp = http::Response::builder()
+            .status(201)
+            .body(br#"{"token":"sekrit-token"}"#.to_vec())
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", Event::Response(resp)),
+            "Response(201 Created)"
+        );
+    }
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::sansio::Body;
 
-/// Responses larger than this are cut: no lock protocol needs more, and a
-/// misbehaving server must not make us buffer gigabytes.
-pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+/// Responses larger than this are cut (and then fail to parse, with a clear
+/// error): a misbehaving server must not make us buffer gigabytes. Generous
+/// because an Apstra tag list holds the whole design catalog.
+pub const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
 
 /// Transport settings.
 #[derive(Clone, Debug)]

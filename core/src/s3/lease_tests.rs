@@ -377,12 +377,14 @@ fn a_renewal_after_release_cannot_bring_the_lock_back() {
     assert_eq!(header(&sent[2].1, "if-match"), Some("\"e2\""));
 }
 
+type Sent = Vec<(Now, Request<Body>)>;
+
 /// Drive a waiter against a store whose lock is `body` with `etag(t)` at time t.
 fn run_waiter(
     acq: &mut Acquire,
     body: Vec<u8>,
     etag_at: impl Fn(Duration) -> String,
-) -> (Result<HeldLock, Error>, Vec<(Now, Request<Body>)>) {
+) -> (Result<HeldLock, Error>, Sent) {
     run_virtual(acq, Now::virtual_origin(), move |req, now| {
         let t = now.monotonic;
         Ok(match (req.method().clone(), header(req, "if-match")) {
