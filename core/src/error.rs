@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::apstra::Blocker;
 use crate::s3::LockHolder;
 
 /// Everything that can go wrong in condlock.
@@ -133,6 +134,57 @@ pub enum Error {
         /// Stolen, gone, or renewal failed.
         reason: crate::s3::LostReason,
     },
+
+    /// The Apstra blueprint mutex is held (or Apstra's own blueprint lock is
+    /// taken by another user) and the caller did not want to wait.
+    #[error("blueprint {blueprint} is locked: {blocker}")]
+    BlueprintLocked {
+        /// The blueprint ID.
+        blueprint: String,
+        /// Who or what holds it.
+        blocker: Box<Blocker>,
+    },
+
+    /// The wait for an Apstra blueprint mutex ran out.
+    #[error("timed out after {waited:?} waiting for blueprint {blueprint}{}", blocker_suffix(.blocker))]
+    BlueprintLockTimeout {
+        /// The blueprint ID.
+        blueprint: String,
+        /// How long we waited.
+        waited: Duration,
+        /// The last holder we saw, if any.
+        blocker: Option<Box<Blocker>>,
+    },
+
+    /// Apstra refused the login (401 or 403 at login): wrong username or
+    /// password. The password is never part of this error.
+    #[error(
+        "{url} refused the login of user {username:?}: {message} (check the username and password)"
+    )]
+    LoginRefused {
+        /// The server's base URL (without credentials).
+        url: String,
+        /// The username we tried.
+        username: String,
+        /// The server's message.
+        message: String,
+    },
+
+    /// The blueprint does not exist on this Apstra server (its lock-status is 404).
+    #[error("blueprint {blueprint} does not exist on {url}")]
+    NoSuchBlueprint {
+        /// The server's base URL (without credentials).
+        url: String,
+        /// The blueprint ID.
+        blueprint: String,
+    },
+}
+
+fn blocker_suffix(blocker: &Option<Box<Blocker>>) -> String {
+    match blocker {
+        Some(b) => format!("; it is locked: {b}"),
+        None => String::new(),
+    }
 }
 
 fn holder_suffix(holder: &Option<Box<LockHolder>>) -> String {
@@ -161,6 +213,16 @@ impl Error {
 
     pub(crate) fn malformed(what: impl Into<String>) -> Self {
         Error::MalformedResponse { what: what.into() }
+    }
+
+    /// What blocks an Apstra blueprint mutex, carried by `BlueprintLocked`
+    /// or `BlueprintLockTimeout`, if known.
+    pub fn blocker(&self) -> Option<&Blocker> {
+        match self {
+            Error::BlueprintLocked { blocker, .. } => Some(blocker),
+            Error::BlueprintLockTimeout { blocker, .. } => blocker.as_deref(),
+            _ => None,
+        }
     }
 
     /// The holder carried by `Held`, `Timeout` or `NotOwned`, if any.

@@ -6,9 +6,12 @@
 //! adds a reqwest/tokio driver that runs the state machines ([`native`]).
 //!
 //! - [`s3`]: Terraform's S3 lock file (`<state key>.tflock`, `If-None-Match: *`).
+//! - [`apstra`]: the Apstra blueprint mutex (a `blueprint <id> locked` design tag),
+//!   interoperable with the Apstra Terraform provider.
 
 #![deny(missing_docs)]
 
+pub mod apstra;
 pub mod backoff;
 pub mod error;
 pub mod s3;

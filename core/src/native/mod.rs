@@ -5,7 +5,10 @@
 //!   honouring cancellation without losing a lock.
 //! - [`S3Lock`]: the async S3 lock API; [`blocking::S3Lock`] wraps it for
 //!   synchronous callers.
+//! - [`ApstraMutex`] and [`ApstraClient`]: the Apstra blueprint mutex and its
+//!   administration; [`apstra::blocking::ApstraMutex`] for synchronous callers.
 
+pub mod apstra;
 pub mod blocking;
 mod lease;
 mod s3;
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+pub use apstra::{ApstraClient, ApstraMutex};
 pub use lease::Lease;
 pub use s3::{CredentialSource, S3Lock, VerifyConditionalWrites};
 pub use transport::{HttpTransport, Transport, TransportOptions};

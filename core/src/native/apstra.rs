@@ -1,0 +1,584 @@
+//! The Apstra blueprint mutex over reqwest (or any [`HttpTransport`]).
+//!
+//! - [`ApstraClient`]: one server and one login session, shared by every
+//!   operation (the token is carried between operations; a 401 logs in again).
+//!   Administration lives here: [`ApstraClient::list_mutexes`],
+//!   [`ApstraClient::stale_mutexes`], [`ApstraClient::force_unlock_blueprint`],
+//!   [`ApstraClient::force_unlock_tag`].
+//! - [`ApstraMutex`]: the mutex of one blueprint: acquire (wait or not,
+//!   cancellable), release, status.
+//! - [`blocking`]: the same for callers without tokio.
+//!
+//! The environment is read here, never in the sans-IO core:
+//! [`server_from_env`] takes `APSTRA_URL`, `APSTRA_USER`, `APSTRA_PASS`,
+//! `APSTRA_TLS_VALIDATION_DISABLED` and `APSTRA_API_TIMEOUT` as defaults, and
+//! message templates are expanded with the process environment.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), condlock::Error> {
+//! use condlock::apstra::BlueprintId;
+//! use condlock::native::{apstra::server_from_env, ApstraClient};
+//!
+//! // APSTRA_URL, APSTRA_USER and APSTRA_PASS, or set them on the builder.
+//! let client = ApstraClient::new(server_from_env().build()?)?;
+//! let mutex = client
+//!     .mutex(BlueprintId::new("801a43ec-96ea-4f08-aa04-1f1faaeeeaf1")?)
+//!     .with_message("deploying from CI job $CI_JOB_ID at $DATE");
+//! let held = mutex.acquire(mutex.options()).await?; // waits, with backoff
+//! // ... change the blueprint ...
+//! mutex.release(&held).await?;
+//!
+//! for tag in client.stale_mutexes(std::time::Duration::from_secs(3600)).await? {
+//!     println!("blueprint {} locked for long: {tag}", tag.blueprint);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{entropy, run, Clock, HttpTransport, NoHooks, RunHooks, Transport, TransportOptions};
+use crate::apstra::config::ENV_MUTEX_MESSAGE;
+use crate::apstra::{
+    expand_message, stale, Acquire, AcquireOptions, ApstraServer, ApstraServerBuilder, Blocker,
+    BlueprintId, ForceUnlock, ForceUnlocked, HeldMutex, HolderToken, ListMutexes, MutexTag,
+    Release, Session, UnlockOutcome,
+};
+use crate::error::Error;
+use crate::sansio::{Machine, Wait};
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A server builder with the provider's environment variables as defaults
+/// (`APSTRA_URL`, `APSTRA_USER`, `APSTRA_PASS`,
+/// `APSTRA_TLS_VALIDATION_DISABLED`, `APSTRA_API_TIMEOUT`); values set on the
+/// builder afterwards win.
+pub fn server_from_env() -> ApstraServerBuilder {
+    ApstraServer::builder().defaults_from(env_var)
+}
+
+/// The transport settings a server asks for: its request timeout, TLS
+/// verification and CA bundle.
+pub fn transport_options(server: &ApstraServer) -> TransportOptions {
+    TransportOptions {
+        request_timeout: server.request_timeout(),
+        connect_timeout: server.request_timeout().min(Duration::from_secs(10)),
+        verify_tls: server.verify_tls(),
+        ca_bundle_pem: server.ca_bundle_pem().map(<[u8]>::to_vec),
+    }
+}
+
+/// The holder message template used when none is given:
+/// `$APSTRA_BLUEPRINT_MUTEX_MESSAGE` if set, else
+/// `locked by <user>@<host> (condlock) at $DATE`.
+pub fn default_message() -> String {
+    env_var(ENV_MUTEX_MESSAGE)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| {
+            // A `$` in a user or host name would be expanded: drop it.
+            let who = super::default_who().replace('$', "");
+            format!("locked by {who} (condlock) at $DATE")
+        })
+}
+
+struct ClientInner<T> {
+    server: Arc<ApstraServer>,
+    transport: T,
+    clock: Clock,
+    session: Mutex<Session>,
+    admin_budget: Duration,
+}
+
+/// An Apstra server and the login session operations share.
+pub struct ApstraClient<T: HttpTransport = Transport> {
+    inner: Arc<ClientInner<T>>,
+}
+
+impl<T: HttpTransport> Clone for ApstraClient<T> {
+    fn clone(&self) -> Self {
+        ApstraClient {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T: HttpTransport> fmt::Debug for ApstraClient<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApstraClient")
+            .field("server", &self.inner.server)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reports each new holder once while an acquisition waits.
+struct WaitHooks<F> {
+    on_wait: F,
+    last: Option<String>,
+}
+
+impl<F: FnMut(&Blocker)> RunHooks<Acquire> for WaitHooks<F> {
+    fn before_sleep(&mut self, machine: &Acquire, _until: Duration) {
+        if let Some(b) = machine.waiting_for() {
+            let id = b.identity();
+            if self.last.as_deref() != Some(id.as_str()) {
+                self.last = Some(id);
+                (self.on_wait)(b);
+            }
+        }
+    }
+}
+
+impl ApstraClient<Transport> {
+    /// A client over reqwest, with the server's timeout and TLS settings.
+    pub fn new(server: ApstraServer) -> Result<Self, Error> {
+        let transport = Transport::new(&transport_options(&server))?;
+        Ok(Self::over(server, transport))
+    }
+
+    /// A client configured from the environment only (see [`server_from_env`]).
+    pub fn from_env() -> Result<Self, Error> {
+        Self::new(server_from_env().build()?)
+    }
+}
+
+impl<T: HttpTransport> ApstraClient<T> {
+    /// A client whose requests go through a transport of the caller's (which
+    /// then owns the timeout and TLS settings).
+    pub fn over(server: ApstraServer, transport: T) -> Self {
+        ApstraClient {
+            inner: Arc::new(ClientInner {
+                server: Arc::new(server),
+                transport,
+                clock: Clock::new(),
+                session: Mutex::new(Session::new()),
+                admin_budget: Duration::from_secs(30),
+            }),
+        }
+    }
+
+    /// The server.
+    pub fn server(&self) -> &ApstraServer {
+        &self.inner.server
+    }
+
+    /// The transport (for its request counter).
+    pub fn transport(&self) -> &T {
+        &self.inner.transport
+    }
+
+    /// A copy of the current login session (user ID, login count).
+    pub fn session(&self) -> Session {
+        self.inner
+            .session
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// The mutex of `blueprint`, with the default message template.
+    pub fn mutex(&self, blueprint: BlueprintId) -> ApstraMutex<T> {
+        ApstraMutex {
+            client: self.clone(),
+            blueprint,
+            message: default_message(),
+            release_budget: Duration::from_secs(30),
+        }
+    }
+
+    fn server_arc(&self) -> Arc<ApstraServer> {
+        self.inner.server.clone()
+    }
+
+    fn keep_session(&self, session: &Session) {
+        if let Ok(mut s) = self.inner.session.lock() {
+            *s = session.clone();
+        }
+    }
+
+    async fn run_with<M: Machine>(
+        &self,
+        machine: &mut M,
+        cancel: &CancellationToken,
+        hooks: &mut impl RunHooks<M>,
+        session_of: fn(&M) -> &Session,
+    ) -> Result<M::Output, Error> {
+        let result = run(
+            machine,
+            &self.inner.transport,
+            &self.inner.clock,
+            cancel,
+            hooks,
+        )
+        .await;
+        self.keep_session(session_of(machine));
+        result
+    }
+
+    /// Every blueprint mutex on the server: blueprint, description, tag ID,
+    /// creation time, age and whether condlock created it.
+    pub async fn list_mutexes(&self) -> Result<Vec<MutexTag>, Error> {
+        let mut m = ListMutexes::all(
+            self.server_arc(),
+            self.session(),
+            self.inner.admin_budget,
+            entropy().jitter_seed,
+        );
+        self.run_with(
+            &mut m,
+            &CancellationToken::new(),
+            &mut NoHooks,
+            ListMutexes::session,
+        )
+        .await
+    }
+
+    /// The blueprint mutexes older than `older_than` (by the server's
+    /// `created_at` and our clock). A report for a human: nothing is deleted.
+    pub async fn stale_mutexes(&self, older_than: Duration) -> Result<Vec<MutexTag>, Error> {
+        Ok(stale(&self.list_mutexes().await?, older_than))
+    }
+
+    /// Delete the mutex of `blueprint`, whoever holds it (logged). Only the
+    /// tag seen by this call is deleted, by its ID.
+    pub async fn force_unlock_blueprint(
+        &self,
+        blueprint: &BlueprintId,
+    ) -> Result<ForceUnlocked, Error> {
+        let mut m = ForceUnlock::blueprint(
+            self.server_arc(),
+            self.session(),
+            blueprint,
+            self.inner.admin_budget,
+            entropy().jitter_seed,
+        );
+        self.run_with(
+            &mut m,
+            &CancellationToken::new(),
+            &mut NoHooks,
+            ForceUnlock::session,
+        )
+        .await
+    }
+
+    /// Delete the mutex tag with ID `tag_id`, whoever holds it; refused when
+    /// that tag is not a blueprint mutex.
+    pub async fn force_unlock_tag(&self, tag_id: &str) -> Result<ForceUnlocked, Error> {
+        let mut m = ForceUnlock::tag(
+            self.server_arc(),
+            self.session(),
+            tag_id,
+            self.inner.admin_budget,
+            entropy().jitter_seed,
+        )?;
+        self.run_with(
+            &mut m,
+            &CancellationToken::new(),
+            &mut NoHooks,
+            ForceUnlock::session,
+        )
+        .await
+    }
+}
+
+/// The mutex of one blueprint.
+pub struct ApstraMutex<T: HttpTransport = Transport> {
+    client: ApstraClient<T>,
+    blueprint: BlueprintId,
+    message: String,
+    release_budget: Duration,
+}
+
+impl<T: HttpTransport> fmt::Debug for ApstraMutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApstraMutex")
+            .field("server", &self.client.inner.server)
+            .field("blueprint", &self.blueprint)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl ApstraMutex<Transport> {
+    /// The mutex of `blueprint` on `server`, over reqwest.
+    pub fn new(server: ApstraServer, blueprint: BlueprintId) -> Result<Self, Error> {
+        Ok(ApstraClient::new(server)?.mutex(blueprint))
+    }
+}
+
+impl<T: HttpTransport> ApstraMutex<T> {
+    /// Use this holder message template: `$VAR`, `${VAR}` and `$DATE` are
+    /// expanded at each acquisition like the Terraform provider does.
+    pub fn with_message(mut self, template: impl Into<String>) -> Self {
+        self.message = template.into();
+        self
+    }
+
+    /// The blueprint.
+    pub fn blueprint(&self) -> &BlueprintId {
+        &self.blueprint
+    }
+
+    /// The client (server, session, administration).
+    pub fn client(&self) -> &ApstraClient<T> {
+        &self.client
+    }
+
+    /// Default acquire options: wait forever, this mutex's message template.
+    pub fn options(&self) -> AcquireOptions {
+        AcquireOptions::new(self.message.clone())
+    }
+
+    /// Acquire as `opts` says (wait forever by default). `opts.message` is a
+    /// template, expanded now with the environment and `$DATE`.
+    pub async fn acquire(&self, opts: AcquireOptions) -> Result<HeldMutex, Error> {
+        self.acquire_with(opts, &CancellationToken::new(), |_| {})
+            .await
+    }
+
+    /// Acquire once, without waiting for a holder: [`Error::BlueprintLocked`]
+    /// names the holder.
+    pub async fn try_acquire(&self, mut opts: AcquireOptions) -> Result<HeldMutex, Error> {
+        opts.wait = Wait::No;
+        self.acquire(opts).await
+    }
+
+    /// Acquire, cancellable through `cancel` (a tag we may have created is
+    /// removed before `Error::Cancelled` is returned), calling `on_wait` each
+    /// time the mutex is found held by a new holder.
+    pub async fn acquire_with(
+        &self,
+        mut opts: AcquireOptions,
+        cancel: &CancellationToken,
+        on_wait: impl FnMut(&Blocker),
+    ) -> Result<HeldMutex, Error> {
+        let now = self.client.inner.clock.now();
+        opts.message = expand_message(&opts.message, now.wall, env_var);
+        let e = entropy();
+        let mut random = [0u8; 6];
+        random.copy_from_slice(&e.lock_id[..6]);
+        let mut machine = Acquire::new(
+            self.client.server_arc(),
+            self.blueprint.clone(),
+            self.client.session(),
+            opts,
+            HolderToken::from_random(random),
+            e.jitter_seed,
+        );
+        let mut hooks = WaitHooks {
+            on_wait,
+            last: None,
+        };
+        self.client
+            .run_with(&mut machine, cancel, &mut hooks, Acquire::session)
+            .await
+    }
+
+    /// Release a mutex we hold: delete our tag by ID. `AlreadyGone` when it
+    /// was no longer there (someone force-unlocked it). Runs with its own
+    /// deadline and cannot be cancelled.
+    pub async fn release(&self, held: &HeldMutex) -> Result<UnlockOutcome, Error> {
+        let mut m = Release::new(
+            self.client.server_arc(),
+            self.client.session(),
+            held,
+            self.release_budget,
+            entropy().jitter_seed,
+        );
+        self.client
+            .run_with(
+                &mut m,
+                &CancellationToken::new(),
+                &mut NoHooks,
+                Release::session,
+            )
+            .await
+    }
+
+    /// Who holds this blueprint's mutex now (`None`: free), without taking it.
+    pub async fn status(&self) -> Result<Option<MutexTag>, Error> {
+        let mut m = ListMutexes::blueprint(
+            self.client.server_arc(),
+            self.client.session(),
+            &self.blueprint,
+            self.client.inner.admin_budget,
+            entropy().jitter_seed,
+        );
+        let tags = self
+            .client
+            .run_with(
+                &mut m,
+                &CancellationToken::new(),
+                &mut NoHooks,
+                ListMutexes::session,
+            )
+            .await?;
+        Ok(tags.into_iter().next())
+    }
+
+    /// Delete this blueprint's mutex whoever holds it (see
+    /// [`ApstraClient::force_unlock_blueprint`]).
+    pub async fn force_unlock(&self) -> Result<ForceUnlocked, Error> {
+        self.client.force_unlock_blueprint(&self.blueprint).await
+    }
+}
+
+/// Synchronous wrappers, for callers without tokio. Each owns a small
+/// current-thread runtime and blocks on it.
+pub mod blocking {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::Transport;
+    use crate::apstra::{
+        AcquireOptions, ApstraServer, Blocker, BlueprintId, ForceUnlocked, HeldMutex, MutexTag,
+        UnlockOutcome,
+    };
+    use crate::error::Error;
+
+    fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::config("runtime", format!("cannot start the I/O runtime: {e}")))
+    }
+
+    /// Blocking form of [`super::ApstraMutex`] (with the client's
+    /// administration methods).
+    #[derive(Debug)]
+    pub struct ApstraMutex {
+        inner: super::ApstraMutex<Transport>,
+        runtime: Arc<tokio::runtime::Runtime>,
+    }
+
+    impl ApstraMutex {
+        /// The mutex of `blueprint` on `server`.
+        pub fn new(server: ApstraServer, blueprint: BlueprintId) -> Result<Self, Error> {
+            let runtime = runtime()?;
+            // reqwest's client must be created inside a runtime context.
+            let inner = {
+                let _guard = runtime.enter();
+                super::ApstraMutex::new(server, blueprint)?
+            };
+            Ok(ApstraMutex {
+                inner,
+                runtime: Arc::new(runtime),
+            })
+        }
+
+        /// Use this holder message template (see
+        /// [`super::ApstraMutex::with_message`]).
+        pub fn with_message(mut self, template: impl Into<String>) -> Self {
+            self.inner = self.inner.with_message(template);
+            self
+        }
+
+        /// The async mutex inside.
+        pub fn inner(&self) -> &super::ApstraMutex<Transport> {
+            &self.inner
+        }
+
+        /// Default acquire options.
+        pub fn options(&self) -> AcquireOptions {
+            self.inner.options()
+        }
+
+        /// Acquire (see [`super::ApstraMutex::acquire_with`]).
+        pub fn acquire_with(
+            &self,
+            opts: AcquireOptions,
+            cancel: &CancellationToken,
+            on_wait: impl FnMut(&Blocker),
+        ) -> Result<HeldMutex, Error> {
+            self.runtime
+                .block_on(self.inner.acquire_with(opts, cancel, on_wait))
+        }
+
+        /// Acquire once, without waiting.
+        pub fn try_acquire(&self, opts: AcquireOptions) -> Result<HeldMutex, Error> {
+            self.runtime.block_on(self.inner.try_acquire(opts))
+        }
+
+        /// Acquire, returning a guard that releases the mutex when dropped.
+        pub fn lock(&self, opts: AcquireOptions) -> Result<Guard<'_>, Error> {
+            let held = self.acquire_with(opts, &CancellationToken::new(), |_| {})?;
+            Ok(Guard {
+                mutex: self,
+                held,
+                released: false,
+            })
+        }
+
+        /// Release a mutex we hold.
+        pub fn release(&self, held: &HeldMutex) -> Result<UnlockOutcome, Error> {
+            self.runtime.block_on(self.inner.release(held))
+        }
+
+        /// Who holds this blueprint's mutex now.
+        pub fn status(&self) -> Result<Option<MutexTag>, Error> {
+            self.runtime.block_on(self.inner.status())
+        }
+
+        /// Delete this blueprint's mutex whoever holds it.
+        pub fn force_unlock(&self) -> Result<ForceUnlocked, Error> {
+            self.runtime.block_on(self.inner.force_unlock())
+        }
+
+        /// Every blueprint mutex on the server.
+        pub fn list_mutexes(&self) -> Result<Vec<MutexTag>, Error> {
+            self.runtime.block_on(self.inner.client().list_mutexes())
+        }
+
+        /// The blueprint mutexes older than `older_than`.
+        pub fn stale_mutexes(&self, older_than: Duration) -> Result<Vec<MutexTag>, Error> {
+            self.runtime
+                .block_on(self.inner.client().stale_mutexes(older_than))
+        }
+
+        /// Delete the mutex tag with this ID (refused for non-mutex tags).
+        pub fn force_unlock_tag(&self, tag_id: &str) -> Result<ForceUnlocked, Error> {
+            self.runtime
+                .block_on(self.inner.client().force_unlock_tag(tag_id))
+        }
+    }
+
+    /// A held mutex that is released when dropped (errors on drop are logged).
+    #[derive(Debug)]
+    pub struct Guard<'a> {
+        mutex: &'a ApstraMutex,
+        held: HeldMutex,
+        released: bool,
+    }
+
+    impl Guard<'_> {
+        /// The mutex we hold.
+        pub fn held(&self) -> &HeldMutex {
+            &self.held
+        }
+
+        /// Release now and report how it went.
+        pub fn release(mut self) -> Result<UnlockOutcome, Error> {
+            self.released = true;
+            self.mutex.release(&self.held)
+        }
+    }
+
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            if !self.released {
+                if let Err(e) = self.mutex.release(&self.held) {
+                    log::error!(
+                        "releasing the mutex of blueprint {} on drop failed: {e}",
+                        self.held.blueprint
+                    );
+                }
+            }
+        }
+    }
+}
