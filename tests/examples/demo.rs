@@ -21,7 +21,10 @@ async fn main() {
     println!("starting a local S3 server (moto) on 127.0.0.1 ...");
     let moto = MotoServer::start();
     moto.create_bucket(BUCKET);
-    println!("S3 at {}; lock file s3://{BUCKET}/{STATE_KEY}.tflock\n", moto.endpoint());
+    println!(
+        "S3 at {}; lock file s3://{BUCKET}/{STATE_KEY}.tflock\n",
+        moto.endpoint()
+    );
 
     let t0 = Instant::now();
     let stamp = move || format!("[{:>5.2}s]", t0.elapsed().as_secs_f64());
@@ -32,7 +35,8 @@ async fn main() {
             .endpoint(moto.endpoint())
             .build()
             .expect("valid config");
-        let creds = Credentials::new("AKIDEXAMPLE", "demo-secret", None).expect("valid credentials");
+        let creds =
+            Credentials::new("AKIDEXAMPLE", "demo-secret", None).expect("valid credentials");
         let lock = S3Lock::new(config, CredentialSource::Static(creds)).expect("lock");
         let inside = inside.clone();
         tasks.push(tokio::spawn(async move {
@@ -53,7 +57,11 @@ async fn main() {
                 })
                 .await
                 .unwrap_or_else(|e| panic!("{me} could not acquire: {e}"));
-            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders at once");
+            assert_eq!(
+                inside.fetch_add(1, Ordering::SeqCst),
+                0,
+                "two holders at once"
+            );
             println!("{} {me} HOLDS the lock (ID {})", stamp(), held.info.id);
             tokio::time::sleep(Duration::from_millis(700)).await;
             inside.fetch_sub(1, Ordering::SeqCst);
