@@ -109,6 +109,7 @@ struct Hooks<'a, F> {
 
 trait SignedOperation: Machine {
     fn set_credentials(&mut self, c: Credentials);
+    fn clock_offset(&self) -> ClockOffset;
     fn holder_waited_on(&self) -> Option<&LockHolder> {
         None
     }
@@ -118,6 +119,9 @@ impl SignedOperation for Acquire {
     fn set_credentials(&mut self, c: Credentials) {
         Acquire::set_credentials(self, c)
     }
+    fn clock_offset(&self) -> ClockOffset {
+        Acquire::clock_offset(self)
+    }
     fn holder_waited_on(&self) -> Option<&LockHolder> {
         self.waiting_for()
     }
@@ -126,14 +130,23 @@ impl SignedOperation for Unlock {
     fn set_credentials(&mut self, c: Credentials) {
         Unlock::set_credentials(self, c)
     }
+    fn clock_offset(&self) -> ClockOffset {
+        Unlock::clock_offset(self)
+    }
 }
 impl SignedOperation for Renew {
     fn set_credentials(&mut self, c: Credentials) {
         Renew::set_credentials(self, c)
     }
+    fn clock_offset(&self) -> ClockOffset {
+        Renew::clock_offset(self)
+    }
 }
 impl SignedOperation for Status {
     fn set_credentials(&mut self, _c: Credentials) {}
+    fn clock_offset(&self) -> ClockOffset {
+        Status::clock_offset(self)
+    }
 }
 
 impl<M: SignedOperation, F: FnMut(&LockHolder)> RunHooks<M> for Hooks<'_, F> {
@@ -262,20 +275,7 @@ impl<T: HttpTransport> S3Lock<T> {
             self.clock_offset(),
             self.clock.now(),
         );
-        let mut hooks = Hooks {
-            source: &self.credentials,
-            on_wait,
-            last_reported: None,
-        };
-        let result = run(
-            &mut machine,
-            &self.transport,
-            &self.clock,
-            cancel,
-            &mut hooks,
-        )
-        .await;
-        self.learn_clock(machine.clock_offset());
+        let result = self.drive(&mut machine, cancel, on_wait).await;
         if let Ok(held) = &result {
             if held.verified_conditional_writes {
                 verdicts().mark_verified(&self.config);
@@ -318,21 +318,7 @@ impl<T: HttpTransport> S3Lock<T> {
     }
 
     async fn run_unlock(&self, machine: &mut Unlock) -> Result<UnlockOutcome, Error> {
-        let mut hooks = Hooks {
-            source: &self.credentials,
-            on_wait: |_: &LockHolder| {},
-            last_reported: None,
-        };
-        let result = run(
-            machine,
-            &self.transport,
-            &self.clock,
-            &CancellationToken::new(),
-            &mut hooks,
-        )
-        .await;
-        self.learn_clock(machine.clock_offset());
-        result
+        self.drive(machine, &CancellationToken::new(), |_| {}).await
     }
 
     /// Who holds the lock now, without taking it (`None`: free).
@@ -345,19 +331,24 @@ impl<T: HttpTransport> S3Lock<T> {
             entropy().jitter_seed,
             self.clock_offset(),
         );
+        self.drive(&mut machine, &CancellationToken::new(), |_| {})
+            .await
+    }
+
+    /// Run one operation to completion: credentials refreshed before each
+    /// request, waits reported to `on_wait`, the learnt clock offset kept.
+    async fn drive<M: SignedOperation>(
+        &self,
+        machine: &mut M,
+        cancel: &CancellationToken,
+        on_wait: impl FnMut(&LockHolder),
+    ) -> Result<M::Output, Error> {
         let mut hooks = Hooks {
             source: &self.credentials,
-            on_wait: |_: &LockHolder| {},
+            on_wait,
             last_reported: None,
         };
-        let result = run(
-            &mut machine,
-            &self.transport,
-            &self.clock,
-            &CancellationToken::new(),
-            &mut hooks,
-        )
-        .await;
+        let result = run(machine, &self.transport, &self.clock, cancel, &mut hooks).await;
         self.learn_clock(machine.clock_offset());
         result
     }
@@ -487,21 +478,7 @@ impl<T: HttpTransport> S3Lock<T> {
                     return;
                 }
             };
-            let mut hooks = Hooks {
-                source: &self.credentials,
-                on_wait: |_: &LockHolder| {},
-                last_reported: None,
-            };
-            let result = run(
-                &mut machine,
-                &self.transport,
-                &self.clock,
-                &stop,
-                &mut hooks,
-            )
-            .await;
-            self.learn_clock(machine.clock_offset());
-            match result {
+            match self.drive(&mut machine, &stop, |_| {}).await {
                 Ok(renewed) => match shared.lock() {
                     Ok(mut h) => *h = renewed,
                     Err(p) => *p.into_inner() = renewed,
