@@ -1,0 +1,54 @@
+"""condlock: distributed locks on conditional writes.
+
+:class:`S3Lock` takes the same lock file Terraform's S3 backend takes
+(``<key>.tflock``, ``If-None-Match: *``), so scripts and Terraform exclude each
+other::
+
+    from condlock import S3Lock
+
+    lock = S3Lock(bucket="tfstate", key="envs/dev/terraform.tfstate", region="us-east-1")
+    with lock:
+        ...  # nobody else (Terraform included) holds the state lock here
+
+Diagnostics go to the ``logging`` logger ``condlock`` (waits, holders,
+retries, fallbacks); secrets never appear there, nor in any ``repr`` or
+exception message.
+"""
+
+from ._condlock import LockInfo, __version__
+from ._errors import (
+    AccessDenied,
+    ConditionalWritesUnsupported,
+    InvalidConfiguration,
+    LockError,
+    LockHeld,
+    LockLost,
+    LockTimeout,
+    MalformedResponse,
+    NotOwned,
+    RequestRejected,
+    ServerError,
+    TransportError,
+)
+from ._s3 import AsyncTransport, Lease, S3Lock, SyncTransport
+
+__all__ = [
+    "__version__",
+    "S3Lock",
+    "Lease",
+    "LockInfo",
+    "SyncTransport",
+    "AsyncTransport",
+    "LockError",
+    "LockHeld",
+    "LockTimeout",
+    "LockLost",
+    "NotOwned",
+    "ConditionalWritesUnsupported",
+    "TransportError",
+    "ServerError",
+    "RequestRejected",
+    "AccessDenied",
+    "MalformedResponse",
+    "InvalidConfiguration",
+]

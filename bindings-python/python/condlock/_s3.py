@@ -1,0 +1,443 @@
+"""The S3 lock file, compatible with Terraform's S3 backend lock."""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import os
+from types import TracebackType
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+)
+
+from . import _aio
+from ._condlock import LockInfo, S3LeaseCore, S3LockCore
+from ._errors import InvalidConfiguration, LockError
+
+__all__ = ["S3Lock", "Lease", "SyncTransport", "AsyncTransport"]
+
+_log = logging.getLogger("condlock")
+
+Headers = Sequence[Tuple[str, str]]
+#: ``transport(method, url, headers, body) -> (status, headers, body)``.
+SyncTransport = Callable[[str, str, Headers, bytes], Tuple[int, Any, bytes]]
+#: ``async transport(method, url, headers, body) -> (status, headers, body)``.
+AsyncTransport = Callable[[str, str, Headers, bytes], Awaitable[Tuple[int, Any, bytes]]]
+
+
+class Lease:
+    """A lock we hold, returned by :meth:`S3Lock.acquire`.
+
+    ``release()`` gives it back; calling it again is harmless. A lease is also
+    a context manager (``with lock.acquire(timeout=5): ...``) that releases on
+    exit. A lease that is garbage-collected without ``release()`` does NOT
+    release the lock (like Terraform, locks never expire by themselves): a
+    warning is logged.
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: S3LeaseCore) -> None:
+        self._core = core
+
+    @property
+    def lock_id(self) -> str:
+        """Our lock ID (the ``ID`` in the lock body; what ``force_unlock`` takes)."""
+        return self._core.lock_id
+
+    @property
+    def etag(self) -> str:
+        """The ETag of our lock object: changes with every new holder (a
+        fencing token for stores that honour ``If-Match``)."""
+        return self._core.etag
+
+    @property
+    def info(self) -> LockInfo:
+        """The lock body we wrote."""
+        return self._core.info
+
+    @property
+    def released(self) -> bool:
+        """True once :meth:`release` succeeded (or is in progress)."""
+        return self._core.released
+
+    @property
+    def url(self) -> str:
+        """``s3://bucket/lock-key``."""
+        return self._core.url
+
+    def release(self) -> bool:
+        """Release the lock: one ``DELETE If-Match: <our ETag>``, with a fresh
+        deadline of its own, not interrupted by Ctrl-C.
+
+        Returns True when this call deleted the lock, False when it had already
+        been released (or removed by someone else). Raises a
+        :class:`LockError` (e.g. :class:`NotOwned`) when it cannot."""
+        return self._core.release()
+
+    async def release_async(self) -> bool:
+        """:meth:`release` for asyncio: never blocks the event loop. The
+        release runs to completion even if the awaiting task is cancelled."""
+        return await _aio.run(self._core.release_async, wait_for_cleanup=False)
+
+    def __enter__(self) -> "Lease":
+        """Return the lease itself; leaving the block releases it."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Release, even when the block raised or got KeyboardInterrupt."""
+        _release_on_exit(self, exc)
+
+    async def __aenter__(self) -> "Lease":
+        """Return the lease itself; leaving the block releases it."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Release without blocking the loop, even when the block raised or
+        was cancelled."""
+        await _release_on_exit_async(self, exc)
+
+    def __repr__(self) -> str:
+        state = "released" if self.released else "held"
+        return f"<condlock.Lease {self.url} id={self.lock_id} etag={self.etag} {state}>"
+
+
+def _release_on_exit(lease: Lease, exc: Optional[BaseException]) -> None:
+    try:
+        lease.release()
+    except LockError as e:
+        if exc is None:
+            raise
+        # Do not hide the block's own exception behind the release failure.
+        _log.error("releasing %s (lock ID %s) failed: %s", lease.url, lease.lock_id, e)
+
+
+async def _release_on_exit_async(lease: Lease, exc: Optional[BaseException]) -> None:
+    try:
+        await lease.release_async()
+    except LockError as e:
+        if exc is None:
+            raise
+        _log.error("releasing %s (lock ID %s) failed: %s", lease.url, lease.lock_id, e)
+
+
+def _credentials_of(session: Any) -> Any:
+    """A botocore credentials object from a boto3/botocore session or from
+    credentials themselves (anything with ``get_frozen_credentials``)."""
+    if hasattr(session, "get_frozen_credentials"):
+        return session
+    if hasattr(session, "get_credentials"):
+        creds = session.get_credentials()
+        if creds is None:
+            raise InvalidConfiguration(
+                "invalid boto3_session: it found no credentials; configure them "
+                "(environment, profile, SSO...) or pass access_key_id/secret_access_key",
+                field="boto3_session",
+            )
+        return creds
+    raise InvalidConfiguration(
+        "invalid boto3_session: expected a boto3.Session, a botocore session or "
+        f"botocore credentials, got {type(session).__name__}",
+        field="boto3_session",
+    )
+
+
+def _tags(tags: Union[Mapping[str, str], Iterable[Tuple[str, str]], None]) -> Optional[list]:
+    if tags is None:
+        return None
+    items = tags.items() if isinstance(tags, Mapping) else tags
+    try:
+        return [(str(k), str(v)) for k, v in items]
+    except (TypeError, ValueError):
+        raise InvalidConfiguration(
+            "invalid tags: expected a mapping or (key, value) pairs", field="tags"
+        ) from None
+
+
+def _is_async_callable(f: Any) -> bool:
+    return inspect.iscoroutinefunction(f) or inspect.iscoroutinefunction(
+        getattr(f, "__call__", None)
+    )
+
+
+class S3Lock:
+    """A distributed lock on Terraform's S3 lock file ``<key>.tflock``.
+
+    The lock is the one ``terraform apply`` takes for the same ``bucket``,
+    ``key`` and ``workspace``: a ``PUT`` with ``If-None-Match: *`` of a
+    LockInfo JSON body. Holding it keeps Terraform (and other condlock users)
+    out; Terraform's lock blocks us.
+
+    Credentials, in order: ``access_key_id``/``secret_access_key`` (plus
+    ``session_token``); ``boto3_session`` (a boto3/botocore session or
+    credentials object, read before each request so refreshable credentials
+    work); otherwise the standard AWS chain (environment, profiles, SSO, web
+    identity, container and instance metadata).
+
+    ``transport`` replaces the built-in HTTP client: a callable
+    ``(method, url, headers, body) -> (status, headers, body)``, or a
+    coroutine function with the same signature. ``headers`` is a list of
+    ``(name, value)`` pairs; the returned headers may be a mapping or pairs.
+
+    While someone else holds the lock, attempts are spaced by jittered
+    exponential backoff from 0.5 s up to ``max_poll_interval`` (default 16 s,
+    like Terraform). ``request_timeout``/``connect_timeout`` (seconds),
+    ``verify_tls`` and ``ca_bundle`` (a PEM file path or PEM bytes) tune the
+    built-in HTTP client. ``verify_conditional_writes`` is ``"once"`` (prove
+    per store and process that it enforces ``If-None-Match``), ``"always"`` or
+    ``"never"``.
+
+    Use ``with lock:`` / ``async with lock:`` (not re-entrant within one
+    thread or task), or :meth:`acquire` / :meth:`acquire_async` for a
+    :class:`Lease`.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        region: Optional[str] = None,
+        endpoint: Optional[str] = None,
+        access_key_id: Optional[str] = None,
+        secret_access_key: Optional[str] = None,
+        session_token: Optional[str] = None,
+        workspace: Optional[str] = None,
+        workspace_key_prefix: str = "env:",
+        sse_customer_key: Optional[str] = None,
+        kms_key_id: Optional[str] = None,
+        encrypt: bool = False,
+        acl: Optional[str] = None,
+        tags: Union[Mapping[str, str], Iterable[Tuple[str, str]], None] = None,
+        checksum: bool = True,
+        path_style: Optional[bool] = None,
+        operation: str = "condlock",
+        info: str = "",
+        who: Optional[str] = None,
+        boto3_session: Any = None,
+        transport: Union[SyncTransport, AsyncTransport, None] = None,
+        verify_conditional_writes: str = "once",
+        request_timeout: Optional[float] = None,
+        connect_timeout: Optional[float] = None,
+        verify_tls: bool = True,
+        ca_bundle: Union[str, "os.PathLike[str]", bytes, None] = None,
+        max_poll_interval: Optional[float] = None,
+    ) -> None:
+        provider = None
+        if boto3_session is not None:
+            provider = _credentials_of(boto3_session)
+            if region is None:
+                region = getattr(boto3_session, "region_name", None)
+        sync_transport = async_transport = None
+        if transport is not None:
+            if not callable(transport):
+                raise InvalidConfiguration(
+                    "invalid transport: must be a callable "
+                    "(method, url, headers, body) -> (status, headers, body)",
+                    field="transport",
+                )
+            if _is_async_callable(transport):
+                async_transport = transport
+            else:
+                sync_transport = transport
+        pem: Optional[bytes] = None
+        if ca_bundle is not None:
+            if isinstance(ca_bundle, bytes):
+                pem = ca_bundle
+            else:
+                try:
+                    with open(ca_bundle, "rb") as f:
+                        pem = f.read()
+                except OSError as e:
+                    raise InvalidConfiguration(
+                        f"invalid ca_bundle: cannot read {os.fspath(ca_bundle)!r}: {e.strerror}",
+                        field="ca_bundle",
+                    ) from None
+        self._core = S3LockCore(
+            bucket,
+            key,
+            region=region,
+            endpoint=endpoint,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=session_token,
+            credentials_provider=provider,
+            workspace=workspace,
+            workspace_key_prefix=workspace_key_prefix,
+            sse_customer_key=sse_customer_key,
+            kms_key_id=kms_key_id,
+            encrypt=encrypt,
+            acl=acl,
+            tags=_tags(tags),
+            checksum=checksum,
+            path_style=path_style,
+            operation=operation,
+            info=info,
+            who=who,
+            transport=sync_transport,
+            async_transport=async_transport,
+            verify_conditional_writes=verify_conditional_writes,
+            request_timeout=request_timeout,
+            connect_timeout=connect_timeout,
+            verify_tls=verify_tls,
+            ca_bundle_pem=pem,
+            max_poll_interval=max_poll_interval,
+        )
+        self._entered: contextvars.ContextVar[Optional[Lease]] = contextvars.ContextVar(
+            f"condlock.S3Lock@{id(self):x}", default=None
+        )
+
+    # -- description ---------------------------------------------------------
+
+    @property
+    def bucket(self) -> str:
+        """The bucket."""
+        return self._core.bucket
+
+    @property
+    def key(self) -> str:
+        """The state key after workspace expansion (``env:/dev/...``)."""
+        return self._core.key
+
+    @property
+    def lock_key(self) -> str:
+        """The lock object's key: ``<key>.tflock``."""
+        return self._core.lock_key
+
+    @property
+    def region(self) -> str:
+        """The signing region."""
+        return self._core.region
+
+    @property
+    def endpoint(self) -> str:
+        """The store's endpoint (never contains credentials)."""
+        return self._core.endpoint
+
+    @property
+    def who(self) -> str:
+        """``Who`` written into our locks (``user@hostname`` by default)."""
+        return self._core.who
+
+    def __repr__(self) -> str:
+        return f"<condlock.S3Lock {self._core.url} endpoint={self.endpoint} region={self.region}>"
+
+    # -- acquiring ------------------------------------------------------------
+
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> Lease:
+        """Take the lock and return the :class:`Lease`.
+
+        ``blocking=False`` makes one attempt and raises :class:`LockHeld`
+        (with ``.holder``) if someone holds it. Otherwise waits, with jittered
+        backoff, up to ``timeout`` seconds (``None`` or ``-1``: forever) and
+        raises :class:`LockTimeout` (a :class:`TimeoutError`) when it runs out.
+        The GIL is released while waiting; Ctrl-C cancels the wait, removes
+        any lock this call may have written, and raises ``KeyboardInterrupt``.
+        """
+        return Lease(self._core.acquire(blocking, timeout))
+
+    async def acquire_async(
+        self, blocking: bool = True, timeout: Optional[float] = None
+    ) -> Lease:
+        """:meth:`acquire` for asyncio: never blocks the event loop.
+        Cancelling the awaiting task cancels the acquisition; any lock it may
+        have written is removed before ``CancelledError`` propagates."""
+
+        async def undo(core: S3LeaseCore) -> None:
+            await Lease(core).release_async()
+
+        core = await _aio.run(
+            lambda loop, cb: self._core.acquire_async(loop, cb, blocking, timeout),
+            undo=undo,
+        )
+        return Lease(core)
+
+    def holder(self) -> Optional[LockInfo]:
+        """Who holds the lock now (``None``: free), without taking it."""
+        return self._core.holder()
+
+    async def holder_async(self) -> Optional[LockInfo]:
+        """:meth:`holder` for asyncio."""
+        return await _aio.run(self._core.holder_async, wait_for_cleanup=False)
+
+    def force_unlock(self, lock_id: str) -> bool:
+        """Remove the lock whose ID is ``lock_id``, like ``terraform
+        force-unlock``: only if the current lock carries that ID (else
+        :class:`NotOwned`), conditioned on its ETag. Returns True when a lock
+        was deleted, False when there was none. Use it only when the holder is
+        known to be gone."""
+        return self._core.force_unlock(lock_id)
+
+    async def force_unlock_async(self, lock_id: str) -> bool:
+        """:meth:`force_unlock` for asyncio."""
+        return await _aio.run(
+            lambda loop, cb: self._core.force_unlock_async(loop, cb, lock_id),
+            wait_for_cleanup=False,
+        )
+
+    # -- context managers -----------------------------------------------------
+
+    def _enter_check(self) -> None:
+        if self._entered.get() is not None:
+            raise LockError(
+                f"{self._core.url} is already held by this thread/task through this S3Lock: "
+                "condlock locks are not re-entrant (waiting would deadlock on ourselves)"
+            )
+
+    def __enter__(self) -> Lease:
+        """Acquire (waiting forever) and return the lease."""
+        self._enter_check()
+        lease = self.acquire()
+        self._entered.set(lease)
+        return lease
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Release, even when the block raised or got KeyboardInterrupt."""
+        lease = self._entered.get()
+        self._entered.set(None)
+        if lease is not None:
+            _release_on_exit(lease, exc)
+
+    async def __aenter__(self) -> Lease:
+        """Acquire without blocking the event loop and return the lease."""
+        self._enter_check()
+        lease = await self.acquire_async()
+        self._entered.set(lease)
+        return lease
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Release, even when the block raised or was cancelled."""
+        lease = self._entered.get()
+        self._entered.set(None)
+        if lease is not None:
+            await _release_on_exit_async(lease, exc)

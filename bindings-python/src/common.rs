@@ -1,0 +1,205 @@
+//! Pieces shared by every lock kind: the lock-info value, option parsing,
+//! panic containment.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use condlock::s3::{LockHolder, LockInfo as CoreLockInfo};
+use condlock::Wait;
+use pyo3::prelude::*;
+
+use crate::errors;
+
+/// The lock body of a holder (Terraform's LockInfo) plus the object's version.
+///
+/// Fields are `None` only when the lock object could not be parsed as LockInfo
+/// JSON (someone wrote something else there): then `error` says why.
+#[pyclass(frozen, module = "condlock", name = "LockInfo")]
+#[derive(Clone, Debug)]
+pub struct LockInfo {
+    /// Lock ID (`ID`), what `force_unlock` takes.
+    #[pyo3(get)]
+    pub id: Option<String>,
+    /// `Operation` (Terraform: `OperationTypeApply`...).
+    #[pyo3(get)]
+    pub operation: Option<String>,
+    /// `Info`: free text left by the holder.
+    #[pyo3(get)]
+    pub info: Option<String>,
+    /// `Who`: `user@hostname`.
+    #[pyo3(get)]
+    pub who: Option<String>,
+    /// `Version` of the tool that wrote the lock.
+    #[pyo3(get)]
+    pub version: Option<String>,
+    /// `Created`: RFC 3339 UTC timestamp.
+    #[pyo3(get)]
+    pub created: Option<String>,
+    /// `Path`: `<bucket>/<state key>`.
+    #[pyo3(get)]
+    pub path: Option<String>,
+    /// The lock object's ETag (quotes included): changes with every holder.
+    #[pyo3(get)]
+    pub etag: String,
+    /// The `Last-Modified` header of the lock object, when known.
+    #[pyo3(get)]
+    pub last_modified: Option<String>,
+    /// Why the lock body could not be read, or `None`.
+    #[pyo3(get)]
+    pub error: Option<String>,
+}
+
+impl LockInfo {
+    pub fn from_core(info: &CoreLockInfo, etag: &str, last_modified: Option<String>) -> Self {
+        LockInfo {
+            id: Some(info.id.clone()),
+            operation: Some(info.operation.clone()),
+            info: Some(info.info.clone()),
+            who: Some(info.who.clone()),
+            version: Some(info.version.clone()),
+            created: Some(info.created.clone()),
+            path: Some(info.path.clone()),
+            etag: etag.to_string(),
+            last_modified,
+            error: None,
+        }
+    }
+
+    pub fn from_holder(h: &LockHolder) -> Self {
+        match &h.info {
+            Ok(info) => Self::from_core(info, &h.etag, h.last_modified.clone()),
+            Err(e) => LockInfo {
+                id: None,
+                operation: None,
+                info: None,
+                who: None,
+                version: None,
+                created: None,
+                path: None,
+                etag: h.etag.clone(),
+                last_modified: h.last_modified.clone(),
+                error: Some(e.to_string()),
+            },
+        }
+    }
+
+    /// One line, as in messages: `ID x, who y, operation z, created t`.
+    pub fn describe(&self) -> String {
+        match &self.id {
+            Some(id) => {
+                let mut s = format!("ID {id}");
+                for (label, v) in [
+                    ("who", &self.who),
+                    ("operation", &self.operation),
+                    ("created", &self.created),
+                    ("info", &self.info),
+                ] {
+                    if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                        s.push_str(&format!(", {label} {v:?}"));
+                    }
+                }
+                s
+            }
+            None => format!(
+                "an unreadable lock (ETag {}: {})",
+                self.etag,
+                self.error.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+}
+
+#[pymethods]
+impl LockInfo {
+    fn __repr__(&self) -> String {
+        match &self.id {
+            Some(_) => format!(
+                "LockInfo(id={:?}, who={:?}, operation={:?}, info={:?}, created={:?}, path={:?}, etag={:?})",
+                self.id.as_deref().unwrap_or_default(),
+                self.who.as_deref().unwrap_or_default(),
+                self.operation.as_deref().unwrap_or_default(),
+                self.info.as_deref().unwrap_or_default(),
+                self.created.as_deref().unwrap_or_default(),
+                self.path.as_deref().unwrap_or_default(),
+                self.etag
+            ),
+            None => format!(
+                "LockInfo(unreadable, etag={:?}, error={:?})",
+                self.etag,
+                self.error.as_deref().unwrap_or_default()
+            ),
+        }
+    }
+
+    fn __str__(&self) -> String {
+        self.describe()
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        match other.cast::<LockInfo>() {
+            Ok(o) => {
+                let o = o.get();
+                self.id == o.id && self.etag == o.etag && self.created == o.created
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&self.id, &self.etag, &self.created).hash(&mut h);
+        h.finish()
+    }
+}
+
+/// `acquire(blocking, timeout)` -> the core's wait policy, refusing what
+/// `threading.Lock.acquire` refuses.
+pub fn wait_policy(blocking: bool, timeout: Option<f64>) -> PyResult<Wait> {
+    match (blocking, timeout) {
+        (false, None) => Ok(Wait::No),
+        (false, Some(_)) => Err(errors::invalid_config(
+            "timeout",
+            "cannot be given with blocking=False (a non-blocking acquire makes one attempt)",
+        )),
+        (true, None) => Ok(Wait::Forever),
+        (true, Some(-1.0)) => Ok(Wait::Forever),
+        (true, Some(t)) if t.is_nan() || t < 0.0 => Err(errors::invalid_config(
+            "timeout",
+            format!("must be a number of seconds >= 0, or None to wait forever (got {t})"),
+        )),
+        (true, Some(t)) if !t.is_finite() => Ok(Wait::Forever),
+        (true, Some(t)) => Ok(Wait::For(Duration::from_secs_f64(t))),
+    }
+}
+
+/// A positive, finite number of seconds.
+pub fn seconds(field: &'static str, value: f64) -> PyResult<Duration> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(errors::invalid_config(
+            field,
+            format!("must be a positive number of seconds (got {value})"),
+        ))
+    }
+}
+
+/// Run `f`, turning a Rust panic into `condlock.LockError` instead of letting
+/// it cross into Python as `PanicException`.
+pub fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => Err(errors::internal(&panic_text(payload.as_ref()))),
+    }
+}
+
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}

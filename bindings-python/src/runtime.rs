@@ -1,0 +1,210 @@
+//! Where the Rust futures run, and how Python waits for them.
+//!
+//! - One multi-threaded tokio runtime per process (re-created in a forked
+//!   child, whose parent's worker threads do not exist).
+//! - Synchronous calls ([`block_on`]) spawn the operation on the runtime and
+//!   wait on a channel with the GIL released, waking every 50 ms to run
+//!   Python's signal handlers: Ctrl-C cancels the operation through its
+//!   `CancellationToken`, waits for the core's cleanup, then raises
+//!   `KeyboardInterrupt`.
+//! - asyncio calls ([`spawn_for_asyncio`]) spawn the operation and return at
+//!   once; the result is handed to the event loop with
+//!   `loop.call_soon_threadsafe(callback, ok, value)`, so the loop never blocks.
+//!   The returned [`Operation`] cancels the token when the asyncio task is
+//!   cancelled.
+
+use std::future::Future;
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::panic_text;
+use crate::errors::{self, Context};
+
+/// How often a blocked synchronous call wakes up to run signal handlers.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+tokio::task_local! {
+    /// The asyncio event loop of the operation being run, when it was started
+    /// from asyncio: an async user transport runs its coroutines there.
+    pub static EVENT_LOOP: Py<PyAny>;
+}
+
+/// The process's runtime.
+pub fn runtime() -> PyResult<Arc<Runtime>> {
+    static RT: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = RT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, rt)) = slot.as_ref() {
+        if *owner == pid {
+            return Ok(rt.clone());
+        }
+    }
+    // A forked child: the parent's worker threads were not copied. Dropping
+    // that runtime would wait for them forever, so it is leaked on purpose.
+    if let Some((_, old)) = slot.take() {
+        std::mem::forget(old);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("condlock-io")
+        .enable_all()
+        .build()
+        .map_err(|e| errors::internal(&format!("cannot start the I/O runtime: {e}")))?;
+    let rt = Arc::new(rt);
+    *slot = Some((pid, rt.clone()));
+    Ok(rt)
+}
+
+/// Run `fut` on the runtime and wait for it with the GIL released.
+///
+/// With `interrupt`, a pending signal (Ctrl-C) cancels that token; the wait
+/// then continues until `fut` has finished its cleanup, and the signal's
+/// exception (`KeyboardInterrupt`) is raised. Without it, the call runs to
+/// completion and signals are handled afterwards by Python.
+pub fn block_on<T, F>(py: Python<'_>, fut: F, interrupt: Option<&CancellationToken>) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    match block_on_raw(py, fut, interrupt)? {
+        (_, Some(signal)) => Err(signal),
+        (value, None) => Ok(value),
+    }
+}
+
+/// [`block_on`], handing back the result even when a signal arrived (the
+/// operation may have succeeded just before it saw the cancellation, and the
+/// caller must then undo it).
+pub fn block_on_raw<T, F>(
+    py: Python<'_>,
+    fut: F,
+    interrupt: Option<&CancellationToken>,
+) -> PyResult<(T, Option<PyErr>)>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let rt = runtime()?;
+    let (tx, rx) = sync_channel(1);
+    rt.spawn(async move {
+        let result = tokio::spawn(fut).await;
+        let _ = tx.send(result);
+    });
+    let mut signal: Option<PyErr> = None;
+    let mut rx = rx;
+    loop {
+        let (back, got) = py.detach(move || {
+            let got = rx.recv_timeout(SIGNAL_POLL);
+            (rx, got)
+        });
+        rx = back;
+        match got {
+            Ok(Ok(value)) => return Ok((value, signal)),
+            Ok(Err(join)) => return Err(join_error(join)),
+            Err(RecvTimeoutError::Timeout) => {
+                if signal.is_none() {
+                    if let Some(token) = interrupt {
+                        if let Err(e) = py.check_signals() {
+                            log::info!(
+                                target: "condlock::python",
+                                "interrupted: cancelling the operation and cleaning up"
+                            );
+                            token.cancel();
+                            signal = Some(e);
+                        }
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(errors::internal("the I/O task vanished"))
+            }
+        }
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> PyErr {
+    if e.is_panic() {
+        errors::internal(&panic_text(e.into_panic().as_ref()))
+    } else {
+        errors::internal("the I/O task was cancelled")
+    }
+}
+
+/// An operation started from asyncio. `cancel()` asks it to stop; the core
+/// then removes any lock it may have written before the result is delivered.
+#[pyclass(frozen, module = "condlock._condlock")]
+pub struct Operation {
+    token: CancellationToken,
+}
+
+#[pymethods]
+impl Operation {
+    /// Ask the operation to stop (idempotent).
+    fn cancel(&self) {
+        self.token.cancel();
+    }
+
+    /// True once `cancel()` was called.
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+}
+
+/// Converts a successful result into the Python value handed to the callback.
+pub type Deliver<T> = Box<dyn FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send>;
+
+/// Start `make(token)` on the runtime for an asyncio caller. When it ends,
+/// `callback(ok, value)` is scheduled on `event_loop` with
+/// `call_soon_threadsafe`: `ok` True with the converted value, or False with
+/// an exception instance.
+pub fn spawn_for_asyncio<T, F>(
+    py: Python<'_>,
+    event_loop: &Bound<'_, PyAny>,
+    callback: &Bound<'_, PyAny>,
+    ctx: Context,
+    token: CancellationToken,
+    fut: F,
+    deliver: Deliver<T>,
+) -> PyResult<Operation>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, condlock::Error>> + Send + 'static,
+{
+    let rt = runtime()?;
+    let loop_for_transport = event_loop.clone().unbind();
+    let event_loop = event_loop.clone().unbind();
+    let callback = callback.clone().unbind();
+    let _ = py;
+    rt.spawn(async move {
+        let joined = tokio::spawn(EVENT_LOOP.scope(loop_for_transport, fut)).await;
+        Python::attach(|py| {
+            let (ok, value): (bool, Py<PyAny>) = match joined {
+                Ok(Ok(v)) => match deliver(py, v) {
+                    Ok(obj) => (true, obj),
+                    Err(e) => (false, e.into_value(py).into_any()),
+                },
+                Ok(Err(e)) => (
+                    false,
+                    errors::to_py_with(py, e, &ctx).into_value(py).into_any(),
+                ),
+                Err(join) => (false, join_error(join).into_value(py).into_any()),
+            };
+            if let Err(e) = event_loop
+                .bind(py)
+                .call_method1("call_soon_threadsafe", (callback.bind(py), ok, value))
+            {
+                log::warn!(
+                    target: "condlock::python",
+                    "could not hand a result to the asyncio event loop (closed?): {e}"
+                );
+            }
+        });
+    });
+    Ok(Operation { token })
+}

@@ -1,0 +1,712 @@
+//! The S3 lock file (Terraform-compatible): `S3LockCore` and `S3LeaseCore`,
+//! wrapped by `condlock.S3Lock` / `condlock.Lease` in Python.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use condlock::native::{self, CredentialSource, TransportOptions, VerifyConditionalWrites};
+use condlock::s3::{
+    AcquireOptions, Addressing, Credentials, Encryption, HeldLock, LockHolder, S3LockConfig,
+    UnlockOutcome,
+};
+use condlock::{Error, Secret, Wait};
+use pyo3::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{guard, seconds, wait_policy, LockInfo};
+use crate::credentials::{aws_chain, PyCredentials};
+use crate::errors::{self, invalid_config, Context};
+use crate::runtime::{block_on, block_on_raw, runtime, spawn_for_asyncio, Deliver, Operation};
+use crate::transport::AnyTransport;
+
+type Lock = native::S3Lock<AnyTransport>;
+
+/// How to (re)build the transport: kept so a forked child gets its own.
+enum TransportSpec {
+    Native(TransportOptions),
+    Sync(Arc<Py<PyAny>>),
+    Async(Arc<Py<PyAny>>),
+}
+
+/// Everything a lock and its leases share.
+struct Shared {
+    config: S3LockConfig,
+    credentials: CredentialSource,
+    transport: TransportSpec,
+    verify: VerifyConditionalWrites,
+    operation: String,
+    info: String,
+    who: String,
+    /// Longest pause between attempts while someone else holds the lock.
+    max_poll_interval: Option<std::time::Duration>,
+    ctx: Context,
+    /// The driver, built for the process that uses it (a forked child must
+    /// not share the parent's connection pool).
+    inner: Mutex<Option<(u32, Arc<Lock>)>>,
+}
+
+impl Shared {
+    fn lock(&self) -> PyResult<Arc<Lock>> {
+        let pid = std::process::id();
+        let mut slot = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((owner, lock)) = slot.as_ref() {
+            if *owner == pid {
+                return Ok(lock.clone());
+            }
+        }
+        let transport = match &self.transport {
+            TransportSpec::Native(opts) => {
+                let rt = runtime()?;
+                let _guard = rt.enter();
+                AnyTransport::Native(
+                    native::Transport::new(opts).map_err(|e| errors::to_py(e, &self.ctx))?,
+                )
+            }
+            TransportSpec::Sync(f) => AnyTransport::Sync(f.clone()),
+            TransportSpec::Async(f) => AnyTransport::Async(f.clone()),
+        };
+        let lock = Arc::new(
+            native::S3Lock::over(self.config.clone(), self.credentials.clone(), transport)
+                .verify_conditional_writes(self.verify),
+        );
+        if let Some((_, old)) = slot.replace((pid, lock.clone())) {
+            // The parent's client may hold pooled sockets tied to the parent's
+            // runtime: never touch it here.
+            std::mem::forget(old);
+        }
+        Ok(lock)
+    }
+
+    fn options(&self, wait: Wait) -> AcquireOptions {
+        let mut opts = AcquireOptions::new(self.who.clone());
+        opts.operation = self.operation.clone();
+        opts.info = self.info.clone();
+        opts.wait = wait;
+        if let Some(max) = self.max_poll_interval {
+            opts.wait_backoff.max = max;
+            opts.wait_backoff.initial = opts.wait_backoff.initial.min(max);
+        }
+        opts
+    }
+}
+
+/// Acquire; if the caller cancelled after the lock was in fact taken, give it
+/// back before reporting the cancellation.
+async fn acquire_task(
+    lock: Arc<Lock>,
+    opts: AcquireOptions,
+    token: CancellationToken,
+    what: String,
+) -> Result<HeldLock, Error> {
+    let result = lock
+        .acquire_with(opts, &token, |h: &LockHolder| {
+            log::info!(target: "condlock::python", "waiting for {what}: held by {h}");
+        })
+        .await;
+    if token.is_cancelled() {
+        if let Ok(held) = &result {
+            log::info!(
+                target: "condlock::python",
+                "acquired {what} as the caller cancelled: releasing it"
+            );
+            if let Err(e) = lock.release(held).await {
+                log::error!(
+                    target: "condlock::python",
+                    "could not release {what} (lock ID {}) after cancellation: {e}; \
+                     remove it with force_unlock",
+                    held.info.id
+                );
+            }
+            return Err(Error::Cancelled);
+        }
+    }
+    result
+}
+
+fn opt_nonempty(field: &'static str, v: Option<String>) -> PyResult<Option<String>> {
+    match v {
+        Some(s) if s.trim().is_empty() => Err(invalid_config(
+            field,
+            "must not be empty when given (omit it instead)",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn env_first(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// The Rust side of `condlock.S3Lock`: a Terraform S3 lock file.
+#[pyclass(frozen, module = "condlock._condlock")]
+pub struct S3LockCore {
+    shared: Arc<Shared>,
+}
+
+#[pymethods]
+impl S3LockCore {
+    #[new]
+    #[pyo3(signature = (
+        bucket, key, *, region=None, endpoint=None, access_key_id=None, secret_access_key=None,
+        session_token=None, credentials_provider=None, workspace=None,
+        workspace_key_prefix=None, sse_customer_key=None, kms_key_id=None, encrypt=false,
+        acl=None, tags=None, checksum=true, path_style=None, operation=None, info=None,
+        who=None, transport=None, async_transport=None, verify_conditional_writes=None,
+        request_timeout=None, connect_timeout=None, verify_tls=true, ca_bundle_pem=None,
+        max_poll_interval=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        bucket: String,
+        key: String,
+        region: Option<String>,
+        endpoint: Option<String>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        session_token: Option<String>,
+        credentials_provider: Option<Py<PyAny>>,
+        workspace: Option<String>,
+        workspace_key_prefix: Option<String>,
+        sse_customer_key: Option<String>,
+        kms_key_id: Option<String>,
+        encrypt: bool,
+        acl: Option<String>,
+        tags: Option<Vec<(String, String)>>,
+        checksum: bool,
+        path_style: Option<bool>,
+        operation: Option<String>,
+        info: Option<String>,
+        who: Option<String>,
+        transport: Option<Py<PyAny>>,
+        async_transport: Option<Py<PyAny>>,
+        verify_conditional_writes: Option<String>,
+        request_timeout: Option<f64>,
+        connect_timeout: Option<f64>,
+        verify_tls: bool,
+        ca_bundle_pem: Option<Vec<u8>>,
+        max_poll_interval: Option<f64>,
+    ) -> PyResult<Self> {
+        guard(|| {
+            let region = region
+                .or_else(|| env_first(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
+                .unwrap_or_else(|| "us-east-1".to_string());
+            let endpoint =
+                endpoint.or_else(|| env_first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]));
+            let mut b = S3LockConfig::builder(bucket, key)
+                .region(region.clone())
+                .checksum(checksum);
+            if let Some(ws) = workspace {
+                b = b.workspace(ws);
+            }
+            if let Some(p) = workspace_key_prefix {
+                b = b.workspace_key_prefix(p);
+            }
+            if let Some(e) = endpoint {
+                b = b.endpoint(e);
+            }
+            if let Some(ps) = path_style {
+                b = b.addressing(if ps {
+                    Addressing::PathStyle
+                } else {
+                    Addressing::VirtualHosted
+                });
+            }
+            let kms_key_id = opt_nonempty("kms_key_id", kms_key_id)?;
+            match (encrypt, kms_key_id) {
+                (false, Some(_)) => {
+                    return Err(invalid_config("kms_key_id", "requires encrypt=True"));
+                }
+                (true, Some(k)) => b = b.encryption(Encryption::Kms { key_id: Some(k) }),
+                (true, None) if sse_customer_key.is_none() => {
+                    b = b.encryption(Encryption::S3Managed)
+                }
+                _ => {}
+            }
+            if let Some(k) = sse_customer_key {
+                b = b.sse_customer_key(Secret::new(k));
+            }
+            if let Some(acl) = acl {
+                b = b.acl(acl);
+            }
+            for (k, v) in tags.unwrap_or_default() {
+                b = b.tag(k, v);
+            }
+            let config = b.build().map_err(|e| {
+                errors::to_py(
+                    e,
+                    &Context {
+                        lock: "the lock".into(),
+                        endpoint: "?".into(),
+                    },
+                )
+            })?;
+            let ctx = Context {
+                lock: format!("s3://{}/{}", config.bucket(), config.lock_key()),
+                endpoint: config.endpoint_display(),
+            };
+            let to_py = |e: Error| errors::to_py(e, &ctx);
+
+            let explicit = access_key_id.is_some() || secret_access_key.is_some();
+            if explicit && credentials_provider.is_some() {
+                return Err(invalid_config(
+                    "boto3_session",
+                    "cannot be combined with access_key_id/secret_access_key: give one or the other",
+                ));
+            }
+            let credentials = match (access_key_id, secret_access_key, credentials_provider) {
+                (_, _, Some(p)) => {
+                    if session_token.is_some() {
+                        return Err(invalid_config(
+                            "session_token",
+                            "cannot be combined with boto3_session (the session has its own)",
+                        ));
+                    }
+                    CredentialSource::Chain(
+                        aws_credential_types::provider::SharedCredentialsProvider::new(
+                            PyCredentials::new(p),
+                        ),
+                    )
+                }
+                (Some(id), Some(secret), None) => CredentialSource::Static(
+                    Credentials::new(id, Secret::new(secret), session_token.map(Secret::new))
+                        .map_err(to_py)?,
+                ),
+                (Some(_), None, None) => {
+                    return Err(invalid_config(
+                        "secret_access_key",
+                        "is required when access_key_id is given",
+                    ))
+                }
+                (None, Some(_), None) => {
+                    return Err(invalid_config(
+                        "access_key_id",
+                        "is required when secret_access_key is given",
+                    ))
+                }
+                (None, None, None) => {
+                    if session_token.is_some() {
+                        return Err(invalid_config(
+                            "session_token",
+                            "needs access_key_id and secret_access_key",
+                        ));
+                    }
+                    CredentialSource::Chain(block_on(py, aws_chain(region.clone()), None)?)
+                }
+            };
+
+            let transport = match (transport, async_transport) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid_config(
+                        "transport",
+                        "give a synchronous or an asynchronous transport, not both",
+                    ))
+                }
+                (Some(t), None) => {
+                    if !t.bind(py).is_callable() {
+                        return Err(invalid_config("transport", "must be callable"));
+                    }
+                    TransportSpec::Sync(Arc::new(t))
+                }
+                (None, Some(t)) => {
+                    if !t.bind(py).is_callable() {
+                        return Err(invalid_config("transport", "must be callable"));
+                    }
+                    TransportSpec::Async(Arc::new(t))
+                }
+                (None, None) => {
+                    let mut opts = TransportOptions {
+                        verify_tls,
+                        ca_bundle_pem,
+                        ..TransportOptions::default()
+                    };
+                    if let Some(t) = request_timeout {
+                        opts.request_timeout = seconds("request_timeout", t)?;
+                    }
+                    if let Some(t) = connect_timeout {
+                        opts.connect_timeout = seconds("connect_timeout", t)?;
+                    }
+                    TransportSpec::Native(opts)
+                }
+            };
+            let verify = match verify_conditional_writes.as_deref() {
+                None | Some("once") => VerifyConditionalWrites::OncePerStore,
+                Some("always") => VerifyConditionalWrites::EveryAcquire,
+                Some("never") => VerifyConditionalWrites::TrustWithoutProof,
+                Some(other) => {
+                    return Err(invalid_config(
+                        "verify_conditional_writes",
+                        format!("{other:?} is not one of \"once\", \"always\", \"never\""),
+                    ))
+                }
+            };
+            let operation = operation.unwrap_or_else(|| "condlock".to_string());
+            if operation.trim().is_empty() {
+                return Err(invalid_config("operation", "must not be empty"));
+            }
+            let who = match who {
+                Some(w) if w.trim().is_empty() => {
+                    return Err(invalid_config("who", "must not be empty when given"))
+                }
+                Some(w) => w,
+                None => native::default_who(),
+            };
+            let shared = Arc::new(Shared {
+                config,
+                credentials,
+                transport,
+                verify,
+                operation,
+                info: info.unwrap_or_default(),
+                who,
+                max_poll_interval: max_poll_interval
+                    .map(|s| seconds("max_poll_interval", s))
+                    .transpose()?,
+                ctx,
+                inner: Mutex::new(None),
+            });
+            // Build the driver now so transport errors (bad CA bundle) surface here.
+            shared.lock()?;
+            Ok(S3LockCore { shared })
+        })
+    }
+
+    /// Acquire the lock (blocking, GIL released, Ctrl-C cancels).
+    #[pyo3(signature = (blocking=true, timeout=None))]
+    fn acquire(
+        &self,
+        py: Python<'_>,
+        blocking: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<S3LeaseCore> {
+        guard(|| {
+            let wait = wait_policy(blocking, timeout)?;
+            let lock = self.shared.lock()?;
+            let token = CancellationToken::new();
+            let fut = acquire_task(
+                lock,
+                self.shared.options(wait),
+                token.clone(),
+                self.shared.ctx.lock.clone(),
+            );
+            let (result, signal) = block_on_raw(py, fut, Some(&token))?;
+            if let Some(signal) = signal {
+                // Interrupted just as the lock was taken: give it back first.
+                if let Ok(held) = result {
+                    let lock = self.shared.lock()?;
+                    if let Ok(Err(e)) = block_on(py, async move { lock.release(&held).await }, None)
+                    {
+                        log::error!(
+                            target: "condlock::python",
+                            "could not release {} after an interrupt: {e}",
+                            self.shared.ctx.lock
+                        );
+                    }
+                }
+                return Err(signal);
+            }
+            let held = result.map_err(|e| errors::to_py(e, &self.shared.ctx))?;
+            Ok(S3LeaseCore::new(self.shared.clone(), held))
+        })
+    }
+
+    /// Start an acquisition for asyncio; `callback(ok, value)` runs on `event_loop`.
+    #[pyo3(signature = (event_loop, callback, blocking=true, timeout=None))]
+    fn acquire_async(
+        &self,
+        py: Python<'_>,
+        event_loop: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        blocking: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Operation> {
+        guard(|| {
+            let wait = wait_policy(blocking, timeout)?;
+            let lock = self.shared.lock()?;
+            let token = CancellationToken::new();
+            let fut = acquire_task(
+                lock,
+                self.shared.options(wait),
+                token.clone(),
+                self.shared.ctx.lock.clone(),
+            );
+            let shared = self.shared.clone();
+            let deliver: Deliver<HeldLock> = Box::new(move |py, held| {
+                Ok(Py::new(py, S3LeaseCore::new(shared, held))?.into_any())
+            });
+            spawn_for_asyncio(
+                py,
+                event_loop,
+                callback,
+                self.shared.ctx.clone(),
+                token,
+                fut,
+                deliver,
+            )
+        })
+    }
+
+    /// The current holder, or `None` when the lock is free.
+    fn holder(&self, py: Python<'_>) -> PyResult<Option<LockInfo>> {
+        guard(|| {
+            let lock = self.shared.lock()?;
+            let token = CancellationToken::new();
+            let h = block_on(py, async move { lock.status().await }, Some(&token))?
+                .map_err(|e| errors::to_py(e, &self.shared.ctx))?;
+            Ok(h.as_ref().map(LockInfo::from_holder))
+        })
+    }
+
+    /// `holder()` for asyncio.
+    fn holder_async(
+        &self,
+        py: Python<'_>,
+        event_loop: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+    ) -> PyResult<Operation> {
+        guard(|| {
+            let lock = self.shared.lock()?;
+            let deliver: Deliver<Option<LockHolder>> = Box::new(|py, h| match h {
+                Some(h) => Ok(Py::new(py, LockInfo::from_holder(&h))?.into_any()),
+                None => Ok(py.None()),
+            });
+            spawn_for_asyncio(
+                py,
+                event_loop,
+                callback,
+                self.shared.ctx.clone(),
+                CancellationToken::new(),
+                async move { lock.status().await },
+                deliver,
+            )
+        })
+    }
+
+    /// Remove the lock whose ID is `lock_id` (like `terraform force-unlock`).
+    /// True when it was deleted, False when there was no lock.
+    fn force_unlock(&self, py: Python<'_>, lock_id: String) -> PyResult<bool> {
+        guard(|| {
+            let lock = self.shared.lock()?;
+            let out = block_on(py, async move { lock.force_unlock(&lock_id).await }, None)?
+                .map_err(|e| errors::to_py(e, &self.shared.ctx))?;
+            Ok(out == UnlockOutcome::Released)
+        })
+    }
+
+    /// `force_unlock()` for asyncio.
+    fn force_unlock_async(
+        &self,
+        py: Python<'_>,
+        event_loop: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        lock_id: String,
+    ) -> PyResult<Operation> {
+        guard(|| {
+            let lock = self.shared.lock()?;
+            let deliver: Deliver<UnlockOutcome> = Box::new(|py, out| {
+                Ok(pyo3::types::PyBool::new(py, out == UnlockOutcome::Released)
+                    .to_owned()
+                    .into_any()
+                    .unbind())
+            });
+            spawn_for_asyncio(
+                py,
+                event_loop,
+                callback,
+                self.shared.ctx.clone(),
+                CancellationToken::new(),
+                async move { lock.force_unlock(&lock_id).await },
+                deliver,
+            )
+        })
+    }
+
+    /// The bucket.
+    #[getter]
+    fn bucket(&self) -> String {
+        self.shared.config.bucket().to_string()
+    }
+
+    /// The state key after workspace expansion.
+    #[getter]
+    fn key(&self) -> String {
+        self.shared.config.state_key().to_string()
+    }
+
+    /// The lock object's key (`<state key>.tflock`).
+    #[getter]
+    fn lock_key(&self) -> String {
+        self.shared.config.lock_key().to_string()
+    }
+
+    /// The signing region.
+    #[getter]
+    fn region(&self) -> String {
+        self.shared.config.region().to_string()
+    }
+
+    /// The endpoint (never with credentials).
+    #[getter]
+    fn endpoint(&self) -> String {
+        self.shared.config.endpoint_display()
+    }
+
+    /// `Who` written into our locks.
+    #[getter]
+    fn who(&self) -> String {
+        self.shared.who.clone()
+    }
+
+    /// `s3://bucket/lock key`.
+    #[getter]
+    fn url(&self) -> String {
+        self.shared.ctx.lock.clone()
+    }
+}
+
+/// The Rust side of `condlock.Lease`: a lock we hold.
+#[pyclass(frozen, module = "condlock._condlock")]
+pub struct S3LeaseCore {
+    shared: Arc<Shared>,
+    held: HeldLock,
+    info: LockInfo,
+    released: AtomicBool,
+}
+
+impl S3LeaseCore {
+    fn new(shared: Arc<Shared>, held: HeldLock) -> Self {
+        let info = LockInfo::from_core(&held.info, &held.etag, None);
+        S3LeaseCore {
+            shared,
+            held,
+            info,
+            released: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for S3LeaseCore {
+    fn drop(&mut self) {
+        if !self.released.load(Ordering::SeqCst) {
+            log::warn!(
+                target: "condlock::python",
+                "a lease on {} (lock ID {}) was garbage-collected without release(): \
+                 the lock stays until it is released or force-unlocked",
+                self.shared.ctx.lock,
+                self.held.info.id
+            );
+        }
+    }
+}
+
+#[pymethods]
+impl S3LeaseCore {
+    /// Release the lock (blocking, with a fresh deadline of its own; not
+    /// interrupted by Ctrl-C). True when this call deleted it; False when it
+    /// was already released or already gone. Safe to call twice.
+    fn release(&self, py: Python<'_>) -> PyResult<bool> {
+        guard(|| {
+            if self.released.swap(true, Ordering::SeqCst) {
+                return Ok(false);
+            }
+            let lock = self.shared.lock()?;
+            let held = self.held.clone();
+            let out = block_on(py, async move { lock.release(&held).await }, None)?;
+            match out {
+                Ok(o) => Ok(o == UnlockOutcome::Released),
+                Err(e) => {
+                    // Not released: allow another attempt.
+                    self.released.store(false, Ordering::SeqCst);
+                    Err(errors::to_py(e, &self.shared.ctx))
+                }
+            }
+        })
+    }
+
+    /// `release()` for asyncio. The release runs to completion on the
+    /// runtime even if the awaiting task is cancelled.
+    fn release_async(
+        slf: Bound<'_, Self>,
+        event_loop: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+    ) -> PyResult<Operation> {
+        let py = slf.py();
+        let this = slf.get();
+        guard(|| {
+            if this.released.swap(true, Ordering::SeqCst) {
+                // Deliver False through the loop like any other result.
+                let deliver: Deliver<()> = Box::new(|py, ()| {
+                    Ok(pyo3::types::PyBool::new(py, false)
+                        .to_owned()
+                        .into_any()
+                        .unbind())
+                });
+                return spawn_for_asyncio(
+                    py,
+                    event_loop,
+                    callback,
+                    this.shared.ctx.clone(),
+                    CancellationToken::new(),
+                    async { Ok(()) },
+                    deliver,
+                );
+            }
+            let lock = this.shared.lock()?;
+            let held = this.held.clone();
+            let me = slf.clone().unbind();
+            let deliver: Deliver<Result<UnlockOutcome, Error>> =
+                Box::new(move |py, out| match out {
+                    Ok(o) => Ok(pyo3::types::PyBool::new(py, o == UnlockOutcome::Released)
+                        .to_owned()
+                        .into_any()
+                        .unbind()),
+                    Err(e) => {
+                        let me = me.bind(py).get();
+                        me.released.store(false, Ordering::SeqCst);
+                        Err(errors::to_py_with(py, e, &me.shared.ctx))
+                    }
+                });
+            spawn_for_asyncio(
+                py,
+                event_loop,
+                callback,
+                this.shared.ctx.clone(),
+                CancellationToken::new(),
+                async move { Ok(lock.release(&held).await) },
+                deliver,
+            )
+        })
+    }
+
+    /// Our lock ID (the `ID` in the lock body).
+    #[getter]
+    fn lock_id(&self) -> String {
+        self.held.info.id.clone()
+    }
+
+    /// The ETag of our lock object: the fencing token of this holding.
+    #[getter]
+    fn etag(&self) -> String {
+        self.held.etag.clone()
+    }
+
+    /// The lock body we wrote.
+    #[getter]
+    fn info(&self) -> LockInfo {
+        self.info.clone()
+    }
+
+    /// True once released.
+    #[getter]
+    fn released(&self) -> bool {
+        self.released.load(Ordering::SeqCst)
+    }
+
+    /// `s3://bucket/lock key`.
+    #[getter]
+    fn url(&self) -> String {
+        self.shared.ctx.lock.clone()
+    }
+}

@@ -1,0 +1,242 @@
+//! The HTTP transport under a lock: the core's reqwest driver, or a user's
+//! Python callable.
+//!
+//! A sync callable `(method, url, headers, body) -> (status, headers, body)`
+//! runs in tokio's blocking pool with the GIL. An async callable (a coroutine
+//! function with the same signature) runs on the asyncio loop of the operation
+//! when it was started from asyncio (`asyncio.run_coroutine_threadsafe`), or
+//! with `asyncio.run` in a blocking-pool thread when it was started from the
+//! synchronous API.
+
+use std::sync::{Arc, Mutex};
+
+use condlock::native::{HttpTransport, Transport};
+use condlock::sansio::Body;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyCFunction, PyString, PyTuple};
+
+use crate::runtime::EVENT_LOOP;
+
+/// Responses are cut at this size, as the native driver does.
+const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// Which transport carries a lock's requests.
+pub enum AnyTransport {
+    /// reqwest, GIL-free.
+    Native(Transport),
+    /// A Python callable returning the response.
+    Sync(Arc<Py<PyAny>>),
+    /// A Python coroutine function returning the response.
+    Async(Arc<Py<PyAny>>),
+}
+
+impl std::fmt::Debug for AnyTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AnyTransport::Native(_) => "AnyTransport::Native",
+            AnyTransport::Sync(_) => "AnyTransport::Sync",
+            AnyTransport::Async(_) => "AnyTransport::Async",
+        })
+    }
+}
+
+struct Parts {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn split(req: http::Request<Body>) -> Parts {
+    let (head, body) = req.into_parts();
+    let headers = head
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    Parts {
+        method: head.method.as_str().to_string(),
+        url: head.uri.to_string(),
+        headers,
+        body,
+    }
+}
+
+fn args<'py>(py: Python<'py>, p: &Parts) -> PyResult<Bound<'py, PyTuple>> {
+    let headers: Vec<(&str, &str)> = p
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    (
+        p.method.as_str(),
+        p.url.as_str(),
+        headers,
+        PyBytes::new(py, &p.body),
+    )
+        .into_pyobject(py)
+}
+
+fn describe_exception(py: Python<'_>, e: &PyErr) -> String {
+    let name = e
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    format!("the transport raised {name}: {}", e.value(py))
+}
+
+fn bytes_of(v: &Bound<'_, PyAny>) -> Result<Vec<u8>, String> {
+    if v.is_none() {
+        return Ok(Vec::new());
+    }
+    if let Ok(b) = v.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(b) = v.cast::<PyByteArray>() {
+        return Ok(b.to_vec());
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        return s
+            .to_str()
+            .map(|s| s.as_bytes().to_vec())
+            .map_err(|_| "the response body is not valid text".into());
+    }
+    // memoryview and other buffer objects.
+    v.call_method0("tobytes")
+        .ok()
+        .and_then(|b| b.cast::<PyBytes>().ok().map(|b| b.as_bytes().to_vec()))
+        .ok_or_else(|| "the response body must be bytes".to_string())
+}
+
+/// `(status, headers, body)` -> an HTTP response. Headers may be a mapping
+/// (anything with `items()`) or an iterable of `(name, value)` pairs.
+fn response_of(r: &Bound<'_, PyAny>) -> Result<http::Response<Body>, String> {
+    const SHAPE: &str = "the transport must return (status: int, headers, body: bytes)";
+    let (status, headers, body): (u16, Bound<'_, PyAny>, Bound<'_, PyAny>) =
+        r.extract().map_err(|_| SHAPE.to_string())?;
+    let mut builder = http::Response::builder().status(status);
+    let pairs = if headers.hasattr("items").unwrap_or(false) {
+        headers
+            .call_method0("items")
+            .map_err(|_| SHAPE.to_string())?
+    } else {
+        headers
+    };
+    for pair in pairs.try_iter().map_err(|_| SHAPE.to_string())? {
+        let (k, v): (String, String) = pair
+            .and_then(|p| p.extract())
+            .map_err(|_| "response headers must be (str, str) pairs".to_string())?;
+        builder = builder.header(k, v);
+    }
+    let mut body = bytes_of(&body)?;
+    body.truncate(MAX_RESPONSE_BODY);
+    builder
+        .body(body)
+        .map_err(|e| format!("the transport returned an invalid response: {e}"))
+}
+
+fn call_sync(py: Python<'_>, f: &Py<PyAny>, p: &Parts) -> Result<http::Response<Body>, String> {
+    let a = args(py, p).map_err(|e| describe_exception(py, &e))?;
+    let r = f
+        .bind(py)
+        .call1(a)
+        .map_err(|e| describe_exception(py, &e))?;
+    response_of(&r)
+}
+
+fn call_async_in_new_loop(
+    py: Python<'_>,
+    f: &Py<PyAny>,
+    p: &Parts,
+) -> Result<http::Response<Body>, String> {
+    let run = || -> PyResult<Bound<'_, PyAny>> {
+        let coro = f.bind(py).call1(args(py, p)?)?;
+        py.import("asyncio")?.call_method1("run", (coro,))
+    };
+    let r = run().map_err(|e| describe_exception(py, &e))?;
+    response_of(&r)
+}
+
+async fn call_async_on_loop(
+    event_loop: Py<PyAny>,
+    f: Arc<Py<PyAny>>,
+    p: Parts,
+) -> Result<http::Response<Body>, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<Result<http::Response<Body>, String>>();
+    let tx = Arc::new(Mutex::new(Some(tx)));
+    Python::attach(|py| -> Result<(), String> {
+        let fail = |e: PyErr| describe_exception(py, &e);
+        let coro = f
+            .bind(py)
+            .call1(args(py, &p).map_err(fail)?)
+            .map_err(fail)?;
+        let cf = py
+            .import("asyncio")
+            .and_then(|a| a.call_method1("run_coroutine_threadsafe", (coro, event_loop.bind(py))))
+            .map_err(fail)?;
+        let tx = tx.clone();
+        let done = PyCFunction::new_closure(py, None, None, move |a, _kw| -> PyResult<()> {
+            let py = a.py();
+            let fut = a.get_item(0)?;
+            let outcome = match fut.call_method0("result") {
+                Ok(r) => response_of(&r),
+                Err(e) => Err(describe_exception(py, &e)),
+            };
+            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(outcome);
+            }
+            Ok(())
+        })
+        .map_err(fail)?;
+        cf.call_method1("add_done_callback", (done,))
+            .map_err(fail)?;
+        Ok(())
+    })?;
+    rx.await
+        .unwrap_or_else(|_| Err("the async transport was abandoned (event loop closed?)".into()))
+}
+
+impl HttpTransport for AnyTransport {
+    // The trait spells out `+ Send`; keep the signature identical.
+    #[allow(clippy::manual_async_fn)]
+    fn send(
+        &self,
+        req: http::Request<Body>,
+    ) -> impl std::future::Future<Output = Result<http::Response<Body>, String>> + Send {
+        async move {
+            match self {
+                AnyTransport::Native(t) => t.send(req).await,
+                AnyTransport::Sync(f) => {
+                    let f = f.clone();
+                    let p = split(req);
+                    tokio::task::spawn_blocking(move || Python::attach(|py| call_sync(py, &f, &p)))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("the transport task failed: {e}")))
+                }
+                AnyTransport::Async(f) => {
+                    let p = split(req);
+                    let event_loop = EVENT_LOOP
+                        .try_with(|l| Python::attach(|py| l.clone_ref(py)))
+                        .ok();
+                    match event_loop {
+                        Some(l) => call_async_on_loop(l, f.clone(), p).await,
+                        None => {
+                            let f = f.clone();
+                            tokio::task::spawn_blocking(move || {
+                                Python::attach(|py| call_async_in_new_loop(py, &f, &p))
+                            })
+                            .await
+                            .unwrap_or_else(|e| Err(format!("the transport task failed: {e}")))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+"""Fixtures: a moto S3 server on a free loopback port, a bucket, unique keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ACCESS_KEY = "AKIDCONDLOCKTEST"
+# Distinctive so a leak anywhere is easy to spot.
+SECRET_KEY = "sEcReT-condlock-9f8e7d6c5b4a-DO-NOT-PRINT"
+BUCKET = "condlock-py"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _moto_binary() -> str:
+    explicit = os.environ.get("CONDLOCK_MOTO_SERVER")
+    if explicit:
+        return explicit
+    candidate = REPO / ".venv" / "bin" / "moto_server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("moto_server")
+    if not found:
+        pytest.exit("moto_server not found: run scripts/setup.sh", returncode=2)
+    return found
+
+
+@pytest.fixture(scope="session")
+def endpoint():
+    """A moto server for the whole session; yields its base URL."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [_moto_binary(), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.exit("moto_server did not start", returncode=2)
+            time.sleep(0.05)
+    # Create the bucket with an unsigned PUT (moto does not check signatures).
+    req = urllib.request.Request(f"{url}/{BUCKET}", method="PUT", data=b"")
+    urllib.request.urlopen(req, timeout=10).close()
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def key() -> str:
+    """A state key no other test uses."""
+    return f"tests/{uuid.uuid4().hex}/terraform.tfstate"
+
+
+@pytest.fixture
+def make_lock(endpoint, key):
+    """Factory: an S3Lock on this test's key with the test credentials."""
+    import condlock
+
+    def make(**overrides):
+        kwargs = dict(
+            bucket=BUCKET,
+            key=key,
+            region="us-east-1",
+            endpoint=endpoint,
+            access_key_id=ACCESS_KEY,
+            secret_access_key=SECRET_KEY,
+            max_poll_interval=0.3,
+        )
+        kwargs.update(overrides)
+        return condlock.S3Lock(**kwargs)
+
+    return make
+
+
+@pytest.fixture
+def child_env(endpoint, key):
+    """Environment for helper subprocesses (same interpreter, same wheel)."""
+    env = dict(os.environ)
+    env.update(
+        CONDLOCK_TEST_ENDPOINT=endpoint,
+        CONDLOCK_TEST_KEY=key,
+        CONDLOCK_TEST_BUCKET=BUCKET,
+        CONDLOCK_TEST_ACCESS_KEY=ACCESS_KEY,
+        CONDLOCK_TEST_SECRET_KEY=SECRET_KEY,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+PYTHON = sys.executable
+HERE = Path(__file__).resolve().parent

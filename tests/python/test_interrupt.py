@@ -1,0 +1,61 @@
+"""Ctrl-C (SIGINT) while holding or while waiting: no lock is left behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+from conftest import HERE, PYTHON
+
+
+def _start(mode: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [PYTHON, str(HERE / "helpers.py"), mode],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _expect_line(proc: subprocess.Popen, prefix: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith(prefix):
+            return line.strip()
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"child never printed {prefix!r}: {proc.stderr.read()}")
+
+
+def test_ctrl_c_while_holding_releases(make_lock, child_env):
+    lock = make_lock()
+    child = _start("hold", child_env)
+    line = _expect_line(child, "HELD")
+    lock_id = line.split()[1]
+    assert lock.holder().id == lock_id
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode != 0
+    assert "KeyboardInterrupt" in err
+    assert lock.holder() is None
+
+
+def test_ctrl_c_while_waiting_cancels_and_cleans_up(make_lock, child_env):
+    lock = make_lock()
+    lease = lock.acquire()
+    child = _start("wait", child_env)
+    _expect_line(child, "WAITING")
+    time.sleep(1.0)  # let it find the lock held and start waiting
+    start = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    assert time.monotonic() - start < 5, "the wait did not stop promptly"
+    assert "KeyboardInterrupt" in err and "ACQUIRED" not in out
+    assert lock.holder().id == lease.lock_id
+    lease.release()
+    time.sleep(0.5)
+    assert lock.holder() is None  # the child left nothing behind
