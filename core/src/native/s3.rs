@@ -284,15 +284,26 @@ impl<T: HttpTransport> S3Lock<T> {
         result
     }
 
-    /// Release a lock we hold: one `DELETE If-Match`.
+    /// Release a lock we hold: one `DELETE If-Match`, retried on transient
+    /// failures for up to 30 s.
     pub async fn release(&self, lock: &HeldLock) -> Result<UnlockOutcome, Error> {
+        self.release_within(lock, self.release_budget).await
+    }
+
+    /// [`Self::release`] with a deadline of the caller's: on exit paths
+    /// (cancellation, Ctrl-C) a fresh short deadline keeps shutdown prompt.
+    pub async fn release_within(
+        &self,
+        lock: &HeldLock,
+        budget: Duration,
+    ) -> Result<UnlockOutcome, Error> {
         let credentials = self.credentials.resolve().await?;
         let mut machine = Unlock::release(
             self.config.clone(),
             credentials,
             &lock.info,
             &lock.etag,
-            self.release_budget,
+            budget,
             entropy().jitter_seed,
             self.clock_offset(),
         );
@@ -417,12 +428,21 @@ impl<T: HttpTransport> S3Lock<T> {
 
     /// Stop renewing and release. Reports [`Error::Lost`] with its reason if
     /// the lock was lost meanwhile (nothing is deleted then).
-    pub async fn release_lease(&self, mut lease: Lease) -> Result<UnlockOutcome, Error> {
+    pub async fn release_lease(&self, lease: Lease) -> Result<UnlockOutcome, Error> {
+        self.release_lease_within(lease, self.release_budget).await
+    }
+
+    /// [`Self::release_lease`] with a deadline of the caller's.
+    pub async fn release_lease_within(
+        &self,
+        mut lease: Lease,
+        budget: Duration,
+    ) -> Result<UnlockOutcome, Error> {
         lease.stop_renewing().await;
         if let Some(lost) = lease.lost_error() {
             return Err(lost);
         }
-        self.release(&lease.held()).await
+        self.release_within(&lease.held(), budget).await
     }
 
     async fn renew_until_stopped(
