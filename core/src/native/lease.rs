@@ -13,7 +13,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Error;
 use crate::s3::{HeldLock, LostReason};
 
 /// A lock held with a lease and kept alive in the background.
@@ -75,11 +74,6 @@ impl Lease {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-    }
-
-    /// The error to report at release when the lock was lost.
-    pub(super) fn lost_error(&self) -> Option<Error> {
-        self.lost().map(|reason| Error::Lost { reason })
     }
 }
 

@@ -439,10 +439,22 @@ impl<T: HttpTransport> S3Lock<T> {
         budget: Duration,
     ) -> Result<UnlockOutcome, Error> {
         lease.stop_renewing().await;
-        if let Some(lost) = lease.lost_error() {
-            return Err(lost);
+        match lease.lost() {
+            None => self.release_within(&lease.held(), budget).await,
+            // Renewals failed (store unreachable?), yet the lock may still be
+            // ours: a conditional delete of our last version is safe and
+            // frees it now instead of at lease expiry. The loss is reported
+            // either way.
+            Some(reason @ LostReason::RenewalFailed { .. }) => {
+                match self.release_within(&lease.held(), budget).await {
+                    Ok(outcome) => log::info!("after a failed renewal, release gave {outcome:?}"),
+                    Err(e) => log::warn!("after a failed renewal, release failed too: {e}"),
+                }
+                Err(Error::Lost { reason })
+            }
+            // Stolen or gone: nothing of ours is left to delete.
+            Some(reason) => Err(Error::Lost { reason }),
         }
-        self.release_within(&lease.held(), budget).await
     }
 
     async fn renew_until_stopped(
