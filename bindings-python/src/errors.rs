@@ -252,11 +252,211 @@ pub fn to_py_with(py: Python<'_>, err: Error, ctx: &Context) -> PyErr {
             ),
             &[],
         ),
+        Error::Lost { reason } => build(
+            py,
+            "LockLost",
+            format!(
+                "{lock} is no longer ours ({reason}); stop the work that relied on it \
+                 (another holder may be running), and acquire the lock again if needed"
+            ),
+            &[("reason", lost_reason(py, &reason))],
+        ),
+        // Raised by the Apstra driver only; its module words them.
+        e @ (Error::BlueprintLocked { .. }
+        | Error::BlueprintLockTimeout { .. }
+        | Error::LoginRefused { .. }
+        | Error::NoSuchBlueprint { .. }) => apstra_to_py_with(py, e, ctx),
         other => build(
             py,
             "LockError",
             format!("{other} (on {lock}); this is a bug in condlock, please report it"),
             &[],
         ),
+    }
+}
+
+/// `condlock.LostReason(kind, message=..., holder=...)` for a lost lease.
+pub fn lost_reason(py: Python<'_>, reason: &condlock::s3::LostReason) -> Py<PyAny> {
+    let holder = match reason {
+        condlock::s3::LostReason::Stolen { holder: Some(h) } => Some(LockInfo::from_holder(h)),
+        _ => None,
+    };
+    let made = (|| -> PyResult<Py<PyAny>> {
+        let cls = errors_module(py)?.getattr("LostReason")?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("message", reason.to_string())?;
+        kwargs.set_item("holder", holder_obj(py, holder.as_ref()))?;
+        Ok(cls.call((reason.kind(),), Some(&kwargs))?.unbind())
+    })();
+    made.unwrap_or_else(|_| obj(py, reason.kind()))
+}
+
+// --- Apstra blueprint mutex -------------------------------------------------
+
+fn apstra_unlock_hint(blocker: Option<&condlock::apstra::Blocker>) -> String {
+    use condlock::apstra::Blocker;
+    match blocker {
+        Some(Blocker::Tag(t)) => format!(
+            "if that holder is gone for good, remove its tag with force_unlock() \
+             (or ApstraClient.force_unlock_tag({:?}))",
+            t.id
+        ),
+        Some(Blocker::BlueprintLock(s)) => format!(
+            "Apstra's own blueprint lock is taken{}: unlock the blueprint in the Apstra UI, \
+             or pass wait_for_blueprint_unlock=False",
+            if s.username.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", s.username)
+            }
+        ),
+        None => "if the holder is gone for good, remove its tag with force_unlock()".into(),
+    }
+}
+
+/// The exception for an error of the Apstra blueprint mutex: the Apstra
+/// variants (`BlueprintLocked`, `BlueprintLockTimeout`, `LoginRefused`,
+/// `NoSuchBlueprint`) and messages about the Apstra server for the generic
+/// ones; everything else as [`to_py_with`].
+pub fn apstra_to_py(err: Error, ctx: &Context) -> PyErr {
+    Python::attach(|py| apstra_to_py_with(py, err, ctx))
+}
+
+/// [`apstra_to_py`] with the GIL held.
+pub fn apstra_to_py_with(py: Python<'_>, err: Error, ctx: &Context) -> PyErr {
+    let lock = &ctx.lock;
+    let url = &ctx.endpoint;
+    let holder = match err.blocker() {
+        Some(b) => crate::apstra::blocker_obj(py, b),
+        None => py.None(),
+    };
+    let hint = apstra_unlock_hint(err.blocker());
+    match err {
+        Error::BlueprintLocked { blocker, .. } => build(
+            py,
+            "LockHeld",
+            format!(
+                "{lock} is held: {blocker}; wait for it with acquire(blocking=True, \
+                 timeout=...), or, {hint}"
+            ),
+            &[("holder", holder)],
+        ),
+        Error::BlueprintLockTimeout {
+            waited, blocker, ..
+        } => build(
+            py,
+            "LockTimeout",
+            format!(
+                "timed out after {:.1}s waiting for {lock}, {}; wait longer (timeout=...), \
+                 or, {hint}",
+                waited.as_secs_f64(),
+                match &blocker {
+                    Some(b) => b.to_string(),
+                    None => "held by someone else".into(),
+                }
+            ),
+            &[
+                ("holder", holder),
+                ("waited", obj(py, waited.as_secs_f64())),
+            ],
+        ),
+        Error::LoginRefused {
+            url,
+            username,
+            message,
+        } => build(
+            py,
+            "AccessDenied",
+            format!(
+                "{url} refused the login of user {username:?} ({message}): check username= \
+                 and password= (or APSTRA_USER / APSTRA_PASS, or the credentials in the URL)"
+            ),
+            &[
+                ("status", obj(py, 401u16)),
+                ("code", obj(py, "LoginRefused")),
+            ],
+        ),
+        Error::NoSuchBlueprint { url, blueprint } => build(
+            py,
+            "InvalidConfiguration",
+            format!(
+                "invalid blueprint_id: blueprint {blueprint:?} does not exist on {url}; check \
+                 the ID (the UUID in the blueprint's address in the Apstra UI)"
+            ),
+            &[("field", obj(py, "blueprint_id"))],
+        ),
+        Error::AccessDenied { code, message } => build(
+            py,
+            "AccessDenied",
+            format!(
+                "the Apstra server at {url} refused a request on {lock} ({code}): {message}; \
+                 the user needs permission to read blueprints and to create, read and delete \
+                 design tags"
+            ),
+            &[
+                (
+                    "status",
+                    obj(
+                        py,
+                        if code == "Unauthorized" {
+                            401u16
+                        } else {
+                            403u16
+                        },
+                    ),
+                ),
+                ("code", obj(py, code)),
+            ],
+        ),
+        Error::Server {
+            status,
+            code,
+            message,
+        } => build(
+            py,
+            "ServerError",
+            format!(
+                "the Apstra server at {url} kept failing with {status} ({message}); it may be \
+                 overloaded or down: retry later"
+            ),
+            &[("status", obj(py, status)), ("code", obj(py, code))],
+        ),
+        Error::Rejected {
+            status,
+            code,
+            message,
+        } => build(
+            py,
+            "RequestRejected",
+            format!(
+                "the Apstra server at {url} rejected a request on {lock} with {status}: {message}"
+            ),
+            &[("status", obj(py, status)), ("code", obj(py, code))],
+        ),
+        Error::Transport { message } => build(
+            py,
+            "TransportError",
+            format!(
+                "cannot talk to the Apstra server at {url}: {message}; check url=, the network \
+                 and TLS settings (verify_tls=, ca_bundle=)"
+            ),
+            &[],
+        ),
+        Error::MalformedResponse { what } => build(
+            py,
+            "MalformedResponse",
+            format!(
+                "the server at {url} answered something condlock cannot interpret ({what}); \
+                 is url= an Apstra server (with its path prefix, if any)?"
+            ),
+            &[],
+        ),
+        Error::Cancelled => build(
+            py,
+            "LockError",
+            format!("the operation on {lock} was cancelled; no mutex tag of ours was left behind"),
+            &[],
+        ),
+        other => to_py_with(py, other, ctx),
     }
 }

@@ -9,11 +9,11 @@
 //! - [`transport`]: the reqwest driver or a user's Python callable.
 //! - [`credentials`]: boto3/botocore credentials as an AWS credentials provider.
 //! - [`s3`]: the S3 lock file (Terraform-compatible).
-//!
-//! Other lock kinds (Apstra) get a module of their own next to [`s3`].
+//! - [`apstra`]: the Apstra blueprint mutex (Terraform-provider-compatible).
 
 use pyo3::prelude::*;
 
+mod apstra;
 mod common;
 mod credentials;
 mod errors;
@@ -42,5 +42,10 @@ fn _condlock(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<runtime::Operation>()?;
     m.add_class::<s3::S3LockCore>()?;
     m.add_class::<s3::S3LeaseCore>()?;
+    m.add_class::<apstra::MutexTag>()?;
+    m.add_class::<apstra::BlueprintLockStatus>()?;
+    m.add_class::<apstra::ApstraClientCore>()?;
+    m.add_class::<apstra::ApstraMutexCore>()?;
+    m.add_class::<apstra::ApstraLeaseCore>()?;
     Ok(())
 }

@@ -3,11 +3,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use condlock::native::{self, CredentialSource, TransportOptions, VerifyConditionalWrites};
 use condlock::s3::{
-    AcquireOptions, Addressing, Credentials, Encryption, HeldLock, LockHolder, S3LockConfig,
-    UnlockOutcome,
+    AcquireOptions, Addressing, Credentials, Encryption, HeldLock, LeaseTerms, LockHolder,
+    LostReason, S3LockConfig, Takeover, UnlockOutcome,
 };
 use condlock::{Error, Secret, Wait};
 use pyo3::prelude::*;
@@ -17,7 +18,68 @@ use crate::common::{guard, seconds, wait_policy, LockInfo};
 use crate::credentials::{aws_chain, PyCredentials};
 use crate::errors::{self, invalid_config, Context};
 use crate::runtime::{block_on, block_on_raw, runtime, spawn_for_asyncio, Deliver, Operation};
-use crate::transport::AnyTransport;
+use crate::transport::{Abort, AnyTransport, ABORT};
+
+/// The deadline of a release on the way out of a `with` / `async with` block
+/// (after an exception, cancellation or Ctrl-C too): short, so leaving stays
+/// prompt when the store is unreachable. Python passes it as `timeout`
+/// (`condlock._s3.EXIT_RELEASE_TIMEOUT`); plain `release()` keeps the 30 s
+/// default.
+pub const DEFAULT_RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After a user transport's programming error cancelled an acquisition, how
+/// long its cleanup (removing a lock it may have written) may still run.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
+
+/// Run `fut` with a user transport's programming errors recorded in `abort`
+/// (whose token the operation should also be cancelled by, when it takes
+/// one). Once one is recorded, the operation gets `grace` to clean up, then is
+/// dropped.
+async fn abortable<T>(
+    abort: Abort,
+    grace: Duration,
+    fut: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let watch = abort.clone();
+    ABORT
+        .scope(abort, async move {
+            tokio::select! {
+                r = fut => r,
+                _ = async { watch.aborted().await; tokio::time::sleep(grace).await } => {
+                    Err(Error::Cancelled)
+                }
+            }
+        })
+        .await
+}
+
+/// The Python result of an operation run with [`abortable`]: the transport's
+/// recorded error first, else the core's.
+fn outcome<T>(abort: &Abort, r: Result<T, Error>, ctx: &Context) -> PyResult<T> {
+    if let Some(e) = abort.take() {
+        return Err(e);
+    }
+    r.map_err(|e| errors::to_py(e, ctx))
+}
+
+/// [`outcome`] for asyncio delivery (the value carries the Python error).
+type Outcome<T> = Result<T, PyErr>;
+
+async fn abortable_for_asyncio<T>(
+    abort: Abort,
+    grace: Duration,
+    fut: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<Outcome<T>, Error> {
+    let r = abortable(abort.clone(), grace, fut).await;
+    match abort.take() {
+        Some(e) => Ok(Err(e)),
+        None => r.map(Ok),
+    }
+}
+
+fn optional_seconds(field: &'static str, v: Option<f64>) -> PyResult<Option<Duration>> {
+    v.map(|s| seconds(field, s)).transpose()
+}
 
 type Lock = native::S3Lock<AnyTransport>;
 
@@ -39,6 +101,10 @@ struct Shared {
     who: String,
     /// Longest pause between attempts while someone else holds the lock.
     max_poll_interval: Option<std::time::Duration>,
+    /// Hold our locks with this lease (renewed in the background).
+    lease: Option<LeaseTerms>,
+    /// Which expired/stale locks our acquisitions may take over.
+    takeover: Takeover,
     ctx: Context,
     /// The driver, built for the process that uses it (a forked child must
     /// not share the parent's connection pool).
@@ -82,6 +148,8 @@ impl Shared {
         opts.operation = self.operation.clone();
         opts.info = self.info.clone();
         opts.wait = wait;
+        opts.lease = self.lease;
+        opts.takeover = self.takeover;
         if let Some(max) = self.max_poll_interval {
             opts.wait_backoff.max = max;
             opts.wait_backoff.initial = opts.wait_backoff.initial.min(max);
@@ -90,31 +158,66 @@ impl Shared {
     }
 }
 
-/// Acquire; if the caller cancelled after the lock was in fact taken, give it
-/// back before reporting the cancellation.
+/// A lock just acquired: plain (Terraform-style), or with a lease renewed in
+/// the background.
+pub enum Holding {
+    Plain(Box<HeldLock>),
+    Leased(native::Lease),
+}
+
+impl Holding {
+    fn held(&self) -> HeldLock {
+        match self {
+            Holding::Plain(h) => (**h).clone(),
+            Holding::Leased(l) => l.held(),
+        }
+    }
+}
+
+/// Release whatever `holding` is, within `budget`.
+async fn release_holding(
+    lock: &Lock,
+    holding: Holding,
+    budget: Duration,
+) -> Result<UnlockOutcome, Error> {
+    match holding {
+        Holding::Plain(h) => lock.release_within(&h, budget).await,
+        Holding::Leased(l) => lock.release_lease_within(l, budget).await,
+    }
+}
+
+/// Acquire (with a lease when configured); if the caller cancelled after the
+/// lock was in fact taken, give it back before reporting the cancellation.
 async fn acquire_task(
     lock: Arc<Lock>,
     opts: AcquireOptions,
     token: CancellationToken,
     what: String,
-) -> Result<HeldLock, Error> {
-    let result = lock
-        .acquire_with(opts, &token, |h: &LockHolder| {
-            log::info!(target: "condlock::python", "waiting for {what}: held by {h}");
-        })
-        .await;
+) -> Result<Holding, Error> {
+    let on_wait = |h: &LockHolder| {
+        log::info!(target: "condlock::python", "waiting for {what}: held by {h}");
+    };
+    let result = if opts.lease.is_some() {
+        lock.acquire_lease_with(opts, &token, on_wait)
+            .await
+            .map(Holding::Leased)
+    } else {
+        lock.acquire_with(opts, &token, on_wait)
+            .await
+            .map(|h| Holding::Plain(Box::new(h)))
+    };
     if token.is_cancelled() {
-        if let Ok(held) = &result {
+        if let Ok(holding) = result {
+            let id = holding.held().info.id;
             log::info!(
                 target: "condlock::python",
                 "acquired {what} as the caller cancelled: releasing it"
             );
-            if let Err(e) = lock.release(held).await {
+            if let Err(e) = release_holding(&lock, holding, DEFAULT_RELEASE_TIMEOUT).await {
                 log::error!(
                     target: "condlock::python",
-                    "could not release {what} (lock ID {}) after cancellation: {e}; \
+                    "could not release {what} (lock ID {id}) after cancellation: {e}; \
                      remove it with force_unlock",
-                    held.info.id
                 );
             }
             return Err(Error::Cancelled);
@@ -155,7 +258,7 @@ impl S3LockCore {
         acl=None, tags=None, checksum=true, path_style=None, operation=None, info=None,
         who=None, transport=None, async_transport=None, verify_conditional_writes=None,
         request_timeout=None, connect_timeout=None, verify_tls=true, ca_bundle_pem=None,
-        max_poll_interval=None
+        max_poll_interval=None, lease=None, takeover=false, stale_after=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -188,6 +291,9 @@ impl S3LockCore {
         verify_tls: bool,
         ca_bundle_pem: Option<Vec<u8>>,
         max_poll_interval: Option<f64>,
+        lease: Option<f64>,
+        takeover: bool,
+        stale_after: Option<f64>,
     ) -> PyResult<Self> {
         guard(|| {
             let region = region
@@ -353,6 +459,18 @@ impl S3LockCore {
                 Some(w) => w,
                 None => native::default_who(),
             };
+            let lease = match optional_seconds("lease", lease)? {
+                Some(d) => {
+                    let terms = LeaseTerms::new(d);
+                    terms.validate().map_err(|e| errors::to_py(e, &ctx))?;
+                    Some(terms)
+                }
+                None => None,
+            };
+            let takeover = Takeover {
+                expired_leases: takeover,
+                stale_without_lease: optional_seconds("stale_after", stale_after)?,
+            };
             let shared = Arc::new(Shared {
                 config,
                 credentials,
@@ -364,6 +482,8 @@ impl S3LockCore {
                 max_poll_interval: max_poll_interval
                     .map(|s| seconds("max_poll_interval", s))
                     .transpose()?,
+                lease,
+                takeover,
                 ctx,
                 inner: Mutex::new(None),
             });
@@ -385,19 +505,26 @@ impl S3LockCore {
             let wait = wait_policy(blocking, timeout)?;
             let lock = self.shared.lock()?;
             let token = CancellationToken::new();
-            let fut = acquire_task(
-                lock,
-                self.shared.options(wait),
-                token.clone(),
-                self.shared.ctx.lock.clone(),
+            let abort = Abort::new(token.clone());
+            let fut = abortable(
+                abort.clone(),
+                ABORT_GRACE,
+                acquire_task(
+                    lock,
+                    self.shared.options(wait),
+                    token.clone(),
+                    self.shared.ctx.lock.clone(),
+                ),
             );
             let (result, signal) = block_on_raw(py, fut, Some(&token))?;
             if let Some(signal) = signal {
                 // Interrupted just as the lock was taken: give it back first.
-                if let Ok(held) = result {
+                if let Ok(holding) = result {
                     let lock = self.shared.lock()?;
-                    if let Ok(Err(e)) = block_on(py, async move { lock.release(&held).await }, None)
-                    {
+                    let release = async move {
+                        release_holding(&lock, holding, DEFAULT_RELEASE_TIMEOUT).await
+                    };
+                    if let Ok(Err(e)) = block_on(py, release, None) {
                         log::error!(
                             target: "condlock::python",
                             "could not release {} after an interrupt: {e}",
@@ -407,8 +534,8 @@ impl S3LockCore {
                 }
                 return Err(signal);
             }
-            let held = result.map_err(|e| errors::to_py(e, &self.shared.ctx))?;
-            Ok(S3LeaseCore::new(self.shared.clone(), held))
+            let holding = outcome(&abort, result, &self.shared.ctx)?;
+            Ok(S3LeaseCore::new(self.shared.clone(), holding))
         })
     }
 
@@ -426,15 +553,19 @@ impl S3LockCore {
             let wait = wait_policy(blocking, timeout)?;
             let lock = self.shared.lock()?;
             let token = CancellationToken::new();
-            let fut = acquire_task(
-                lock,
-                self.shared.options(wait),
-                token.clone(),
-                self.shared.ctx.lock.clone(),
+            let fut = abortable_for_asyncio(
+                Abort::new(token.clone()),
+                ABORT_GRACE,
+                acquire_task(
+                    lock,
+                    self.shared.options(wait),
+                    token.clone(),
+                    self.shared.ctx.lock.clone(),
+                ),
             );
             let shared = self.shared.clone();
-            let deliver: Deliver<HeldLock> = Box::new(move |py, held| {
-                Ok(Py::new(py, S3LeaseCore::new(shared, held))?.into_any())
+            let deliver: Deliver<Outcome<Holding>> = Box::new(move |py, holding| {
+                Ok(Py::new(py, S3LeaseCore::new(shared, holding?))?.into_any())
             });
             spawn_for_asyncio(
                 py,
@@ -453,8 +584,13 @@ impl S3LockCore {
         guard(|| {
             let lock = self.shared.lock()?;
             let token = CancellationToken::new();
-            let h = block_on(py, async move { lock.status().await }, Some(&token))?
-                .map_err(|e| errors::to_py(e, &self.shared.ctx))?;
+            let abort = Abort::new(CancellationToken::new());
+            let fut = abortable(
+                abort.clone(),
+                Duration::ZERO,
+                async move { lock.status().await },
+            );
+            let h = outcome(&abort, block_on(py, fut, Some(&token))?, &self.shared.ctx)?;
             Ok(h.as_ref().map(LockInfo::from_holder))
         })
     }
@@ -468,17 +604,18 @@ impl S3LockCore {
     ) -> PyResult<Operation> {
         guard(|| {
             let lock = self.shared.lock()?;
-            let deliver: Deliver<Option<LockHolder>> = Box::new(|py, h| match h {
+            let deliver: Deliver<Outcome<Option<LockHolder>>> = Box::new(|py, h| match h? {
                 Some(h) => Ok(Py::new(py, LockInfo::from_holder(&h))?.into_any()),
                 None => Ok(py.None()),
             });
+            let abort = Abort::new(CancellationToken::new());
             spawn_for_asyncio(
                 py,
                 event_loop,
                 callback,
                 self.shared.ctx.clone(),
                 CancellationToken::new(),
-                async move { lock.status().await },
+                abortable_for_asyncio(abort, Duration::ZERO, async move { lock.status().await }),
                 deliver,
             )
         })
@@ -489,8 +626,11 @@ impl S3LockCore {
     fn force_unlock(&self, py: Python<'_>, lock_id: String) -> PyResult<bool> {
         guard(|| {
             let lock = self.shared.lock()?;
-            let out = block_on(py, async move { lock.force_unlock(&lock_id).await }, None)?
-                .map_err(|e| errors::to_py(e, &self.shared.ctx))?;
+            let abort = Abort::new(CancellationToken::new());
+            let fut = abortable(abort.clone(), Duration::ZERO, async move {
+                lock.force_unlock(&lock_id).await
+            });
+            let out = outcome(&abort, block_on(py, fut, None)?, &self.shared.ctx)?;
             Ok(out == UnlockOutcome::Released)
         })
     }
@@ -505,19 +645,24 @@ impl S3LockCore {
     ) -> PyResult<Operation> {
         guard(|| {
             let lock = self.shared.lock()?;
-            let deliver: Deliver<UnlockOutcome> = Box::new(|py, out| {
-                Ok(pyo3::types::PyBool::new(py, out == UnlockOutcome::Released)
-                    .to_owned()
-                    .into_any()
-                    .unbind())
+            let deliver: Deliver<Outcome<UnlockOutcome>> = Box::new(|py, out| {
+                Ok(
+                    pyo3::types::PyBool::new(py, out? == UnlockOutcome::Released)
+                        .to_owned()
+                        .into_any()
+                        .unbind(),
+                )
             });
+            let abort = Abort::new(CancellationToken::new());
             spawn_for_asyncio(
                 py,
                 event_loop,
                 callback,
                 self.shared.ctx.clone(),
                 CancellationToken::new(),
-                async move { lock.force_unlock(&lock_id).await },
+                abortable_for_asyncio(abort, Duration::ZERO, async move {
+                    lock.force_unlock(&lock_id).await
+                }),
                 deliver,
             )
         })
@@ -564,77 +709,189 @@ impl S3LockCore {
     fn url(&self) -> String {
         self.shared.ctx.lock.clone()
     }
+
+    /// The lease duration in seconds, or `None` (Terraform-style, no lease).
+    #[getter]
+    fn lease(&self) -> Option<f64> {
+        self.shared.lease.map(|t| t.duration.as_secs_f64())
+    }
+
+    /// Whether acquisitions take over expired leases.
+    #[getter]
+    fn takeover(&self) -> bool {
+        self.shared.takeover.expired_leases
+    }
+
+    /// The staleness age (seconds) after which a lock without a lease is taken
+    /// over, or `None` (never).
+    #[getter]
+    fn stale_after(&self) -> Option<f64> {
+        self.shared
+            .takeover
+            .stale_without_lease
+            .map(|d| d.as_secs_f64())
+    }
 }
 
-/// The Rust side of `condlock.Lease`: a lock we hold.
+/// The Rust side of `condlock.Lease`: a lock we hold, with or without a
+/// lease renewed in the background.
 #[pyclass(frozen, module = "condlock._condlock")]
 pub struct S3LeaseCore {
     shared: Arc<Shared>,
-    held: HeldLock,
     info: LockInfo,
+    /// The background renewal, until release takes it.
+    lease: Mutex<Option<native::Lease>>,
+    /// The lock as last known (refreshed from `lease` while it renews; after
+    /// a failed release, what a retry releases).
+    held: Mutex<HeldLock>,
+    /// Changes to `Some(reason)` when a leased lock is lost.
+    lost: Option<tokio::sync::watch::Receiver<Option<LostReason>>>,
+    /// The lease duration, when held with one.
+    lease_duration: Option<Duration>,
     released: AtomicBool,
 }
 
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl S3LeaseCore {
-    fn new(shared: Arc<Shared>, held: HeldLock) -> Self {
+    fn new(shared: Arc<Shared>, holding: Holding) -> Self {
+        let held = holding.held();
+        let (lease, lost) = match holding {
+            Holding::Plain(_) => (None, None),
+            Holding::Leased(l) => {
+                let rx = l.subscribe();
+                (Some(l), Some(rx))
+            }
+        };
         let info = LockInfo::from_core(&held.info, &held.etag, None);
         S3LeaseCore {
             shared,
-            held,
             info,
+            lease_duration: held.lease.map(|t| t.duration),
+            lease: Mutex::new(lease),
+            held: Mutex::new(held),
+            lost,
             released: AtomicBool::new(false),
+        }
+    }
+
+    /// The lock as held now (its ETag changes with each renewal).
+    fn current(&self) -> HeldLock {
+        let lease = locked(&self.lease);
+        let mut held = locked(&self.held);
+        if let Some(l) = lease.as_ref() {
+            *held = l.held();
+        }
+        held.clone()
+    }
+
+    /// Take what release needs: the renewal (stopped by the release), or the
+    /// plain lock.
+    fn take(&self) -> (Holding, HeldLock) {
+        let snapshot = self.current();
+        match locked(&self.lease).take() {
+            Some(l) => (Holding::Leased(l), snapshot),
+            None => (Holding::Plain(Box::new(snapshot.clone())), snapshot),
+        }
+    }
+
+    /// Turn a release's outcome into the Python result. A lost lock stays
+    /// "released" (nothing of ours is left to delete); any other failure
+    /// leaves the lock for another `release()` to retry.
+    fn settle(
+        &self,
+        abort: &Abort,
+        r: Result<UnlockOutcome, Error>,
+        snapshot: HeldLock,
+    ) -> PyResult<bool> {
+        let retry_later = || {
+            *locked(&self.held) = snapshot;
+            self.released.store(false, Ordering::SeqCst);
+        };
+        if let Some(e) = abort.take() {
+            retry_later();
+            return Err(e);
+        }
+        match r {
+            Ok(o) => Ok(o == UnlockOutcome::Released),
+            Err(e @ Error::Lost { .. }) => Err(errors::to_py(e, &self.shared.ctx)),
+            Err(e) => {
+                retry_later();
+                Err(errors::to_py(e, &self.shared.ctx))
+            }
         }
     }
 }
 
+fn release_budget(timeout: Option<f64>) -> PyResult<Duration> {
+    Ok(optional_seconds("timeout", timeout)?.unwrap_or(DEFAULT_RELEASE_TIMEOUT))
+}
+
 impl Drop for S3LeaseCore {
     fn drop(&mut self) {
-        if !self.released.load(Ordering::SeqCst) {
-            log::warn!(
+        if self.released.load(Ordering::SeqCst) {
+            return;
+        }
+        let id = locked(&self.held).info.id.clone();
+        match self.lease_duration {
+            // Dropping the native lease stops renewing.
+            Some(d) => log::warn!(
                 target: "condlock::python",
-                "a lease on {} (lock ID {}) was garbage-collected without release(): \
+                "a lease on {} (lock ID {id}) was garbage-collected without release(): \
+                 renewal stopped, the lock expires {:.1}s after its last renewal and can then \
+                 be taken over (takeover=True), or removed with force_unlock",
+                self.shared.ctx.lock,
+                d.as_secs_f64()
+            ),
+            None => log::warn!(
+                target: "condlock::python",
+                "a lease on {} (lock ID {id}) was garbage-collected without release(): \
                  the lock stays until it is released or force-unlocked",
                 self.shared.ctx.lock,
-                self.held.info.id
-            );
+            ),
         }
     }
 }
 
 #[pymethods]
 impl S3LeaseCore {
-    /// Release the lock (blocking, with a fresh deadline of its own; not
-    /// interrupted by Ctrl-C). True when this call deleted it; False when it
-    /// was already released or already gone. Safe to call twice.
-    fn release(&self, py: Python<'_>) -> PyResult<bool> {
+    /// Release the lock (blocking, with a fresh deadline of its own: `timeout`
+    /// seconds, default 30; not interrupted by Ctrl-C). True when this call
+    /// deleted it; False when it was already released or already gone. A
+    /// leased lock that was lost raises `LockLost`. Safe to call twice.
+    #[pyo3(signature = (timeout=None))]
+    fn release(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         guard(|| {
+            let budget = release_budget(timeout)?;
             if self.released.swap(true, Ordering::SeqCst) {
                 return Ok(false);
             }
             let lock = self.shared.lock()?;
-            let held = self.held.clone();
-            let out = block_on(py, async move { lock.release(&held).await }, None)?;
-            match out {
-                Ok(o) => Ok(o == UnlockOutcome::Released),
-                Err(e) => {
-                    // Not released: allow another attempt.
-                    self.released.store(false, Ordering::SeqCst);
-                    Err(errors::to_py(e, &self.shared.ctx))
-                }
-            }
+            let (holding, snapshot) = self.take();
+            let abort = Abort::new(CancellationToken::new());
+            let fut = abortable(abort.clone(), Duration::ZERO, async move {
+                release_holding(&lock, holding, budget).await
+            });
+            let r = block_on(py, fut, None)?;
+            self.settle(&abort, r, snapshot)
         })
     }
 
     /// `release()` for asyncio. The release runs to completion on the
     /// runtime even if the awaiting task is cancelled.
+    #[pyo3(signature = (event_loop, callback, timeout=None))]
     fn release_async(
         slf: Bound<'_, Self>,
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
     ) -> PyResult<Operation> {
         let py = slf.py();
         let this = slf.get();
         guard(|| {
+            let budget = release_budget(timeout)?;
             if this.released.swap(true, Ordering::SeqCst) {
                 // Deliver False through the loop like any other result.
                 let deliver: Deliver<()> = Box::new(|py, ()| {
@@ -654,42 +911,107 @@ impl S3LeaseCore {
                 );
             }
             let lock = this.shared.lock()?;
-            let held = this.held.clone();
+            let (holding, snapshot) = this.take();
             let me = slf.clone().unbind();
-            let deliver: Deliver<Result<UnlockOutcome, Error>> =
-                Box::new(move |py, out| match out {
-                    Ok(o) => Ok(pyo3::types::PyBool::new(py, o == UnlockOutcome::Released)
-                        .to_owned()
-                        .into_any()
-                        .unbind()),
-                    Err(e) => {
-                        let me = me.bind(py).get();
-                        me.released.store(false, Ordering::SeqCst);
-                        Err(errors::to_py_with(py, e, &me.shared.ctx))
-                    }
-                });
+            let abort = Abort::new(CancellationToken::new());
+            let abort_in = abort.clone();
+            let deliver: Deliver<Result<UnlockOutcome, Error>> = Box::new(move |py, out| {
+                let released = me.bind(py).get().settle(&abort, out, snapshot)?;
+                Ok(pyo3::types::PyBool::new(py, released)
+                    .to_owned()
+                    .into_any()
+                    .unbind())
+            });
             spawn_for_asyncio(
                 py,
                 event_loop,
                 callback,
                 this.shared.ctx.clone(),
                 CancellationToken::new(),
-                async move { Ok(lock.release(&held).await) },
+                async move {
+                    Ok(abortable(abort_in, Duration::ZERO, async move {
+                        release_holding(&lock, holding, budget).await
+                    })
+                    .await)
+                },
                 deliver,
             )
         })
     }
 
+    /// Call `callback(reason)` (from a worker thread, with the GIL) once, when
+    /// a leased lock is lost. Never called for a lock without a lease, nor
+    /// after a normal release.
+    fn watch_lost(&self, callback: Py<PyAny>) -> PyResult<()> {
+        let Some(mut rx) = self.lost.clone() else {
+            return Ok(());
+        };
+        let url = self.shared.ctx.lock.clone();
+        runtime()?.spawn(async move {
+            let reason = loop {
+                if let Some(r) = rx.borrow_and_update().clone() {
+                    break Some(r);
+                }
+                if rx.changed().await.is_err() {
+                    break rx.borrow().clone();
+                }
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                Python::attach(|py| {
+                    if let Some(reason) = reason {
+                        let r = errors::lost_reason(py, &reason);
+                        if let Err(e) = callback.bind(py).call1((r,)) {
+                            log::error!(
+                                target: "condlock::python",
+                                "the lost-lock callback of {url} raised: {e}"
+                            );
+                        }
+                    }
+                    drop(callback);
+                })
+            })
+            .await;
+        });
+        Ok(())
+    }
+
+    /// Why the leased lock was lost (`condlock.LostReason`), or `None`.
+    #[getter]
+    fn lost(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let reason = self.lost.as_ref()?.borrow().clone()?;
+        Some(errors::lost_reason(py, &reason))
+    }
+
+    /// The lease duration in seconds, or `None` for a lock held without one.
+    #[getter]
+    fn lease(&self) -> Option<f64> {
+        self.lease_duration.map(|d| d.as_secs_f64())
+    }
+
+    /// Fencing token: `(generation, current ETag)`.
+    #[getter]
+    fn fencing_token(&self) -> (u64, String) {
+        let h = self.current();
+        (h.generation(), h.etag)
+    }
+
+    /// The fencing generation: 1 for a fresh lock, +1 per takeover; 0 without
+    /// a lease.
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.current().generation()
+    }
+
     /// Our lock ID (the `ID` in the lock body).
     #[getter]
     fn lock_id(&self) -> String {
-        self.held.info.id.clone()
+        self.info.id.clone().unwrap_or_default()
     }
 
-    /// The ETag of our lock object: the fencing token of this holding.
+    /// The current ETag of our lock object (changes with each renewal).
     #[getter]
     fn etag(&self) -> String {
-        self.held.etag.clone()
+        self.current().etag
     }
 
     /// The lock body we wrote.
@@ -698,7 +1020,7 @@ impl S3LeaseCore {
         self.info.clone()
     }
 
-    /// True once released.
+    /// True once released (or found lost at release).
     #[getter]
     fn released(&self) -> bool {
         self.released.load(Ordering::SeqCst)

@@ -17,6 +17,99 @@ use pyo3::types::{PyByteArray, PyBytes, PyCFunction, PyString, PyTuple};
 
 use crate::runtime::EVENT_LOOP;
 
+tokio::task_local! {
+    /// Where a user transport records a programming error of the operation
+    /// being run (see [`Abort`]).
+    pub static ABORT: Abort;
+}
+
+/// A user transport's programming error (a malformed return value, or an
+/// exception that is not an `OSError`), recorded for the operation that made
+/// the call. Recording cancels the operation's token, so the caller fails fast
+/// with the recorded exception instead of retrying it as a transport failure
+/// until the deadline. `OSError` (and asyncio timeouts/cancellation) stay
+/// transport failures, retried as usual.
+#[derive(Clone, Default)]
+pub struct Abort {
+    token: tokio_util::sync::CancellationToken,
+    error: Arc<Mutex<Option<PyErr>>>,
+}
+
+impl Abort {
+    /// Record on `token` (cancelled when the first error is recorded).
+    pub fn new(token: tokio_util::sync::CancellationToken) -> Self {
+        Abort {
+            token,
+            error: Arc::default(),
+        }
+    }
+
+    fn record(&self, e: PyErr) {
+        if let Ok(mut slot) = self.error.lock() {
+            slot.get_or_insert(e);
+        }
+        self.token.cancel();
+    }
+
+    /// The recorded error, if any (taken once).
+    pub fn take(&self) -> Option<PyErr> {
+        self.error.lock().ok().and_then(|mut e| e.take())
+    }
+
+    /// Resolves once an error was recorded.
+    pub async fn aborted(&self) {
+        self.token.cancelled().await
+    }
+
+    fn current() -> Option<Abort> {
+        ABORT.try_with(|a| a.clone()).ok()
+    }
+}
+
+/// True for exceptions that mean "the request failed" (retried) rather than
+/// "the transport is broken" (a programming error).
+fn is_transport_failure(py: Python<'_>, e: &PyErr) -> bool {
+    if e.is_instance_of::<pyo3::exceptions::PyOSError>(py) {
+        return true;
+    }
+    let kinds = || -> PyResult<bool> {
+        let asyncio = py.import("asyncio")?;
+        let futures = py.import("concurrent.futures")?;
+        for (m, name) in [
+            (&asyncio, "TimeoutError"),
+            (&asyncio, "CancelledError"),
+            (&futures, "TimeoutError"),
+            (&futures, "CancelledError"),
+        ] {
+            if e.matches(py, m.getattr(name)?)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    kinds().unwrap_or(false)
+}
+
+/// A failed call of the user's transport: retried when it is a transport
+/// failure; otherwise recorded (failing the operation fast with `e`).
+fn call_failed(py: Python<'_>, abort: Option<&Abort>, e: PyErr) -> String {
+    let text = describe_exception(py, &e);
+    if !is_transport_failure(py, &e) {
+        if let Some(a) = abort {
+            a.record(e);
+        }
+    }
+    text
+}
+
+/// A malformed return value: a `TypeError` for the caller.
+fn malformed(abort: Option<&Abort>, why: String) -> String {
+    if let Some(a) = abort {
+        a.record(pyo3::exceptions::PyTypeError::new_err(why.clone()));
+    }
+    why
+}
+
 /// Responses are cut at this size, as the native driver does.
 const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
@@ -141,32 +234,36 @@ fn response_of(r: &Bound<'_, PyAny>) -> Result<http::Response<Body>, String> {
         .map_err(|e| format!("the transport returned an invalid response: {e}"))
 }
 
-fn call_sync(py: Python<'_>, f: &Py<PyAny>, p: &Parts) -> Result<http::Response<Body>, String> {
+fn call_sync(
+    py: Python<'_>,
+    f: &Py<PyAny>,
+    p: &Parts,
+    abort: Option<&Abort>,
+) -> Result<http::Response<Body>, String> {
     let a = args(py, p).map_err(|e| describe_exception(py, &e))?;
-    let r = f
-        .bind(py)
-        .call1(a)
-        .map_err(|e| describe_exception(py, &e))?;
-    response_of(&r)
+    let r = f.bind(py).call1(a).map_err(|e| call_failed(py, abort, e))?;
+    response_of(&r).map_err(|why| malformed(abort, why))
 }
 
 fn call_async_in_new_loop(
     py: Python<'_>,
     f: &Py<PyAny>,
     p: &Parts,
+    abort: Option<&Abort>,
 ) -> Result<http::Response<Body>, String> {
     let run = || -> PyResult<Bound<'_, PyAny>> {
         let coro = f.bind(py).call1(args(py, p)?)?;
         py.import("asyncio")?.call_method1("run", (coro,))
     };
-    let r = run().map_err(|e| describe_exception(py, &e))?;
-    response_of(&r)
+    let r = run().map_err(|e| call_failed(py, abort, e))?;
+    response_of(&r).map_err(|why| malformed(abort, why))
 }
 
 async fn call_async_on_loop(
     event_loop: Py<PyAny>,
     f: Arc<Py<PyAny>>,
     p: Parts,
+    abort: Option<Abort>,
 ) -> Result<http::Response<Body>, String> {
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<http::Response<Body>, String>>();
     let tx = Arc::new(Mutex::new(Some(tx)));
@@ -175,18 +272,19 @@ async fn call_async_on_loop(
         let coro = f
             .bind(py)
             .call1(args(py, &p).map_err(fail)?)
-            .map_err(fail)?;
+            .map_err(|e| call_failed(py, abort.as_ref(), e))?;
         let cf = py
             .import("asyncio")
             .and_then(|a| a.call_method1("run_coroutine_threadsafe", (coro, event_loop.bind(py))))
             .map_err(fail)?;
         let tx = tx.clone();
+        let abort = abort.clone();
         let done = PyCFunction::new_closure(py, None, None, move |a, _kw| -> PyResult<()> {
             let py = a.py();
             let fut = a.get_item(0)?;
             let outcome = match fut.call_method0("result") {
-                Ok(r) => response_of(&r),
-                Err(e) => Err(describe_exception(py, &e)),
+                Ok(r) => response_of(&r).map_err(|why| malformed(abort.as_ref(), why)),
+                Err(e) => Err(call_failed(py, abort.as_ref(), e)),
             };
             if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
                 let _ = tx.send(outcome);
@@ -215,21 +313,27 @@ impl HttpTransport for AnyTransport {
                 AnyTransport::Sync(f) => {
                     let f = f.clone();
                     let p = split(req);
-                    tokio::task::spawn_blocking(move || Python::attach(|py| call_sync(py, &f, &p)))
-                        .await
-                        .unwrap_or_else(|e| Err(format!("the transport task failed: {e}")))
+                    let abort = Abort::current();
+                    tokio::task::spawn_blocking(move || {
+                        Python::attach(|py| call_sync(py, &f, &p, abort.as_ref()))
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the transport task failed: {e}")))
                 }
                 AnyTransport::Async(f) => {
                     let p = split(req);
+                    let abort = Abort::current();
                     let event_loop = EVENT_LOOP
                         .try_with(|l| Python::attach(|py| l.clone_ref(py)))
                         .ok();
                     match event_loop {
-                        Some(l) => call_async_on_loop(l, f.clone(), p).await,
+                        Some(l) => call_async_on_loop(l, f.clone(), p, abort).await,
                         None => {
                             let f = f.clone();
                             tokio::task::spawn_blocking(move || {
-                                Python::attach(|py| call_async_in_new_loop(py, &f, &p))
+                                Python::attach(|py| {
+                                    call_async_in_new_loop(py, &f, &p, abort.as_ref())
+                                })
                             })
                             .await
                             .unwrap_or_else(|e| Err(format!("the transport task failed: {e}")))

@@ -115,3 +115,86 @@ def child_env(endpoint, key):
 
 PYTHON = sys.executable
 HERE = Path(__file__).resolve().parent
+
+
+# --- Apstra emulator (tests/apstra_emulator.py, standard library only) --------
+
+APSTRA_USER = "ci-admin"
+# Distinctive so a leak anywhere is easy to spot.
+APSTRA_PASS = "pAsS-apstra-7e6d5c4b3a-DO-NOT-PRINT"
+APSTRA_OTHER_USER = "ops"
+APSTRA_OTHER_PASS = "ops-password-1"
+
+
+class ApstraEmulator:
+    """A running emulator: `url`, and its control API (`/_emulator/...`)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def control(self, method: str, path: str, body=None):
+        import json
+
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}/_emulator{path}", method=method, data=data)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read()
+        return json.loads(text) if text else None
+
+    def state(self) -> dict:
+        return self.control("GET", "/state")
+
+    def tags(self, blueprint: str) -> list:
+        label = f"blueprint {blueprint} locked"
+        return [t for t in self.state()["tags"] if t["label"] == label]
+
+
+@pytest.fixture(scope="session")
+def apstra_emulator():
+    """The Apstra emulator for the whole session (two users)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "apstra_emulator.py"), "--port", "0",
+         "--user", f"{APSTRA_USER}:{APSTRA_PASS}",
+         "--user", f"{APSTRA_OTHER_USER}:{APSTRA_OTHER_PASS}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    if not line.startswith("LISTENING "):
+        proc.kill()
+        pytest.exit(f"the Apstra emulator did not start: {line!r}", returncode=2)
+    emu = ApstraEmulator(f"http://127.0.0.1:{int(line.split()[1])}")
+    yield emu
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def blueprint(apstra_emulator) -> str:
+    """A blueprint no other test uses, created (unlocked) on the emulator."""
+    bp = f"bp-{uuid.uuid4().hex[:16]}"
+    apstra_emulator.control("PUT", f"/blueprints/{bp}", {"lock_status": "unlocked"})
+    return bp
+
+
+@pytest.fixture
+def make_mutex(apstra_emulator, blueprint):
+    """Factory: an ApstraMutex on this test's blueprint with the test credentials."""
+    import condlock
+
+    def make(**overrides):
+        kwargs = dict(
+            url=apstra_emulator.url,
+            username=APSTRA_USER,
+            password=APSTRA_PASS,
+            max_poll_interval=0.2,
+        )
+        kwargs.update(overrides)
+        bp = kwargs.pop("blueprint_id", blueprint)
+        return condlock.ApstraMutex(bp, **kwargs)
+
+    return make

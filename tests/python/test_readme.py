@@ -1,4 +1,4 @@
-"""The Python quick start in bindings-python/README.md runs verbatim."""
+"""The Python quick starts in README.md and bindings-python/README.md run verbatim."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import re
 import subprocess
 import urllib.request
 
+import pytest
 
 from conftest import ACCESS_KEY, PYTHON, REPO, SECRET_KEY
 
 
-def test_quick_start_runs_verbatim(endpoint, tmp_path):
-    readme = REPO / "bindings-python" / "README.md"
+@pytest.mark.parametrize("readme_path", ["README.md", "bindings-python/README.md"])
+def test_quick_start_runs_verbatim(endpoint, tmp_path, readme_path):
+    readme = REPO / readme_path
     blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
     assert blocks, "no python block in the README"
     code = blocks[0]

@@ -68,3 +68,38 @@ def test_log_records_go_to_the_condlock_logger(make_lock, caplog):
         assert not [r for r in caplog.records if r.levelno < logging.ERROR]
     finally:
         logging.getLogger("condlock").setLevel(logging.NOTSET)
+
+
+def test_apstra_password_stays_out_of_everything(make_mutex, caplog):
+    """The Apstra password (argument or embedded in a URL) never shows."""
+    from condlock import AccessDenied, InvalidConfiguration, LockError
+
+    from conftest import APSTRA_PASS
+
+    caplog.set_level(logging.DEBUG, logger="condlock")
+    m = make_mutex()
+    seen = [repr(m), str(m), repr(m.client), str(m.client)]
+    lease = m.acquire(timeout=5)
+    seen += [repr(lease), str(lease), repr(m.holder()), str(m.holder())]
+    other = make_mutex()
+    for call in (lambda: other.acquire(blocking=False), lambda: other.acquire(timeout=0.5)):
+        with pytest.raises(LockError) as err:
+            call()
+        seen.append(_texts_of(err.value))
+    lease.release()
+    for overrides in (
+        dict(password="x", url=f"http://u:{APSTRA_PASS}@127.0.0.1:1/?q=1"),
+        dict(url=f"ftp://u:{APSTRA_PASS}@127.0.0.1/"),
+        dict(username="\x01bad"),
+    ):
+        with pytest.raises(InvalidConfiguration) as err:
+            make_mutex(**overrides)
+        seen.append(_texts_of(err.value))
+    with pytest.raises(AccessDenied) as err:
+        make_mutex(username="nobody").acquire(blocking=False)
+    seen.append(_texts_of(err.value))
+    records = [r for r in caplog.records if r.name.startswith("condlock")]
+    assert any("waiting for" in r.getMessage() for r in records), [r.getMessage() for r in records]
+    seen += [r.getMessage() for r in records]
+    blob = "\n".join(seen)
+    assert APSTRA_PASS not in blob

@@ -10,6 +10,14 @@ other::
     with lock:
         ...  # nobody else (Terraform included) holds the state lock here
 
+:class:`ApstraMutex` takes the Apstra blueprint mutex the Apstra Terraform
+provider takes (the design tag ``blueprint <ID> locked``)::
+
+    from condlock import ApstraMutex
+
+    with ApstraMutex("801a43ec-96ea-4f08-aa04-1f1faaeeeaf1", message="deploying"):
+        ...  # the server comes from APSTRA_URL, APSTRA_USER and APSTRA_PASS
+
 Diagnostics go to the ``logging`` logger ``condlock`` (waits, holders,
 retries, fallbacks); secrets never appear there, nor in any ``repr`` or
 exception message.
@@ -24,6 +32,7 @@ from ._errors import (
     LockHeld,
     LockLost,
     LockTimeout,
+    LostReason,
     MalformedResponse,
     NotOwned,
     RequestRejected,
@@ -31,6 +40,7 @@ from ._errors import (
     TransportError,
 )
 from ._s3 import AsyncTransport, Lease, S3Lock, SyncTransport
+from ._apstra import ApstraClient, ApstraLease, ApstraMutex, BlueprintLockStatus, MutexTag
 
 __all__ = [
     "__version__",
@@ -43,6 +53,7 @@ __all__ = [
     "LockHeld",
     "LockTimeout",
     "LockLost",
+    "LostReason",
     "NotOwned",
     "ConditionalWritesUnsupported",
     "TransportError",
@@ -51,4 +62,9 @@ __all__ = [
     "AccessDenied",
     "MalformedResponse",
     "InvalidConfiguration",
+    "ApstraMutex",
+    "ApstraLease",
+    "ApstraClient",
+    "MutexTag",
+    "BlueprintLockStatus",
 ]

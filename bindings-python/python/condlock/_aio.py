@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 from ._condlock import Operation
 
 T = TypeVar("T")
 
-Start = Callable[[asyncio.AbstractEventLoop, Callable[[bool, Any], None]], Operation]
+# asyncio is imported lazily (it is most of `import condlock`'s cost, and a
+# caller of these functions has imported it already).
+Start = Callable[["asyncio.AbstractEventLoop", Callable[[bool, Any], None]], Operation]
 
 
 async def run(
@@ -29,6 +33,8 @@ async def run(
     taken just before the cancellation is released). ``CancelledError`` is
     re-raised in every case.
     """
+    import asyncio
+
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Any] = loop.create_future()
 

@@ -62,10 +62,27 @@ class Operation:
 class S3LeaseCore:
     """The Rust side of ``condlock.Lease``."""
 
-    def release(self) -> bool:
-        """Release; True when this call deleted the lock."""
-    def release_async(self, event_loop: AbstractEventLoop, callback: _Callback) -> Operation:
+    def release(self, timeout: Optional[float] = None) -> bool:
+        """Release within ``timeout`` seconds (default 30); True when this call
+        deleted the lock. Raises ``LockLost`` for a lost leased lock."""
+    def release_async(
+        self, event_loop: AbstractEventLoop, callback: _Callback, timeout: Optional[float] = None
+    ) -> Operation:
         """Start a release for asyncio."""
+    def watch_lost(self, callback: Callable[[Any], Any]) -> None:
+        """Call ``callback(reason)`` once if the leased lock is lost."""
+    @property
+    def lost(self) -> Optional[Any]:
+        """Why the leased lock was lost (``condlock.LostReason``), or ``None``."""
+    @property
+    def lease(self) -> Optional[float]:
+        """The lease duration in seconds, or ``None``."""
+    @property
+    def fencing_token(self) -> Tuple[int, str]:
+        """``(generation, current ETag)``."""
+    @property
+    def generation(self) -> int:
+        """Fencing generation (0 without a lease)."""
     @property
     def lock_id(self) -> str:
         """Our lock ID."""
@@ -117,6 +134,9 @@ class S3LockCore:
         verify_tls: bool = True,
         ca_bundle_pem: Optional[bytes] = None,
         max_poll_interval: Optional[float] = None,
+        lease: Optional[float] = None,
+        takeover: bool = False,
+        stale_after: Optional[float] = None,
     ) -> None: ...
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> S3LeaseCore:
         """Acquire (blocking, GIL released, Ctrl-C cancels)."""
@@ -159,3 +179,213 @@ class S3LockCore:
     @property
     def url(self) -> str:
         """``s3://bucket/lock key``."""
+    @property
+    def lease(self) -> Optional[float]:
+        """Lease duration of our locks in seconds, or ``None``."""
+    @property
+    def takeover(self) -> bool:
+        """Whether acquisitions take over expired leases."""
+    @property
+    def stale_after(self) -> Optional[float]:
+        """Age after which a lock without a lease is taken over, or ``None``."""
+
+# --- Apstra blueprint mutex ----------------------------------------------------
+
+@final
+class MutexTag:
+    """A blueprint mutex tag in Apstra's design catalog: who holds the mutex."""
+
+    @property
+    def id(self) -> str:
+        """The tag ID (what ``force_unlock_tag`` takes)."""
+    @property
+    def blueprint_id(self) -> str:
+        """The locked blueprint's ID."""
+    @property
+    def label(self) -> str:
+        """``blueprint <ID> locked``."""
+    @property
+    def description(self) -> str:
+        """The description as stored: the holder's message (and condlock's token)."""
+    @property
+    def message(self) -> str:
+        """The description without condlock's holder token."""
+    @property
+    def token(self) -> Optional[str]:
+        """condlock's holder token, or ``None`` for a tag condlock did not create."""
+    @property
+    def created_at(self) -> Optional[str]:
+        """``created_at`` as the server sent it."""
+    @property
+    def age(self) -> Optional[float]:
+        """Seconds since ``created_at`` when the tag was read, or ``None``."""
+    @property
+    def carries_condlock_token(self) -> bool:
+        """True when a condlock client created this tag."""
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class BlueprintLockStatus:
+    """Apstra's own blueprint lock (web UI), when it keeps a mutex from being taken."""
+
+    @property
+    def lock_status(self) -> str:
+        """``unlocked``, ``locked``, ``locked_by_admin``..."""
+    @property
+    def lock_type(self) -> str:
+        """The lock type."""
+    @property
+    def username(self) -> str:
+        """Who holds it."""
+    @property
+    def first_name(self) -> str:
+        """The holder's first name."""
+    @property
+    def last_name(self) -> str:
+        """The holder's last name."""
+    @property
+    def user_id(self) -> str:
+        """The holder's user ID."""
+    @property
+    def possible_override(self) -> bool:
+        """Whether the lock may be overridden."""
+
+@final
+class ApstraClientCore:
+    """The Rust side of ``condlock.ApstraClient``."""
+
+    def __init__(
+        self,
+        *,
+        url: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        verify_tls: Optional[bool] = None,
+        ca_bundle_pem: Optional[bytes] = None,
+        request_timeout: Optional[float] = None,
+        transport: Optional[Callable[..., Any]] = None,
+        async_transport: Optional[Callable[..., Any]] = None,
+    ) -> None: ...
+    def list_mutexes(self) -> list[MutexTag]:
+        """Every blueprint mutex on the server."""
+    def list_mutexes_async(self, event_loop: AbstractEventLoop, callback: _Callback) -> Operation:
+        """Start listing for asyncio."""
+    def stale_mutexes(self, older_than: float) -> list[MutexTag]:
+        """The mutexes older than ``older_than`` seconds."""
+    def stale_mutexes_async(
+        self, event_loop: AbstractEventLoop, callback: _Callback, older_than: float
+    ) -> Operation:
+        """Start the stale listing for asyncio."""
+    def force_unlock_tag(self, tag_id: str) -> Optional[MutexTag]:
+        """Delete the mutex tag with this ID; the tag deleted or ``None``."""
+    def force_unlock_tag_async(
+        self, event_loop: AbstractEventLoop, callback: _Callback, tag_id: str
+    ) -> Operation:
+        """Start a force-unlock by tag ID for asyncio."""
+    def force_unlock_blueprint(self, blueprint_id: str) -> Optional[MutexTag]:
+        """Delete the mutex of this blueprint; the tag deleted or ``None``."""
+    def force_unlock_blueprint_async(
+        self, event_loop: AbstractEventLoop, callback: _Callback, blueprint_id: str
+    ) -> Operation:
+        """Start a force-unlock by blueprint for asyncio."""
+    @property
+    def url(self) -> str:
+        """The server's base URL (never with credentials)."""
+    @property
+    def username(self) -> str:
+        """The user we log in as."""
+
+@final
+class ApstraLeaseCore:
+    """The Rust side of ``condlock.ApstraLease``."""
+
+    def release(self) -> bool:
+        """Release; True when this call deleted our tag."""
+    def release_async(self, event_loop: AbstractEventLoop, callback: _Callback) -> Operation:
+        """Start a release for asyncio."""
+    @property
+    def tag_id(self) -> str:
+        """Our tag's ID."""
+    @property
+    def blueprint_id(self) -> str:
+        """The blueprint ID."""
+    @property
+    def label(self) -> str:
+        """``blueprint <ID> locked``."""
+    @property
+    def description(self) -> str:
+        """The description we wrote."""
+    @property
+    def token(self) -> str:
+        """Our holder token."""
+    @property
+    def recovered(self) -> bool:
+        """True when our tag was recognised by its token after a lost response."""
+    @property
+    def released(self) -> bool:
+        """True once released."""
+    @property
+    def target(self) -> str:
+        """The mutex and the server, as in messages."""
+
+@final
+class ApstraMutexCore:
+    """The Rust side of ``condlock.ApstraMutex``."""
+
+    def __init__(
+        self,
+        blueprint_id: str,
+        *,
+        url: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        message: Optional[str] = None,
+        verify_tls: Optional[bool] = None,
+        ca_bundle_pem: Optional[bytes] = None,
+        request_timeout: Optional[float] = None,
+        wait_for_blueprint_unlock: bool = True,
+        max_poll_interval: Optional[float] = None,
+        client: Optional[ApstraClientCore] = None,
+        transport: Optional[Callable[..., Any]] = None,
+        async_transport: Optional[Callable[..., Any]] = None,
+    ) -> None: ...
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> ApstraLeaseCore:
+        """Acquire (blocking, GIL released, Ctrl-C cancels)."""
+    def acquire_async(
+        self,
+        event_loop: AbstractEventLoop,
+        callback: _Callback,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+    ) -> Operation:
+        """Start an acquisition for asyncio."""
+    def holder(self) -> Optional[MutexTag]:
+        """The current mutex tag, or ``None``."""
+    def holder_async(self, event_loop: AbstractEventLoop, callback: _Callback) -> Operation:
+        """Start reading the holder for asyncio."""
+    def force_unlock(self) -> Optional[MutexTag]:
+        """Delete this blueprint's mutex; the tag deleted or ``None``."""
+    def force_unlock_async(self, event_loop: AbstractEventLoop, callback: _Callback) -> Operation:
+        """Start a force-unlock for asyncio."""
+    @property
+    def client(self) -> ApstraClientCore:
+        """The client this mutex uses."""
+    @property
+    def blueprint_id(self) -> str:
+        """The blueprint ID."""
+    @property
+    def label(self) -> str:
+        """``blueprint <ID> locked``."""
+    @property
+    def message(self) -> str:
+        """The holder message template."""
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+    @property
+    def username(self) -> str:
+        """The user we log in as."""
+    @property
+    def target(self) -> str:
+        """The mutex and the server, as in messages."""

@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._condlock import LockInfo
+    from ._condlock import BlueprintLockStatus, MutexTag  # noqa: F401  (Apstra holders)
 
 __all__ = [
     "LockError",
     "LockHeld",
     "LockTimeout",
     "LockLost",
+    "LostReason",
     "NotOwned",
     "ConditionalWritesUnsupported",
     "TransportError",
@@ -39,7 +41,9 @@ class LockError(Exception):
 class LockHeld(LockError):
     """The lock is held by someone else and the caller did not wait
     (``acquire(blocking=False)``). ``holder`` describes that holder (``None``
-    when it could not be read)."""
+    when it could not be read): a :class:`LockInfo` for an S3 lock; for an
+    Apstra mutex a :class:`MutexTag`, or a :class:`BlueprintLockStatus` when
+    Apstra's own blueprint lock is what keeps it."""
 
     def __init__(self, message: str, *, holder: Optional["LockInfo"] = None) -> None:
         super().__init__(message)
@@ -66,9 +70,42 @@ class LockTimeout(LockError, TimeoutError):
         self.waited = waited
 
 
+class LostReason(str):
+    """Why a lock held with a lease was lost: a ``str`` equal to its
+    :attr:`kind` (``"stolen"``, ``"gone"`` or ``"renewal_failed"``), with the
+    details as attributes.
+
+    - ``stolen``: a renewal found the lock overwritten by someone else
+      (:attr:`holder` is the new holder, when it could be read).
+    - ``gone``: the lock object was deleted (force-unlocked).
+    - ``renewal_failed``: renewals kept failing until the lease's safety margin
+      ran out (:attr:`message` has the last error); others may take it over.
+    """
+
+    message: str
+    holder: Optional["LockInfo"]
+
+    def __new__(
+        cls, kind: str, *, message: str = "", holder: Optional["LockInfo"] = None
+    ) -> "LostReason":
+        self = super().__new__(cls, kind)
+        self.message = message or kind
+        self.holder = holder
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``"stolen"``, ``"gone"`` or ``"renewal_failed"`` (a plain ``str``)."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"LostReason({self.kind!r}, message={self.message!r}, holder={self.holder!r})"
+
+
 class LockLost(LockError):
     """A lock we held is no longer ours. ``reason`` is one of ``"stolen"``,
-    ``"gone"``, ``"renewal_failed"``, ``"expired"``."""
+    ``"gone"``, ``"renewal_failed"`` (a :class:`LostReason` when condlock raised
+    it, with ``.message`` and, for ``"stolen"``, ``.holder``)."""
 
     def __init__(self, message: str, *, reason: str = "gone") -> None:
         super().__init__(message)

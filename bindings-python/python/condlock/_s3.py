@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextvars
-import inspect
 import logging
 import os
+import threading
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Awaitable,
     Callable,
@@ -22,9 +23,18 @@ from typing import (
 
 from . import _aio
 from ._condlock import LockInfo, S3LeaseCore, S3LockCore
-from ._errors import InvalidConfiguration, LockError
+from ._errors import InvalidConfiguration, LockError, LostReason
 
-__all__ = ["S3Lock", "Lease", "SyncTransport", "AsyncTransport"]
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["S3Lock", "Lease", "SyncTransport", "AsyncTransport", "EXIT_RELEASE_TIMEOUT"]
+
+#: Seconds a release may take when leaving a ``with`` / ``async with`` block
+#: (also after an exception, cancellation or Ctrl-C): a fresh, short deadline
+#: so that leaving stays prompt when the store is unreachable. A plain
+#: ``release()`` retries transient failures for up to 30 s.
+EXIT_RELEASE_TIMEOUT = 10.0
 
 _log = logging.getLogger("condlock")
 
@@ -35,20 +45,89 @@ SyncTransport = Callable[[str, str, Headers, bytes], Tuple[int, Any, bytes]]
 AsyncTransport = Callable[[str, str, Headers, bytes], Awaitable[Tuple[int, Any, bytes]]]
 
 
+class _LostSignal:
+    """The lost-lock signal of one lease: a ``threading.Event``, asyncio
+    waiters and the user's ``on_lost`` callback. Fired once, from a condlock
+    worker thread. Holds no reference to the lease (no cycle keeps a
+    forgotten lease renewing)."""
+
+    __slots__ = ("event", "reason", "_on_lost", "_waiters", "_mutex")
+
+    def __init__(self, on_lost: Optional[Callable[[LostReason], Any]]) -> None:
+        self.event = threading.Event()
+        self.reason: Optional[LostReason] = None
+        self._on_lost = on_lost
+        self._waiters: list = []
+        self._mutex = threading.Lock()
+
+    def fire(self, reason: LostReason) -> None:
+        with self._mutex:
+            if self.reason is not None:
+                return
+            self.reason = reason
+            waiters, self._waiters = self._waiters, []
+        self.event.set()
+        for loop, fut in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, fut, reason)
+            except RuntimeError:  # that event loop is closed
+                pass
+        if self._on_lost is not None:
+            try:
+                self._on_lost(reason)
+            except Exception:
+                _log.exception("the on_lost callback raised")
+
+    async def wait(self) -> LostReason:
+        import asyncio  # lazily: see _aio
+
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[LostReason] = loop.create_future()
+        with self._mutex:
+            if self.reason is not None:
+                return self.reason
+            self._waiters.append((loop, fut))
+        try:
+            return await fut
+        finally:
+            with self._mutex:
+                if (loop, fut) in self._waiters:
+                    self._waiters.remove((loop, fut))
+
+
+def _resolve(fut: "asyncio.Future[Any]", value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
 class Lease:
     """A lock we hold, returned by :meth:`S3Lock.acquire`.
 
     ``release()`` gives it back; calling it again is harmless. A lease is also
     a context manager (``with lock.acquire(timeout=5): ...``) that releases on
-    exit. A lease that is garbage-collected without ``release()`` does NOT
-    release the lock (like Terraform, locks never expire by themselves): a
-    warning is logged.
+    exit.
+
+    Without a lease duration (``S3Lock(lease=None)``, the default) the lock
+    behaves like Terraform's: it never expires, and a lease object that is
+    garbage-collected without ``release()`` does NOT release it (a warning is
+    logged). With ``S3Lock(lease=seconds)`` the lock is renewed in the
+    background on condlock's own threads (also while Python is busy holding
+    the GIL) until released; if it is lost (``"stolen"``, ``"gone"``,
+    ``"renewal_failed"``), :attr:`lost` says why, :attr:`lost_event` is set,
+    :meth:`wait_lost` / :meth:`wait_lost_async` return, the lock's ``on_lost``
+    callback runs, and :meth:`release` (or leaving the ``with`` block) raises
+    :class:`LockLost` with that ``reason``. A forgotten leased lock stops
+    renewing when garbage-collected, so it expires after its lease.
     """
 
-    __slots__ = ("_core",)
+    __slots__ = ("_core", "_signal")
 
-    def __init__(self, core: S3LeaseCore) -> None:
+    def __init__(
+        self, core: S3LeaseCore, on_lost: Optional[Callable[[LostReason], Any]] = None
+    ) -> None:
         self._core = core
+        self._signal = _LostSignal(on_lost)
+        core.watch_lost(self._signal.fire)
 
     @property
     def lock_id(self) -> str:
@@ -57,9 +136,59 @@ class Lease:
 
     @property
     def etag(self) -> str:
-        """The ETag of our lock object: changes with every new holder (a
-        fencing token for stores that honour ``If-Match``)."""
+        """The current ETag of our lock object: changes with every new holder
+        and, with a lease, with every renewal."""
         return self._core.etag
+
+    @property
+    def lease(self) -> Optional[float]:
+        """The lease duration in seconds, or ``None`` (held like Terraform's
+        locks: never expires, never renewed)."""
+        return self._core.lease
+
+    @property
+    def generation(self) -> int:
+        """Fencing generation: 1 for a freshly created leased lock, the
+        previous holder's + 1 after each takeover; 0 for a lock without a
+        lease. It restarts at 1 after a normal release and a fresh create."""
+        return self._core.generation
+
+    @property
+    def fencing_token(self) -> Tuple[int, str]:
+        """``(generation, etag)``: a resource that remembers the highest token
+        it accepted can refuse a holder that was taken over. It does not
+        protect a resource that cannot check it (see the README)."""
+        return self._core.fencing_token
+
+    @property
+    def lost(self) -> Optional[LostReason]:
+        """Why the leased lock was lost (a :class:`LostReason`: a ``str``
+        equal to ``"stolen"``, ``"gone"`` or ``"renewal_failed"``, with
+        ``.kind``, ``.message`` and ``.holder``), or ``None`` while it is
+        held (always ``None`` without a lease)."""
+        return self._core.lost
+
+    @property
+    def lost_event(self) -> threading.Event:
+        """A ``threading.Event`` set when the leased lock is lost."""
+        return self._signal.event
+
+    def wait_lost(self, timeout: Optional[float] = None) -> Optional[LostReason]:
+        """Block until the leased lock is lost (returns the reason) or
+        ``timeout`` seconds pass (returns ``None``). Without a lease, or
+        after a normal release, it only returns at the timeout."""
+        if self._signal.event.wait(timeout):
+            return self._signal.reason or self.lost
+        return self.lost
+
+    async def wait_lost_async(self) -> LostReason:
+        """Await the loss of the leased lock (never completes while it is
+        held, nor for a lock without a lease). Typical use: race it against
+        the work, e.g. with ``asyncio.wait(..., return_when=FIRST_COMPLETED)``."""
+        reason = self.lost
+        if reason is not None:
+            return reason
+        return await self._signal.wait()
 
     @property
     def info(self) -> LockInfo:
@@ -76,19 +205,24 @@ class Lease:
         """``s3://bucket/lock-key``."""
         return self._core.url
 
-    def release(self) -> bool:
-        """Release the lock: one ``DELETE If-Match: <our ETag>``, with a fresh
-        deadline of its own, not interrupted by Ctrl-C.
+    def release(self, timeout: Optional[float] = None) -> bool:
+        """Release the lock: stop renewing (if leased), then one ``DELETE
+        If-Match: <our ETag>``, retried on transient failures for up to
+        ``timeout`` seconds (default 30), not interrupted by Ctrl-C.
 
         Returns True when this call deleted the lock, False when it had already
-        been released (or removed by someone else). Raises a
-        :class:`LockError` (e.g. :class:`NotOwned`) when it cannot."""
-        return self._core.release()
+        been released (or removed by someone else). Raises :class:`LockLost`
+        (with ``.reason``) when the leased lock was lost, and another
+        :class:`LockError` (e.g. :class:`NotOwned`) when it cannot release."""
+        return self._core.release(timeout)
 
-    async def release_async(self) -> bool:
+    async def release_async(self, timeout: Optional[float] = None) -> bool:
         """:meth:`release` for asyncio: never blocks the event loop. The
         release runs to completion even if the awaiting task is cancelled."""
-        return await _aio.run(self._core.release_async, wait_for_cleanup=False)
+        return await _aio.run(
+            lambda loop, cb: self._core.release_async(loop, cb, timeout),
+            wait_for_cleanup=False,
+        )
 
     def __enter__(self) -> "Lease":
         """Return the lease itself; leaving the block releases it."""
@@ -119,12 +253,16 @@ class Lease:
 
     def __repr__(self) -> str:
         state = "released" if self.released else "held"
+        if self.lost is not None:
+            state = f"lost ({self.lost.kind})"
         return f"<condlock.Lease {self.url} id={self.lock_id} etag={self.etag} {state}>"
 
 
 def _release_on_exit(lease: Lease, exc: Optional[BaseException]) -> None:
+    # A fresh short deadline: leaving must stay prompt (see EXIT_RELEASE_TIMEOUT).
+    # A lost leased lock raises LockLost here unless the block already raised.
     try:
-        lease.release()
+        lease.release(EXIT_RELEASE_TIMEOUT)
     except LockError as e:
         if exc is None:
             raise
@@ -134,7 +272,7 @@ def _release_on_exit(lease: Lease, exc: Optional[BaseException]) -> None:
 
 async def _release_on_exit_async(lease: Lease, exc: Optional[BaseException]) -> None:
     try:
-        await lease.release_async()
+        await lease.release_async(EXIT_RELEASE_TIMEOUT)
     except LockError as e:
         if exc is None:
             raise
@@ -175,6 +313,8 @@ def _tags(tags: Union[Mapping[str, str], Iterable[Tuple[str, str]], None]) -> Op
 
 
 def _is_async_callable(f: Any) -> bool:
+    import inspect  # lazily: only user transports need it
+
     return inspect.iscoroutinefunction(f) or inspect.iscoroutinefunction(
         getattr(f, "__call__", None)
     )
@@ -207,9 +347,23 @@ class S3Lock:
     per store and process that it enforces ``If-None-Match``), ``"always"`` or
     ``"never"``.
 
+    Leases (opt-in; see the README): with ``lease=seconds`` our lock records
+    that duration and is renewed in the background every third of it
+    (``PUT If-Match``); if renewal cannot continue, the lease object reports
+    the lock lost and ``on_lost(reason)`` is called (from a condlock thread).
+    ``takeover=True`` lets this lock's acquisitions replace a leased lock whose
+    ETag stayed unchanged for its whole lease on our clock (its holder died);
+    among many waiters exactly one wins, and the fencing generation goes up
+    by one. A lock without a lease (Terraform's own) is never taken over unless
+    ``stale_after=seconds`` is given: DANGEROUS for Terraform's locks, which
+    are never renewed, so a long ``terraform apply`` would be taken over while
+    it still runs; use it only when you know every holder is short-lived.
+
     Use ``with lock:`` / ``async with lock:`` (not re-entrant within one
     thread or task), or :meth:`acquire` / :meth:`acquire_async` for a
-    :class:`Lease`.
+    :class:`Lease`. Leaving the block releases with a short fresh deadline
+    (:data:`EXIT_RELEASE_TIMEOUT`), and raises :class:`LockLost` if the leased
+    lock was lost meanwhile (unless the block itself raised).
     """
 
     def __init__(
@@ -242,7 +396,15 @@ class S3Lock:
         verify_tls: bool = True,
         ca_bundle: Union[str, "os.PathLike[str]", bytes, None] = None,
         max_poll_interval: Optional[float] = None,
+        lease: Optional[float] = None,
+        takeover: bool = False,
+        stale_after: Optional[float] = None,
+        on_lost: Optional[Callable[[LostReason], Any]] = None,
     ) -> None:
+        if on_lost is not None and not callable(on_lost):
+            raise InvalidConfiguration(
+                "invalid on_lost: must be a callable taking the LostReason", field="on_lost"
+            )
         provider = None
         if boto3_session is not None:
             provider = _credentials_of(boto3_session)
@@ -302,7 +464,11 @@ class S3Lock:
             verify_tls=verify_tls,
             ca_bundle_pem=pem,
             max_poll_interval=max_poll_interval,
+            lease=lease,
+            takeover=takeover,
+            stale_after=stale_after,
         )
+        self._on_lost = on_lost
         self._entered: contextvars.ContextVar[Optional[Lease]] = contextvars.ContextVar(
             f"condlock.S3Lock@{id(self):x}", default=None
         )
@@ -339,6 +505,21 @@ class S3Lock:
         """``Who`` written into our locks (``user@hostname`` by default)."""
         return self._core.who
 
+    @property
+    def lease(self) -> Optional[float]:
+        """Lease duration of our locks in seconds, or ``None`` (Terraform-style)."""
+        return self._core.lease
+
+    @property
+    def takeover(self) -> bool:
+        """Whether acquisitions take over leased locks that expired."""
+        return self._core.takeover
+
+    @property
+    def stale_after(self) -> Optional[float]:
+        """Age after which a lock WITHOUT a lease is taken over, or ``None``."""
+        return self._core.stale_after
+
     def __repr__(self) -> str:
         return f"<condlock.S3Lock {self._core.url} endpoint={self.endpoint} region={self.region}>"
 
@@ -354,7 +535,7 @@ class S3Lock:
         The GIL is released while waiting; Ctrl-C cancels the wait, removes
         any lock this call may have written, and raises ``KeyboardInterrupt``.
         """
-        return Lease(self._core.acquire(blocking, timeout))
+        return Lease(self._core.acquire(blocking, timeout), self._on_lost)
 
     async def acquire_async(
         self, blocking: bool = True, timeout: Optional[float] = None
@@ -370,7 +551,7 @@ class S3Lock:
             lambda loop, cb: self._core.acquire_async(loop, cb, blocking, timeout),
             undo=undo,
         )
-        return Lease(core)
+        return Lease(core, self._on_lost)
 
     def holder(self) -> Optional[LockInfo]:
         """Who holds the lock now (``None``: free), without taking it."""
