@@ -19,6 +19,10 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "the sans-IO core builds for wasm32 without the native driver"
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+cargo build -p condlock --no-default-features --target wasm32-unknown-unknown
+
 step "cargo test (unit, doc, integration)"
 cargo test --workspace --all-features
 
