@@ -12,7 +12,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use condlock::apstra::{
@@ -25,10 +25,12 @@ use condlock::{Error, Wait};
 use pyo3::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{guard, seconds, wait_policy};
+use crate::common::{bool_obj, cap_backoff, guard, seconds, wait_policy};
 use crate::errors::{self, invalid_config, Context};
-use crate::runtime::{block_on, block_on_raw, runtime, spawn_for_asyncio, Deliver, Operation};
-use crate::transport::AnyTransport;
+use crate::runtime::{
+    block_on, block_on_acquire, deliver_now, spawn_for_asyncio, Deliver, Operation, PerProcess,
+};
+use crate::transport::{AnyTransport, TransportSpec};
 
 type Client = ApstraClient<AnyTransport>;
 type Mutex_ = native::ApstraMutex<AnyTransport>;
@@ -212,47 +214,32 @@ pub fn blocker_obj(py: Python<'_>, b: &Blocker) -> Py<PyAny> {
 // The client: one server, one login session
 // ---------------------------------------------------------------------------
 
-enum TransportSpec {
-    Native,
-    Sync(Arc<Py<PyAny>>),
-    Async(Arc<Py<PyAny>>),
-}
-
 struct Shared {
     server: ApstraServer,
-    transport: TransportSpec,
+    /// The built-in client is made from `server`.
+    transport: TransportSpec<()>,
     ctx: Context,
-    inner: Mutex<Option<(u32, Client)>>,
+    inner: PerProcess<Client>,
 }
 
 impl Shared {
     fn client(&self) -> PyResult<Client> {
-        let pid = std::process::id();
-        let mut slot = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((owner, client)) = slot.as_ref() {
-            if *owner == pid {
-                return Ok(client.clone());
-            }
-        }
-        let transport = match &self.transport {
-            TransportSpec::Native => {
-                let rt = runtime()?;
-                let _guard = rt.enter();
-                AnyTransport::Native(
-                    native::Transport::new(&transport_options(&self.server))
-                        .map_err(|e| errors::apstra_to_py(e, &self.ctx))?,
-                )
-            }
-            TransportSpec::Sync(f) => AnyTransport::Sync(f.clone()),
-            TransportSpec::Async(f) => AnyTransport::Async(f.clone()),
-        };
-        let client = ApstraClient::over(self.server.clone(), transport);
-        if let Some((_, old)) = slot.replace((pid, client.clone())) {
-            // The parent's client may hold pooled sockets tied to the parent's
-            // runtime: never touch it here.
-            std::mem::forget(old);
-        }
-        Ok(client)
+        self.inner.get_or_build(|| {
+            let transport = self.transport.build(|()| {
+                native::Transport::new(&transport_options(&self.server))
+                    .map_err(|e| errors::apstra_to_py(e, &self.ctx))
+            })?;
+            Ok(ApstraClient::over(self.server.clone(), transport))
+        })
+    }
+
+    /// Wait for `fut` (not interrupted by Ctrl-C), with Apstra's messages.
+    fn run<T: Send + 'static>(
+        &self,
+        py: Python<'_>,
+        fut: impl Future<Output = Result<T, Error>> + Send + 'static,
+    ) -> PyResult<T> {
+        block_on(py, fut, None)?.map_err(|e| errors::apstra_to_py(e, &self.ctx))
     }
 }
 
@@ -296,27 +283,7 @@ fn build_shared(
             },
         )
     })?;
-    let transport = match (transport, async_transport) {
-        (Some(_), Some(_)) => {
-            return Err(invalid_config(
-                "transport",
-                "give a synchronous or an asynchronous transport, not both",
-            ))
-        }
-        (Some(t), None) => {
-            if !t.bind(py).is_callable() {
-                return Err(invalid_config("transport", "must be callable"));
-            }
-            TransportSpec::Sync(Arc::new(t))
-        }
-        (None, Some(t)) => {
-            if !t.bind(py).is_callable() {
-                return Err(invalid_config("transport", "must be callable"));
-            }
-            TransportSpec::Async(Arc::new(t))
-        }
-        (None, None) => TransportSpec::Native,
-    };
+    let transport = TransportSpec::from_args(py, transport, async_transport, || Ok(()))?;
     let ctx = Context {
         lock: format!("the Apstra server {}", server.url()),
         endpoint: server.url().to_string(),
@@ -325,7 +292,7 @@ fn build_shared(
         server,
         transport,
         ctx,
-        inner: Mutex::new(None),
+        inner: PerProcess::new(),
     });
     // Build the driver now so transport errors (bad CA bundle) surface here.
     shared.client()?;
@@ -374,13 +341,6 @@ fn opt_tag_obj(py: Python<'_>, tag: Option<CoreTag>) -> PyResult<Py<PyAny>> {
         Some(t) => Ok(Py::new(py, MutexTag::from_core(&t))?.into_any()),
         None => Ok(py.None()),
     }
-}
-
-fn bool_obj(py: Python<'_>, v: bool) -> Py<PyAny> {
-    pyo3::types::PyBool::new(py, v)
-        .to_owned()
-        .into_any()
-        .unbind()
 }
 
 /// A force-unlock's result: the tag deleted by this call, or `None`.
@@ -456,8 +416,9 @@ impl ApstraClientCore {
     fn list_mutexes(&self, py: Python<'_>) -> PyResult<Vec<MutexTag>> {
         guard(|| {
             let client = self.shared.client()?;
-            let tags = block_on(py, async move { client.list_mutexes().await }, None)?
-                .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
+            let tags = self
+                .shared
+                .run(py, async move { client.list_mutexes().await })?;
             Ok(tags.iter().map(MutexTag::from_core).collect())
         })
     }
@@ -488,8 +449,9 @@ impl ApstraClientCore {
         guard(|| {
             let age = older_than_secs(older_than)?;
             let client = self.shared.client()?;
-            let tags = block_on(py, async move { client.stale_mutexes(age).await }, None)?
-                .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
+            let tags = self
+                .shared
+                .run(py, async move { client.stale_mutexes(age).await })?;
             Ok(tags.iter().map(MutexTag::from_core).collect())
         })
     }
@@ -523,12 +485,9 @@ impl ApstraClientCore {
         guard(|| {
             nonempty_id("tag_id", &tag_id)?;
             let client = self.shared.client()?;
-            let out = block_on(
-                py,
-                async move { client.force_unlock_tag(&tag_id).await },
-                None,
-            )?
-            .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
+            let out = self
+                .shared
+                .run(py, async move { client.force_unlock_tag(&tag_id).await })?;
             Ok(unlocked_tag(out).as_ref().map(MutexTag::from_core))
         })
     }
@@ -567,12 +526,9 @@ impl ApstraClientCore {
             let bp = BlueprintId::new(blueprint_id)
                 .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
             let client = self.shared.client()?;
-            let out = block_on(
-                py,
-                async move { client.force_unlock_blueprint(&bp).await },
-                None,
-            )?
-            .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
+            let out = self
+                .shared
+                .run(py, async move { client.force_unlock_blueprint(&bp).await })?;
             Ok(unlocked_tag(out).as_ref().map(MutexTag::from_core))
         })
     }
@@ -640,10 +596,7 @@ impl MutexShared {
         let mut opts = AcquireOptions::new(self.message.clone());
         opts.wait = wait;
         opts.wait_for_blueprint_unlock = self.wait_for_blueprint_unlock;
-        if let Some(max) = self.max_poll_interval {
-            opts.wait_backoff.max = max;
-            opts.wait_backoff.initial = opts.wait_backoff.initial.min(max);
-        }
+        cap_backoff(&mut opts.wait_backoff, self.max_poll_interval);
         opts
     }
 }
@@ -822,23 +775,10 @@ impl ApstraMutexCore {
                 token.clone(),
                 self.shared.ctx.lock.clone(),
             );
-            let (result, signal) = block_on_raw(py, fut, Some(&token))?;
-            if let Some(signal) = signal {
-                // Interrupted just as the mutex was taken: give it back first.
-                if let Ok(held) = result {
-                    let mutex = self.shared.mutex()?;
-                    if let Ok(Err(e)) =
-                        block_on(py, async move { mutex.release(&held).await }, None)
-                    {
-                        log::error!(
-                            target: "condlock::python",
-                            "could not release {} after an interrupt: {e}",
-                            self.shared.ctx.lock
-                        );
-                    }
-                }
-                return Err(signal);
-            }
+            let result = block_on_acquire(py, fut, &token, &self.shared.ctx.lock, |held| {
+                let mutex = self.shared.mutex()?;
+                Ok(async move { mutex.release(&held).await })
+            })?;
             let held = result.map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
             Ok(ApstraLeaseCore::new(self.shared.clone(), held))
         })
@@ -1071,15 +1011,8 @@ impl ApstraLeaseCore {
         let this = slf.get();
         guard(|| {
             if this.released.swap(true, Ordering::SeqCst) {
-                return spawn(
-                    py,
-                    event_loop,
-                    callback,
-                    &this.shared.ctx,
-                    CancellationToken::new(),
-                    async { Ok(()) },
-                    |py, ()| Ok(bool_obj(py, false)),
-                );
+                let ctx = this.shared.ctx.clone();
+                return deliver_now(py, event_loop, callback, ctx, bool_obj(py, false));
             }
             let mutex = this.shared.mutex()?;
             let held = this.held.clone();

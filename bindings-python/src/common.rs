@@ -4,6 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
+use condlock::backoff::Backoff;
 use condlock::s3::{LockHolder, LockInfo as CoreLockInfo};
 use condlock::Wait;
 use pyo3::prelude::*;
@@ -183,6 +184,27 @@ pub fn seconds(field: &'static str, value: f64) -> PyResult<Duration> {
             format!("must be a positive number of seconds (got {value})"),
         ))
     }
+}
+
+/// Cap the pause between attempts at `max` (the first one too), when given.
+pub fn cap_backoff(backoff: &mut Backoff, max: Option<Duration>) {
+    if let Some(max) = max {
+        backoff.max = max;
+        backoff.initial = backoff.initial.min(max);
+    }
+}
+
+/// A Python `bool`.
+pub fn bool_obj(py: Python<'_>, v: bool) -> Py<PyAny> {
+    pyo3::types::PyBool::new(py, v)
+        .to_owned()
+        .into_any()
+        .unbind()
+}
+
+/// Lock `m`, carrying on past a poisoned lock.
+pub fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Run `f`, turning a Rust panic into `condlock.LockError` instead of letting

@@ -22,7 +22,7 @@ use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::panic_text;
+use crate::common::{locked, panic_text};
 use crate::errors::{self, Context};
 
 /// How often a blocked synchronous call wakes up to run signal handlers.
@@ -34,21 +34,42 @@ tokio::task_local! {
     pub static EVENT_LOOP: Py<PyAny>;
 }
 
+/// A value built once per process: a forked child builds its own, and the
+/// parent's copy is leaked, never dropped (its threads, pooled sockets or
+/// runtime do not exist in the child).
+pub struct PerProcess<T>(Mutex<Option<(u32, T)>>);
+
+impl<T: Clone> PerProcess<T> {
+    pub const fn new() -> Self {
+        PerProcess(Mutex::new(None))
+    }
+
+    /// This process's value, built by `build` the first time.
+    pub fn get_or_build(&self, build: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+        let pid = std::process::id();
+        let mut slot = locked(&self.0);
+        if let Some((owner, value)) = slot.as_ref() {
+            if *owner == pid {
+                return Ok(value.clone());
+            }
+        }
+        let value = build()?;
+        if let Some((_, old)) = slot.replace((pid, value.clone())) {
+            std::mem::forget(old);
+        }
+        Ok(value)
+    }
+}
+
 /// The process's runtime.
 pub fn runtime() -> PyResult<Arc<Runtime>> {
-    static RT: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
-    let pid = std::process::id();
-    let mut slot = RT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((owner, rt)) = slot.as_ref() {
-        if *owner == pid {
-            return Ok(rt.clone());
-        }
-    }
-    // A forked child: the parent's worker threads were not copied. Dropping
+    // In a forked child, the parent's worker threads were not copied: dropping
     // that runtime would wait for them forever, so it is leaked on purpose.
-    if let Some((_, old)) = slot.take() {
-        std::mem::forget(old);
-    }
+    static RT: PerProcess<Arc<Runtime>> = PerProcess::new();
+    RT.get_or_build(build_runtime)
+}
+
+fn build_runtime() -> PyResult<Arc<Runtime>> {
     // One worker: every operation is I/O-bound, and each extra worker adds
     // cross-thread wake-ups to every request (measured: ~85 µs of CPU per
     // lock+unlock cycle against moto). User transports run on the blocking
@@ -59,9 +80,7 @@ pub fn runtime() -> PyResult<Arc<Runtime>> {
         .enable_all()
         .build()
         .map_err(|e| errors::internal(&format!("cannot start the I/O runtime: {e}")))?;
-    let rt = Arc::new(rt);
-    *slot = Some((pid, rt.clone()));
-    Ok(rt)
+    Ok(Arc::new(rt))
 }
 
 /// Run `fut` on the runtime and wait for it with the GIL released.
@@ -129,6 +148,39 @@ where
             }
         }
     }
+}
+
+/// [`block_on_raw`] for an acquisition that Ctrl-C cancels through `token`.
+/// When the signal came just as the lock was taken, `release` gives it back
+/// (a failure is logged) before the signal is raised.
+pub fn block_on_acquire<H, E, F, R, U>(
+    py: Python<'_>,
+    fut: F,
+    token: &CancellationToken,
+    what: &str,
+    release: impl FnOnce(H) -> PyResult<R>,
+) -> PyResult<Result<H, E>>
+where
+    H: Send + 'static,
+    E: Send + 'static,
+    F: Future<Output = Result<H, E>> + Send + 'static,
+    U: Send + 'static,
+    R: Future<Output = Result<U, condlock::Error>> + Send + 'static,
+{
+    let (result, signal) = block_on_raw(py, fut, Some(token))?;
+    let Some(signal) = signal else {
+        return Ok(result);
+    };
+    // Interrupted just as the lock was taken: give it back first.
+    if let Ok(held) = result {
+        if let Ok(Err(e)) = block_on(py, release(held)?, None) {
+            log::error!(
+                target: "condlock::python",
+                "could not release {what} after an interrupt: {e}"
+            );
+        }
+    }
+    Err(signal)
 }
 
 fn join_error(e: tokio::task::JoinError) -> PyErr {
@@ -211,4 +263,25 @@ where
         });
     });
     Ok(Operation { token })
+}
+
+/// Hand `value` to an asyncio caller through `event_loop` like any other
+/// result (for an operation with nothing left to do).
+pub fn deliver_now(
+    py: Python<'_>,
+    event_loop: &Bound<'_, PyAny>,
+    callback: &Bound<'_, PyAny>,
+    ctx: Context,
+    value: Py<PyAny>,
+) -> PyResult<Operation> {
+    let deliver: Deliver<()> = Box::new(move |_, ()| Ok(value));
+    spawn_for_asyncio(
+        py,
+        event_loop,
+        callback,
+        ctx,
+        CancellationToken::new(),
+        async { Ok(()) },
+        deliver,
+    )
 }

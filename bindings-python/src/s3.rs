@@ -14,11 +14,14 @@ use condlock::{Error, Secret, Wait};
 use pyo3::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{guard, seconds, wait_policy, LockInfo};
+use crate::common::{bool_obj, cap_backoff, guard, locked, seconds, wait_policy, LockInfo};
 use crate::credentials::{aws_chain, PyCredentials};
 use crate::errors::{self, invalid_config, Context};
-use crate::runtime::{block_on, block_on_raw, runtime, spawn_for_asyncio, Deliver, Operation};
-use crate::transport::{Abort, AnyTransport, ABORT};
+use crate::runtime::{
+    block_on, block_on_acquire, deliver_now, runtime, spawn_for_asyncio, Deliver, Operation,
+    PerProcess,
+};
+use crate::transport::{Abort, AnyTransport, TransportSpec, ABORT};
 
 /// The deadline of a release on the way out of a `with` / `async with` block
 /// (after an exception, cancellation or Ctrl-C too): short, so leaving stays
@@ -83,18 +86,11 @@ fn optional_seconds(field: &'static str, v: Option<f64>) -> PyResult<Option<Dura
 
 type Lock = native::S3Lock<AnyTransport>;
 
-/// How to (re)build the transport: kept so a forked child gets its own.
-enum TransportSpec {
-    Native(TransportOptions),
-    Sync(Arc<Py<PyAny>>),
-    Async(Arc<Py<PyAny>>),
-}
-
 /// Everything a lock and its leases share.
 struct Shared {
     config: S3LockConfig,
     credentials: CredentialSource,
-    transport: TransportSpec,
+    transport: TransportSpec<TransportOptions>,
     verify: VerifyConditionalWrites,
     operation: String,
     info: String,
@@ -108,39 +104,20 @@ struct Shared {
     ctx: Context,
     /// The driver, built for the process that uses it (a forked child must
     /// not share the parent's connection pool).
-    inner: Mutex<Option<(u32, Arc<Lock>)>>,
+    inner: PerProcess<Arc<Lock>>,
 }
 
 impl Shared {
     fn lock(&self) -> PyResult<Arc<Lock>> {
-        let pid = std::process::id();
-        let mut slot = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((owner, lock)) = slot.as_ref() {
-            if *owner == pid {
-                return Ok(lock.clone());
-            }
-        }
-        let transport = match &self.transport {
-            TransportSpec::Native(opts) => {
-                let rt = runtime()?;
-                let _guard = rt.enter();
-                AnyTransport::Native(
-                    native::Transport::new(opts).map_err(|e| errors::to_py(e, &self.ctx))?,
-                )
-            }
-            TransportSpec::Sync(f) => AnyTransport::Sync(f.clone()),
-            TransportSpec::Async(f) => AnyTransport::Async(f.clone()),
-        };
-        let lock = Arc::new(
-            native::S3Lock::over(self.config.clone(), self.credentials.clone(), transport)
-                .verify_conditional_writes(self.verify),
-        );
-        if let Some((_, old)) = slot.replace((pid, lock.clone())) {
-            // The parent's client may hold pooled sockets tied to the parent's
-            // runtime: never touch it here.
-            std::mem::forget(old);
-        }
-        Ok(lock)
+        self.inner.get_or_build(|| {
+            let transport = self.transport.build(|opts| {
+                native::Transport::new(opts).map_err(|e| errors::to_py(e, &self.ctx))
+            })?;
+            Ok(Arc::new(
+                native::S3Lock::over(self.config.clone(), self.credentials.clone(), transport)
+                    .verify_conditional_writes(self.verify),
+            ))
+        })
     }
 
     fn options(&self, wait: Wait) -> AcquireOptions {
@@ -150,10 +127,7 @@ impl Shared {
         opts.wait = wait;
         opts.lease = self.lease;
         opts.takeover = self.takeover;
-        if let Some(max) = self.max_poll_interval {
-            opts.wait_backoff.max = max;
-            opts.wait_backoff.initial = opts.wait_backoff.initial.min(max);
-        }
+        cap_backoff(&mut opts.wait_backoff, self.max_poll_interval);
         opts
     }
 }
@@ -403,40 +377,20 @@ impl S3LockCore {
                 }
             };
 
-            let transport = match (transport, async_transport) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid_config(
-                        "transport",
-                        "give a synchronous or an asynchronous transport, not both",
-                    ))
+            let transport = TransportSpec::from_args(py, transport, async_transport, || {
+                let mut opts = TransportOptions {
+                    verify_tls,
+                    ca_bundle_pem,
+                    ..TransportOptions::default()
+                };
+                if let Some(t) = request_timeout {
+                    opts.request_timeout = seconds("request_timeout", t)?;
                 }
-                (Some(t), None) => {
-                    if !t.bind(py).is_callable() {
-                        return Err(invalid_config("transport", "must be callable"));
-                    }
-                    TransportSpec::Sync(Arc::new(t))
+                if let Some(t) = connect_timeout {
+                    opts.connect_timeout = seconds("connect_timeout", t)?;
                 }
-                (None, Some(t)) => {
-                    if !t.bind(py).is_callable() {
-                        return Err(invalid_config("transport", "must be callable"));
-                    }
-                    TransportSpec::Async(Arc::new(t))
-                }
-                (None, None) => {
-                    let mut opts = TransportOptions {
-                        verify_tls,
-                        ca_bundle_pem,
-                        ..TransportOptions::default()
-                    };
-                    if let Some(t) = request_timeout {
-                        opts.request_timeout = seconds("request_timeout", t)?;
-                    }
-                    if let Some(t) = connect_timeout {
-                        opts.connect_timeout = seconds("connect_timeout", t)?;
-                    }
-                    TransportSpec::Native(opts)
-                }
-            };
+                Ok(opts)
+            })?;
             let verify = match verify_conditional_writes.as_deref() {
                 None | Some("once") => VerifyConditionalWrites::OncePerStore,
                 Some("always") => VerifyConditionalWrites::EveryAcquire,
@@ -485,7 +439,7 @@ impl S3LockCore {
                 lease,
                 takeover,
                 ctx,
-                inner: Mutex::new(None),
+                inner: PerProcess::new(),
             });
             // Build the driver now so transport errors (bad CA bundle) surface here.
             shared.lock()?;
@@ -516,24 +470,10 @@ impl S3LockCore {
                     self.shared.ctx.lock.clone(),
                 ),
             );
-            let (result, signal) = block_on_raw(py, fut, Some(&token))?;
-            if let Some(signal) = signal {
-                // Interrupted just as the lock was taken: give it back first.
-                if let Ok(holding) = result {
-                    let lock = self.shared.lock()?;
-                    let release = async move {
-                        release_holding(&lock, holding, DEFAULT_RELEASE_TIMEOUT).await
-                    };
-                    if let Ok(Err(e)) = block_on(py, release, None) {
-                        log::error!(
-                            target: "condlock::python",
-                            "could not release {} after an interrupt: {e}",
-                            self.shared.ctx.lock
-                        );
-                    }
-                }
-                return Err(signal);
-            }
+            let result = block_on_acquire(py, fut, &token, &self.shared.ctx.lock, |holding| {
+                let lock = self.shared.lock()?;
+                Ok(async move { release_holding(&lock, holding, DEFAULT_RELEASE_TIMEOUT).await })
+            })?;
             let holding = outcome(&abort, result, &self.shared.ctx)?;
             Ok(S3LeaseCore::new(self.shared.clone(), holding))
         })
@@ -645,14 +585,8 @@ impl S3LockCore {
     ) -> PyResult<Operation> {
         guard(|| {
             let lock = self.shared.lock()?;
-            let deliver: Deliver<Outcome<UnlockOutcome>> = Box::new(|py, out| {
-                Ok(
-                    pyo3::types::PyBool::new(py, out? == UnlockOutcome::Released)
-                        .to_owned()
-                        .into_any()
-                        .unbind(),
-                )
-            });
+            let deliver: Deliver<Outcome<UnlockOutcome>> =
+                Box::new(|py, out| Ok(bool_obj(py, out? == UnlockOutcome::Released)));
             let abort = Abort::new(CancellationToken::new());
             spawn_for_asyncio(
                 py,
@@ -749,10 +683,6 @@ pub struct S3LeaseCore {
     /// The lease duration, when held with one.
     lease_duration: Option<Duration>,
     released: AtomicBool,
-}
-
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl S3LeaseCore {
@@ -893,22 +823,8 @@ impl S3LeaseCore {
         guard(|| {
             let budget = release_budget(timeout)?;
             if this.released.swap(true, Ordering::SeqCst) {
-                // Deliver False through the loop like any other result.
-                let deliver: Deliver<()> = Box::new(|py, ()| {
-                    Ok(pyo3::types::PyBool::new(py, false)
-                        .to_owned()
-                        .into_any()
-                        .unbind())
-                });
-                return spawn_for_asyncio(
-                    py,
-                    event_loop,
-                    callback,
-                    this.shared.ctx.clone(),
-                    CancellationToken::new(),
-                    async { Ok(()) },
-                    deliver,
-                );
+                let ctx = this.shared.ctx.clone();
+                return deliver_now(py, event_loop, callback, ctx, bool_obj(py, false));
             }
             let lock = this.shared.lock()?;
             let (holding, snapshot) = this.take();
@@ -917,10 +833,7 @@ impl S3LeaseCore {
             let abort_in = abort.clone();
             let deliver: Deliver<Result<UnlockOutcome, Error>> = Box::new(move |py, out| {
                 let released = me.bind(py).get().settle(&abort, out, snapshot)?;
-                Ok(pyo3::types::PyBool::new(py, released)
-                    .to_owned()
-                    .into_any()
-                    .unbind())
+                Ok(bool_obj(py, released))
             });
             spawn_for_asyncio(
                 py,

@@ -15,7 +15,8 @@ use condlock::sansio::Body;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyCFunction, PyString, PyTuple};
 
-use crate::runtime::EVENT_LOOP;
+use crate::errors::invalid_config;
+use crate::runtime::{runtime, EVENT_LOOP};
 
 tokio::task_local! {
     /// Where a user transport records a programming error of the operation
@@ -112,6 +113,56 @@ fn malformed(abort: Option<&Abort>, why: String) -> String {
 
 /// Responses are cut at this size, as the native driver does.
 const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// How to (re)build a lock's transport: kept so a forked child gets its own.
+/// `N` is what the built-in client is made from.
+pub enum TransportSpec<N> {
+    Native(N),
+    Sync(Arc<Py<PyAny>>),
+    Async(Arc<Py<PyAny>>),
+}
+
+impl<N> TransportSpec<N> {
+    /// From the `transport` / `async_transport` arguments (at most one, a
+    /// callable); the built-in client from `native()` when neither is given.
+    pub fn from_args(
+        py: Python<'_>,
+        transport: Option<Py<PyAny>>,
+        async_transport: Option<Py<PyAny>>,
+        native: impl FnOnce() -> PyResult<N>,
+    ) -> PyResult<Self> {
+        let callable = |t: Py<PyAny>| {
+            if t.bind(py).is_callable() {
+                Ok(Arc::new(t))
+            } else {
+                Err(invalid_config("transport", "must be callable"))
+            }
+        };
+        match (transport, async_transport) {
+            (Some(_), Some(_)) => Err(invalid_config(
+                "transport",
+                "give a synchronous or an asynchronous transport, not both",
+            )),
+            (Some(t), None) => Ok(TransportSpec::Sync(callable(t)?)),
+            (None, Some(t)) => Ok(TransportSpec::Async(callable(t)?)),
+            (None, None) => Ok(TransportSpec::Native(native()?)),
+        }
+    }
+
+    /// A transport for this process; `native` makes the built-in client
+    /// (called within the runtime, which its connection pool needs).
+    pub fn build(&self, native: impl FnOnce(&N) -> PyResult<Transport>) -> PyResult<AnyTransport> {
+        Ok(match self {
+            TransportSpec::Native(opts) => {
+                let rt = runtime()?;
+                let _guard = rt.enter();
+                AnyTransport::Native(native(opts)?)
+            }
+            TransportSpec::Sync(f) => AnyTransport::Sync(f.clone()),
+            TransportSpec::Async(f) => AnyTransport::Async(f.clone()),
+        })
+    }
+}
 
 /// Which transport carries a lock's requests.
 pub enum AnyTransport {

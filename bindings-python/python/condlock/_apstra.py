@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextvars
-import logging
 import os
-from types import TracebackType
-from typing import Any, List, Optional, Type, Union
+from typing import Any, List, Optional, Union
 
 from . import _aio
 from ._condlock import (
@@ -16,45 +13,13 @@ from ._condlock import (
     BlueprintLockStatus,
     MutexTag,
 )
-from ._errors import InvalidConfiguration, LockError
+from ._errors import InvalidConfiguration
+from ._lock_base import LeaseBase, LockBase, read_pem, transports
 
 __all__ = ["ApstraClient", "ApstraMutex", "ApstraLease", "MutexTag", "BlueprintLockStatus"]
 
-_log = logging.getLogger("condlock")
 
-
-def _transports(transport: Any) -> "tuple[Any, Any]":
-    if transport is None:
-        return None, None
-    if not callable(transport):
-        raise InvalidConfiguration(
-            "invalid transport: must be a callable "
-            "(method, url, headers, body) -> (status, headers, body)",
-            field="transport",
-        )
-    import inspect  # lazily: only user transports need it
-
-    if inspect.iscoroutinefunction(transport) or inspect.iscoroutinefunction(
-        getattr(transport, "__call__", None)
-    ):
-        return None, transport
-    return transport, None
-
-
-def _pem(ca_bundle: Union[str, "os.PathLike[str]", bytes, None]) -> Optional[bytes]:
-    if ca_bundle is None or isinstance(ca_bundle, bytes):
-        return ca_bundle
-    try:
-        with open(ca_bundle, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise InvalidConfiguration(
-            f"invalid ca_bundle: cannot read {os.fspath(ca_bundle)!r}: {e.strerror}",
-            field="ca_bundle",
-        ) from None
-
-
-class ApstraLease:
+class ApstraLease(LeaseBase):
     """A blueprint mutex we hold, returned by :meth:`ApstraMutex.acquire`.
 
     ``release()`` deletes our tag; calling it again is harmless. A lease is
@@ -119,55 +84,14 @@ class ApstraLease:
         release runs to completion even if the awaiting task is cancelled."""
         return await _aio.run(self._core.release_async, wait_for_cleanup=False)
 
-    def __enter__(self) -> "ApstraLease":
-        """Return the lease itself; leaving the block releases it."""
-        return self
+    _ID_KIND = "tag"
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        """Release, even when the block raised or got KeyboardInterrupt."""
-        _release_on_exit(self, exc)
-
-    async def __aenter__(self) -> "ApstraLease":
-        """Return the lease itself; leaving the block releases it."""
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        """Release without blocking the loop, even when the block raised or
-        was cancelled."""
-        await _release_on_exit_async(self, exc)
+    def _exit_names(self) -> "tuple[str, str]":
+        return self._core.target, self.tag_id
 
     def __repr__(self) -> str:
         state = "released" if self.released else "held"
         return f"<condlock.ApstraLease {self._core.target} tag={self.tag_id} {state}>"
-
-
-def _release_on_exit(lease: ApstraLease, exc: Optional[BaseException]) -> None:
-    try:
-        lease.release()
-    except LockError as e:
-        if exc is None:
-            raise
-        # Do not hide the block's own exception behind the release failure.
-        _log.error("releasing %s (tag %s) failed: %s", lease._core.target, lease.tag_id, e)
-
-
-async def _release_on_exit_async(lease: ApstraLease, exc: Optional[BaseException]) -> None:
-    try:
-        await lease.release_async()
-    except LockError as e:
-        if exc is None:
-            raise
-        _log.error("releasing %s (tag %s) failed: %s", lease._core.target, lease.tag_id, e)
 
 
 class ApstraClient:
@@ -197,13 +121,13 @@ class ApstraClient:
         request_timeout: Optional[float] = None,
         transport: Any = None,
     ) -> None:
-        sync_t, async_t = _transports(transport)
+        sync_t, async_t = transports(transport)
         self._core = ApstraClientCore(
             url=url,
             username=username,
             password=password,
             verify_tls=verify_tls,
-            ca_bundle_pem=_pem(ca_bundle),
+            ca_bundle_pem=read_pem(ca_bundle),
             request_timeout=request_timeout,
             transport=sync_t,
             async_transport=async_t,
@@ -283,7 +207,7 @@ class ApstraClient:
         )
 
 
-class ApstraMutex:
+class ApstraMutex(LockBase[ApstraLease]):
     """The mutex of one Apstra blueprint: the tag ``blueprint <ID> locked``
     in the global design catalog, the same one ``terraform apply`` with the
     Apstra provider takes, so scripts and Terraform exclude each other.
@@ -329,7 +253,7 @@ class ApstraMutex:
                 f"invalid client: expected a condlock.ApstraClient, got {type(client).__name__}",
                 field="client",
             )
-        sync_t, async_t = _transports(transport)
+        sync_t, async_t = transports(transport)
         self._core = ApstraMutexCore(
             blueprint_id,
             url=url,
@@ -337,7 +261,7 @@ class ApstraMutex:
             password=password,
             message=message,
             verify_tls=verify_tls,
-            ca_bundle_pem=_pem(ca_bundle),
+            ca_bundle_pem=read_pem(ca_bundle),
             request_timeout=request_timeout,
             wait_for_blueprint_unlock=wait_for_blueprint_unlock,
             max_poll_interval=max_poll_interval,
@@ -345,9 +269,7 @@ class ApstraMutex:
             transport=sync_t,
             async_transport=async_t,
         )
-        self._entered: contextvars.ContextVar[Optional[ApstraLease]] = contextvars.ContextVar(
-            f"condlock.ApstraMutex@{id(self):x}", default=None
-        )
+        self._init_entered()
 
     # -- description ---------------------------------------------------------
 
@@ -439,50 +361,9 @@ class ApstraMutex:
         """:meth:`force_unlock` for asyncio."""
         return await _aio.run(self._core.force_unlock_async, wait_for_cleanup=False)
 
-    # -- context managers -----------------------------------------------------
+    # -- context managers (LockBase) ----------------------------------------
 
-    def _enter_check(self) -> None:
-        if self._entered.get() is not None:
-            raise LockError(
-                f"{self._core.target} is already held by this thread/task through this "
-                "ApstraMutex: condlock locks are not re-entrant (waiting would deadlock on "
-                "ourselves)"
-            )
+    _KIND = "ApstraMutex"
 
-    def __enter__(self) -> ApstraLease:
-        """Acquire (waiting forever) and return the lease."""
-        self._enter_check()
-        lease = self.acquire()
-        self._entered.set(lease)
-        return lease
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        """Release, even when the block raised or got KeyboardInterrupt."""
-        lease = self._entered.get()
-        self._entered.set(None)
-        if lease is not None:
-            _release_on_exit(lease, exc)
-
-    async def __aenter__(self) -> ApstraLease:
-        """Acquire without blocking the event loop and return the lease."""
-        self._enter_check()
-        lease = await self.acquire_async()
-        self._entered.set(lease)
-        return lease
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        """Release, even when the block raised or was cancelled."""
-        lease = self._entered.get()
-        self._entered.set(None)
-        if lease is not None:
-            await _release_on_exit_async(lease, exc)
+    def _target(self) -> str:
+        return self._core.target

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import threading
-from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -17,13 +15,13 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
-    Type,
     Union,
 )
 
 from . import _aio
 from ._condlock import LockInfo, S3LeaseCore, S3LockCore
-from ._errors import InvalidConfiguration, LockError, LostReason
+from ._errors import InvalidConfiguration, LostReason
+from ._lock_base import LeaseBase, LockBase, read_pem, transports
 
 if TYPE_CHECKING:
     import asyncio
@@ -100,7 +98,7 @@ def _resolve(fut: "asyncio.Future[Any]", value: Any) -> None:
         fut.set_result(value)
 
 
-class Lease:
+class Lease(LeaseBase):
     """A lock we hold, returned by :meth:`S3Lock.acquire`.
 
     ``release()`` gives it back; calling it again is harmless. A lease is also
@@ -224,59 +222,18 @@ class Lease:
             wait_for_cleanup=False,
         )
 
-    def __enter__(self) -> "Lease":
-        """Return the lease itself; leaving the block releases it."""
-        return self
+    # A fresh short deadline: leaving must stay prompt (see EXIT_RELEASE_TIMEOUT).
+    # A lost leased lock raises LockLost on exit unless the block already raised.
+    _exit_release_args = (EXIT_RELEASE_TIMEOUT,)
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        """Release, even when the block raised or got KeyboardInterrupt."""
-        _release_on_exit(self, exc)
-
-    async def __aenter__(self) -> "Lease":
-        """Return the lease itself; leaving the block releases it."""
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        """Release without blocking the loop, even when the block raised or
-        was cancelled."""
-        await _release_on_exit_async(self, exc)
+    def _exit_names(self) -> Tuple[str, str]:
+        return self.url, self.lock_id
 
     def __repr__(self) -> str:
         state = "released" if self.released else "held"
         if self.lost is not None:
             state = f"lost ({self.lost.kind})"
         return f"<condlock.Lease {self.url} id={self.lock_id} etag={self.etag} {state}>"
-
-
-def _release_on_exit(lease: Lease, exc: Optional[BaseException]) -> None:
-    # A fresh short deadline: leaving must stay prompt (see EXIT_RELEASE_TIMEOUT).
-    # A lost leased lock raises LockLost here unless the block already raised.
-    try:
-        lease.release(EXIT_RELEASE_TIMEOUT)
-    except LockError as e:
-        if exc is None:
-            raise
-        # Do not hide the block's own exception behind the release failure.
-        _log.error("releasing %s (lock ID %s) failed: %s", lease.url, lease.lock_id, e)
-
-
-async def _release_on_exit_async(lease: Lease, exc: Optional[BaseException]) -> None:
-    try:
-        await lease.release_async(EXIT_RELEASE_TIMEOUT)
-    except LockError as e:
-        if exc is None:
-            raise
-        _log.error("releasing %s (lock ID %s) failed: %s", lease.url, lease.lock_id, e)
 
 
 def _credentials_of(session: Any) -> Any:
@@ -312,15 +269,7 @@ def _tags(tags: Union[Mapping[str, str], Iterable[Tuple[str, str]], None]) -> Op
         ) from None
 
 
-def _is_async_callable(f: Any) -> bool:
-    import inspect  # lazily: only user transports need it
-
-    return inspect.iscoroutinefunction(f) or inspect.iscoroutinefunction(
-        getattr(f, "__call__", None)
-    )
-
-
-class S3Lock:
+class S3Lock(LockBase[Lease]):
     """A distributed lock on Terraform's S3 lock file ``<key>.tflock``.
 
     The lock is the one ``terraform apply`` takes for the same ``bucket``,
@@ -410,31 +359,8 @@ class S3Lock:
             provider = _credentials_of(boto3_session)
             if region is None:
                 region = getattr(boto3_session, "region_name", None)
-        sync_transport = async_transport = None
-        if transport is not None:
-            if not callable(transport):
-                raise InvalidConfiguration(
-                    "invalid transport: must be a callable "
-                    "(method, url, headers, body) -> (status, headers, body)",
-                    field="transport",
-                )
-            if _is_async_callable(transport):
-                async_transport = transport
-            else:
-                sync_transport = transport
-        pem: Optional[bytes] = None
-        if ca_bundle is not None:
-            if isinstance(ca_bundle, bytes):
-                pem = ca_bundle
-            else:
-                try:
-                    with open(ca_bundle, "rb") as f:
-                        pem = f.read()
-                except OSError as e:
-                    raise InvalidConfiguration(
-                        f"invalid ca_bundle: cannot read {os.fspath(ca_bundle)!r}: {e.strerror}",
-                        field="ca_bundle",
-                    ) from None
+        sync_transport, async_transport = transports(transport)
+        pem = read_pem(ca_bundle)
         self._core = S3LockCore(
             bucket,
             key,
@@ -469,9 +395,7 @@ class S3Lock:
             stale_after=stale_after,
         )
         self._on_lost = on_lost
-        self._entered: contextvars.ContextVar[Optional[Lease]] = contextvars.ContextVar(
-            f"condlock.S3Lock@{id(self):x}", default=None
-        )
+        self._init_entered()
 
     # -- description ---------------------------------------------------------
 
@@ -576,49 +500,9 @@ class S3Lock:
             wait_for_cleanup=False,
         )
 
-    # -- context managers -----------------------------------------------------
+    # -- context managers (LockBase) ----------------------------------------
 
-    def _enter_check(self) -> None:
-        if self._entered.get() is not None:
-            raise LockError(
-                f"{self._core.url} is already held by this thread/task through this S3Lock: "
-                "condlock locks are not re-entrant (waiting would deadlock on ourselves)"
-            )
+    _KIND = "S3Lock"
 
-    def __enter__(self) -> Lease:
-        """Acquire (waiting forever) and return the lease."""
-        self._enter_check()
-        lease = self.acquire()
-        self._entered.set(lease)
-        return lease
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        """Release, even when the block raised or got KeyboardInterrupt."""
-        lease = self._entered.get()
-        self._entered.set(None)
-        if lease is not None:
-            _release_on_exit(lease, exc)
-
-    async def __aenter__(self) -> Lease:
-        """Acquire without blocking the event loop and return the lease."""
-        self._enter_check()
-        lease = await self.acquire_async()
-        self._entered.set(lease)
-        return lease
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        """Release, even when the block raised or was cancelled."""
-        lease = self._entered.get()
-        self._entered.set(None)
-        if lease is not None:
-            await _release_on_exit_async(lease, exc)
+    def _target(self) -> str:
+        return self._core.url
