@@ -508,11 +508,7 @@ pub mod blocking {
         /// Acquire, returning a guard that releases the mutex when dropped.
         pub fn lock(&self, opts: AcquireOptions) -> Result<Guard<'_>, Error> {
             let held = self.acquire_with(opts, &CancellationToken::new(), |_| {})?;
-            Ok(Guard {
-                mutex: self,
-                held,
-                released: false,
-            })
+            Ok(Guard::new(self, held))
         }
 
         /// Release a mutex we hold.
@@ -548,37 +544,18 @@ pub mod blocking {
         }
     }
 
-    /// A held mutex that is released when dropped (errors on drop are logged).
-    #[derive(Debug)]
-    pub struct Guard<'a> {
-        mutex: &'a ApstraMutex,
-        held: HeldMutex,
-        released: bool,
-    }
+    impl crate::native::blocking::Releaser for ApstraMutex {
+        type Held = HeldMutex;
 
-    impl Guard<'_> {
-        /// The mutex we hold.
-        pub fn held(&self) -> &HeldMutex {
-            &self.held
+        fn release_held(&self, held: &HeldMutex) -> Result<UnlockOutcome, Error> {
+            self.release(held)
         }
 
-        /// Release now and report how it went.
-        pub fn release(mut self) -> Result<UnlockOutcome, Error> {
-            self.released = true;
-            self.mutex.release(&self.held)
+        fn describe(&self, held: &HeldMutex) -> String {
+            format!("the mutex of blueprint {}", held.blueprint)
         }
     }
 
-    impl Drop for Guard<'_> {
-        fn drop(&mut self) {
-            if !self.released {
-                if let Err(e) = self.mutex.release(&self.held) {
-                    log::error!(
-                        "releasing the mutex of blueprint {} on drop failed: {e}",
-                        self.held.blueprint
-                    );
-                }
-            }
-        }
-    }
+    /// A held mutex that is released when dropped.
+    pub type Guard<'a> = crate::native::blocking::Guard<'a, ApstraMutex>;
 }

@@ -76,13 +76,9 @@ impl S3Lock {
     }
 
     /// Acquire, returning a guard that releases the lock when dropped.
-    pub fn lock(&self, opts: AcquireOptions) -> Result<Guard<'_>, Error> {
+    pub fn lock(&self, opts: AcquireOptions) -> Result<Guard<'_, Self>, Error> {
         let held = self.acquire_with(opts, &CancellationToken::new(), |_| {})?;
-        Ok(Guard {
-            lock: self,
-            held,
-            released: false,
-        })
+        Ok(Guard::new(self, held))
     }
 
     /// Acquire with a lease (`opts.lease` set) renewed in the background.
@@ -117,34 +113,68 @@ impl S3Lock {
     }
 }
 
-/// A held lock that is released when dropped (errors on drop are logged).
+/// Something that can release what it handed out: the blocking S3 lock and
+/// the blocking Apstra mutex. [`Guard`] is generic over it.
+pub trait Releaser {
+    /// What a successful acquisition hands out.
+    type Held: std::fmt::Debug;
+
+    /// Release `held` now.
+    fn release_held(&self, held: &Self::Held) -> Result<UnlockOutcome, Error>;
+
+    /// Names `held` in a log line when releasing on drop fails.
+    fn describe(&self, held: &Self::Held) -> String;
+}
+
+impl Releaser for S3Lock {
+    type Held = HeldLock;
+
+    fn release_held(&self, held: &HeldLock) -> Result<UnlockOutcome, Error> {
+        self.release(held)
+    }
+
+    fn describe(&self, _held: &HeldLock) -> String {
+        self.inner.config().lock_key().to_string()
+    }
+}
+
+/// A held lock or mutex that is released when dropped (errors on drop are
+/// logged).
 #[derive(Debug)]
-pub struct Guard<'a> {
-    lock: &'a S3Lock,
-    held: HeldLock,
+pub struct Guard<'a, L: Releaser + std::fmt::Debug> {
+    lock: &'a L,
+    held: L::Held,
     released: bool,
 }
 
-impl Guard<'_> {
-    /// The lock we hold.
-    pub fn held(&self) -> &HeldLock {
+impl<'a, L: Releaser + std::fmt::Debug> Guard<'a, L> {
+    pub(crate) fn new(lock: &'a L, held: L::Held) -> Self {
+        Guard {
+            lock,
+            held,
+            released: false,
+        }
+    }
+
+    /// What we hold.
+    pub fn held(&self) -> &L::Held {
         &self.held
     }
 
     /// Release now and report how it went.
     pub fn release(mut self) -> Result<UnlockOutcome, Error> {
         self.released = true;
-        self.lock.release(&self.held)
+        self.lock.release_held(&self.held)
     }
 }
 
-impl Drop for Guard<'_> {
+impl<L: Releaser + std::fmt::Debug> Drop for Guard<'_, L> {
     fn drop(&mut self) {
         if !self.released {
-            if let Err(e) = self.lock.release(&self.held) {
+            if let Err(e) = self.lock.release_held(&self.held) {
                 log::error!(
                     "releasing {} on drop failed: {e}",
-                    self.lock.inner.config().lock_key()
+                    self.lock.describe(&self.held)
                 );
             }
         }
