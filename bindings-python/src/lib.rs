@@ -5,6 +5,8 @@
 //!
 //! - [`runtime`]: the tokio runtime, blocking waits that release the GIL and
 //!   honour Ctrl-C, and asyncio completion through `call_soon_threadsafe`.
+//! - [`python_thread`]: the one thread that takes the GIL for the runtime (log
+//!   records, asyncio deliveries), so the I/O worker never waits for it.
 //! - [`errors`]: `condlock::Error` -> the Python exception classes.
 //! - [`transport`]: the reqwest driver or a user's Python callable.
 //! - [`credentials`]: boto3/botocore credentials as an AWS credentials provider.
@@ -17,6 +19,7 @@ mod apstra;
 mod common;
 mod credentials;
 mod errors;
+mod python_thread;
 mod runtime;
 mod s3;
 mod transport;
@@ -24,19 +27,9 @@ mod transport;
 /// The extension module.
 #[pymodule]
 fn _condlock(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // Bridge the `log` crate to Python's `logging`: core targets like
-    // `condlock::s3::acquire` become loggers `condlock.s3.acquire`, children of
-    // `condlock`. Levels are read from Python on every record (no caching), so
-    // `logging.getLogger("condlock").setLevel(...)` takes effect at once.
-    // A second initialisation (sub-interpreter, reload) keeps the first logger.
-    // Only condlock's own records are forwarded (the HTTP stack's debug chatter
-    // is not, and never reaches Python).
-    if let Ok(logger) = pyo3_log::Logger::new(py, pyo3_log::Caching::Nothing) {
-        let _ = logger
-            .filter(log::LevelFilter::Off)
-            .filter_target("condlock".to_string(), log::LevelFilter::Debug)
-            .install();
-    }
+    // Log records reach Python's `logging` through the Python thread, never
+    // from the I/O worker directly (see `python_thread`).
+    python_thread::install_logger(py);
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<common::LockInfo>()?;
     m.add_class::<runtime::Operation>()?;

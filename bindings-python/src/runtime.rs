@@ -9,7 +9,8 @@
 //!   `KeyboardInterrupt`.
 //! - asyncio calls ([`spawn_for_asyncio`]) spawn the operation and return at
 //!   once; the result is handed to the event loop with
-//!   `loop.call_soon_threadsafe(callback, ok, value)`, so the loop never blocks.
+//!   `loop.call_soon_threadsafe(callback, ok, value)` from the Python thread
+//!   ([`crate::python_thread`]), so neither the loop nor the worker blocks.
 //!   The returned [`Operation`] cancels the token when the asyncio task is
 //!   cancelled.
 
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::common::{locked, panic_text};
 use crate::errors::{self, Context};
+use crate::python_thread;
 
 /// How often a blocked synchronous call wakes up to run signal handlers.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -31,7 +33,8 @@ const SIGNAL_POLL: Duration = Duration::from_millis(50);
 tokio::task_local! {
     /// The asyncio event loop of the operation being run, when it was started
     /// from asyncio: an async user transport runs its coroutines there.
-    pub static EVENT_LOOP: Py<PyAny>;
+    /// (Shared, so the worker can hand it on without the GIL.)
+    pub static EVENT_LOOP: Arc<Py<PyAny>>;
 }
 
 /// A value built once per process: a forked child builds its own, and the
@@ -126,6 +129,11 @@ where
             (rx, got)
         });
         rx = back;
+        if got.is_ok() {
+            // The operation's log records reach `logging` before the caller
+            // goes on.
+            python_thread::wait_for_delivery(py);
+        }
         match got {
             Ok(Ok(value)) => return Ok((value, signal)),
             Ok(Err(join)) => return Err(join_error(join)),
@@ -233,13 +241,15 @@ where
     F: Future<Output = Result<T, condlock::Error>> + Send + 'static,
 {
     let rt = runtime()?;
-    let loop_for_transport = event_loop.clone().unbind();
+    let loop_for_transport = Arc::new(event_loop.clone().unbind());
     let event_loop = event_loop.clone().unbind();
     let callback = callback.clone().unbind();
     let _ = py;
     rt.spawn(async move {
         let joined = tokio::spawn(EVENT_LOOP.scope(loop_for_transport, fut)).await;
-        Python::attach(|py| {
+        // Converted and handed over on the Python thread: the worker never
+        // waits for the GIL, and the task's log records come first.
+        python_thread::call_with_gil(Box::new(move |py| {
             let (ok, value): (bool, Py<PyAny>) = match joined {
                 Ok(Ok(v)) => match deliver(py, v) {
                     Ok(obj) => (true, obj),
@@ -260,7 +270,7 @@ where
                     "could not hand a result to the asyncio event loop (closed?): {e}"
                 );
             }
-        });
+        }));
     });
     Ok(Operation { token })
 }

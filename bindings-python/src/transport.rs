@@ -311,18 +311,42 @@ fn call_async_in_new_loop(
 }
 
 async fn call_async_on_loop(
-    event_loop: Py<PyAny>,
+    event_loop: Arc<Py<PyAny>>,
     f: Arc<Py<PyAny>>,
     p: Parts,
     abort: Option<Abort>,
 ) -> Result<http::Response<Body>, String> {
-    let (tx, rx) = tokio::sync::oneshot::channel::<Result<http::Response<Body>, String>>();
-    let tx = Arc::new(Mutex::new(Some(tx)));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx: ReplySlot = Arc::new(Mutex::new(Some(tx)));
+    // Submitting the coroutine needs the GIL: on the blocking pool, never on
+    // the I/O worker (which must not wait for it).
+    let submitted =
+        tokio::task::spawn_blocking(move || submit_on_loop(&event_loop, &f, &p, abort, tx))
+            .await
+            .unwrap_or_else(|e| Err(format!("the transport task failed: {e}")));
+    submitted?;
+    rx.await
+        .unwrap_or_else(|_| Err("the async transport was abandoned (event loop closed?)".into()))
+}
+
+/// Where the loop's done-callback puts the transport's answer (once).
+type ReplySlot =
+    Arc<Mutex<Option<tokio::sync::oneshot::Sender<Result<http::Response<Body>, String>>>>>;
+
+/// Start `f(...)` on `event_loop` with `run_coroutine_threadsafe`; its result
+/// is sent through `tx` from the loop's done-callback.
+fn submit_on_loop(
+    event_loop: &Py<PyAny>,
+    f: &Py<PyAny>,
+    p: &Parts,
+    abort: Option<Abort>,
+    tx: ReplySlot,
+) -> Result<(), String> {
     Python::attach(|py| -> Result<(), String> {
         let fail = |e: PyErr| describe_exception(py, &e);
         let coro = f
             .bind(py)
-            .call1(args(py, &p).map_err(fail)?)
+            .call1(args(py, p).map_err(fail)?)
             .map_err(|e| call_failed(py, abort.as_ref(), e))?;
         let cf = py
             .import("asyncio")
@@ -346,9 +370,7 @@ async fn call_async_on_loop(
         cf.call_method1("add_done_callback", (done,))
             .map_err(fail)?;
         Ok(())
-    })?;
-    rx.await
-        .unwrap_or_else(|_| Err("the async transport was abandoned (event loop closed?)".into()))
+    })
 }
 
 impl HttpTransport for AnyTransport {
@@ -374,9 +396,7 @@ impl HttpTransport for AnyTransport {
                 AnyTransport::Async(f) => {
                     let p = split(req);
                     let abort = Abort::current();
-                    let event_loop = EVENT_LOOP
-                        .try_with(|l| Python::attach(|py| l.clone_ref(py)))
-                        .ok();
+                    let event_loop = EVENT_LOOP.try_with(Arc::clone).ok();
                     match event_loop {
                         Some(l) => call_async_on_loop(l, f.clone(), p, abort).await,
                         None => {

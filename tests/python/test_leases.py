@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import subprocess
 import threading
@@ -54,18 +55,22 @@ class UrllibTransport:
 
 def _busy_with_the_gil(seconds: float) -> None:
     """Hold the GIL without a break: one C call (sum over a range) at a time,
-    each long enough that a renewal needing the GIL would be starved."""
+    each lasting about a whole lease, so that a renewal which had to wait for
+    the GIL (to log, say) would certainly miss its deadline."""
     n = 2_000_000
     t = time.perf_counter()
     sum(range(n))
     per = max(time.perf_counter() - t, 1e-6) / n
-    chunk = int(min(seconds, 1.2) / per)
+    chunk = int(min(seconds, LEASE) / per)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         sum(range(chunk))
 
 
-def test_lease_renews_while_python_is_busy(make_lock, endpoint, key):
+def test_lease_renews_while_python_is_busy(make_lock, endpoint, key, caplog):
+    # Renewals log at DEBUG: those records must reach `logging` without the
+    # renewal ever waiting for the GIL.
+    caplog.set_level(logging.DEBUG, logger="condlock")
     lock = make_lock(lease=LEASE)
     assert lock.lease == LEASE and lock.takeover is False and lock.stale_after is None
     lease = lock.acquire()
@@ -86,6 +91,8 @@ def test_lease_renews_while_python_is_busy(make_lock, endpoint, key):
         assert body["ID"] == lease.lock_id and body["Who"] == lock.who
     finally:
         assert lease.release() is True
+    renewed = [r for r in caplog.records if r.getMessage().startswith("renewed ")]
+    assert len(renewed) >= 4 and {r.name for r in renewed} == {"condlock.s3.lease"}
     assert lock.holder() is None
     assert lease.release() is False  # twice is harmless
     # No renewal brings it back after release.

@@ -1,0 +1,268 @@
+//! The one thread that takes the GIL on behalf of the I/O runtime.
+//!
+//! The runtime has a single worker thread ([`crate::runtime`]) that serves every
+//! lock in the process, including the background renewal of leases. If that
+//! worker ever waited for the GIL, a Python thread busy in one long C call (or
+//! a slow `logging` handler) would stall every request in flight and could let
+//! a lease run out while its holder was healthy. So the worker never touches
+//! Python. What must reach Python from there is queued to this thread, which
+//! takes the GIL and runs the jobs in the order they were queued:
+//!
+//! - log records of the `log` crate, handed to `pyo3_log` (the `condlock`
+//!   logger tree);
+//! - deliveries of asyncio results (`loop.call_soon_threadsafe`), so a task's
+//!   log records always come before its result.
+//!
+//! A synchronous call waits, with the GIL released, until the records queued
+//! before it returned have been delivered ([`wait_for_delivery`]): `logging`
+//! shows an operation's records by the time the call returns, as it would if
+//! they had been logged on the caller's thread.
+//!
+//! Callbacks written by the user (`on_lost`, user transports) do not run here:
+//! they may take long, and run on tokio's blocking pool instead.
+
+use std::cell::Cell;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+use crate::common::locked;
+use crate::runtime::PerProcess;
+
+/// How long a synchronous call waits for its log records to be delivered. A
+/// handler slower than this (say, one that logs over the network) delays the
+/// records, never the call.
+const DELIVERY_WAIT: Duration = Duration::from_secs(1);
+
+/// At most this many jobs run under one hold of the GIL, so a burst of
+/// records does not keep Python threads waiting.
+const BATCH: usize = 64;
+
+/// A function to run with the GIL on the Python thread.
+pub type GilCall = Box<dyn FnOnce(Python<'_>) + Send>;
+
+/// What the Python thread runs.
+enum Job {
+    Log(OwnedRecord),
+    Call(GilCall),
+}
+
+/// A `log::Record` that can cross threads.
+struct OwnedRecord {
+    level: Level,
+    target: String,
+    message: String,
+    module_path: Option<&'static str>,
+    file: Option<&'static str>,
+    line: Option<u32>,
+}
+
+impl OwnedRecord {
+    fn of(record: &Record<'_>) -> Self {
+        OwnedRecord {
+            level: record.level(),
+            target: record.target().to_owned(),
+            message: record.args().to_string(),
+            module_path: record.module_path_static(),
+            file: record.file_static(),
+            line: record.line(),
+        }
+    }
+
+    fn emit(&self, logger: &pyo3_log::Logger) {
+        logger.log(
+            &Record::builder()
+                .args(format_args!("{}", self.message))
+                .level(self.level)
+                .target(&self.target)
+                .module_path_static(self.module_path)
+                .file_static(self.file)
+                .line(self.line)
+                .build(),
+        );
+    }
+}
+
+/// Jobs queued and delivered so far in this process.
+#[derive(Default)]
+struct Progress {
+    queued: u64,
+    delivered: u64,
+}
+
+/// This process's queue to the Python thread.
+struct Queue {
+    jobs: Mutex<Sender<Job>>,
+    progress: Mutex<Progress>,
+    delivered: Condvar,
+}
+
+impl Queue {
+    fn push(&self, job: Job) {
+        // Counting and sending under one lock keeps the count in queue order.
+        let mut progress = locked(&self.progress);
+        if locked(&self.jobs).send(job).is_ok() {
+            progress.queued += 1;
+        }
+    }
+
+    fn mark_delivered(&self, n: u64) {
+        locked(&self.progress).delivered += n;
+        self.delivered.notify_all();
+    }
+
+    fn wait_delivered(&self, upto: u64, patience: Duration) {
+        let end = Instant::now() + patience;
+        let mut progress = locked(&self.progress);
+        while progress.delivered < upto {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            progress = match self.delivered.wait_timeout(progress, left) {
+                Ok((p, _)) => p,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+}
+
+thread_local! {
+    static ON_PYTHON_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The Python side of the log bridge, set once by [`install_logger`].
+static PY_LOGGER: OnceLock<Arc<pyo3_log::Logger>> = OnceLock::new();
+
+/// This process's queue, with its thread started the first time. A forked
+/// child starts its own (the parent's thread does not exist there).
+fn queue() -> Option<Arc<Queue>> {
+    static QUEUE: PerProcess<Arc<Queue>> = PerProcess::new();
+    QUEUE.get_or_build(start).ok()
+}
+
+fn start() -> PyResult<Arc<Queue>> {
+    let (tx, rx) = channel();
+    let queue = Arc::new(Queue {
+        jobs: Mutex::new(tx),
+        progress: Mutex::new(Progress::default()),
+        delivered: Condvar::new(),
+    });
+    let for_thread = queue.clone();
+    std::thread::Builder::new()
+        .name("condlock-python".into())
+        .spawn(move || run(rx, &for_thread))
+        // A lazily built error: this may run on a thread without the GIL.
+        .map_err(|e| {
+            PyRuntimeError::new_err(format!("cannot start condlock's Python thread: {e}"))
+        })?;
+    Ok(queue)
+}
+
+fn run(rx: Receiver<Job>, queue: &Queue) {
+    ON_PYTHON_THREAD.with(|f| f.set(true));
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        // While the interpreter shuts down nothing can be delivered; the jobs
+        // are dropped and counted, so that no caller waits for them.
+        let _ = Python::try_attach(|py| {
+            for job in batch {
+                match job {
+                    Job::Log(record) => {
+                        if let Some(logger) = PY_LOGGER.get() {
+                            record.emit(logger);
+                        }
+                    }
+                    Job::Call(call) => call(py),
+                }
+            }
+        });
+        queue.mark_delivered(n);
+    }
+}
+
+/// Run `call` with the GIL on the Python thread, after everything queued
+/// before it. Never waits for the GIL itself.
+pub fn call_with_gil(call: GilCall) {
+    match queue() {
+        Some(q) => q.push(Job::Call(call)),
+        // Only when no thread can be started at all: run it here instead.
+        None => Python::attach(call),
+    }
+}
+
+/// Wait (GIL released) until the log records queued so far are delivered,
+/// for at most [`DELIVERY_WAIT`]. Called by synchronous operations before they
+/// return to Python.
+pub fn wait_for_delivery(py: Python<'_>) {
+    if ON_PYTHON_THREAD.with(Cell::get) {
+        // A logging handler that itself calls condlock: the records it would
+        // wait for are queued behind the handler now running.
+        return;
+    }
+    let Some(q) = queue() else { return };
+    let upto = locked(&q.progress).queued;
+    if locked(&q.progress).delivered >= upto {
+        return;
+    }
+    py.detach(|| q.wait_delivered(upto, DELIVERY_WAIT));
+}
+
+/// The `log` front end: filters with `pyo3_log`'s own rules (no GIL needed)
+/// and queues what passes.
+struct QueuedLogger {
+    python: Arc<pyo3_log::Logger>,
+}
+
+impl Log for QueuedLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.python.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        if let Some(q) = queue() {
+            q.push(Job::Log(OwnedRecord::of(record)));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Bridge the `log` crate to Python's `logging` through the Python thread.
+///
+/// Core targets like `condlock::s3::acquire` become loggers
+/// `condlock.s3.acquire`, children of `condlock`. Python's levels are read
+/// for every record (no caching), so `logging.getLogger("condlock")
+/// .setLevel(...)` takes effect at once. Only condlock's own records are
+/// forwarded: the HTTP stack's debug chatter never reaches Python. A second
+/// initialisation (sub-interpreter, reload) keeps the first bridge.
+pub fn install_logger(py: Python<'_>) {
+    let Ok(python) = pyo3_log::Logger::new(py, pyo3_log::Caching::Nothing) else {
+        return;
+    };
+    let python = Arc::new(
+        python
+            .filter(LevelFilter::Off)
+            .filter_target("condlock".to_string(), LevelFilter::Debug),
+    );
+    if PY_LOGGER.set(python.clone()).is_err() {
+        return;
+    }
+    if log::set_boxed_logger(Box::new(QueuedLogger { python })).is_ok() {
+        log::set_max_level(LevelFilter::Debug);
+    }
+}
