@@ -124,9 +124,15 @@ enum Step {
     Probe { etag: String },
     /// Giving up: find out whether a lock of ours exists.
     CleanupRead,
-    /// Giving up: delete our lock.
-    CleanupDelete { etag: String },
+    /// Giving up: delete our lock, `If-Match: etag`; `None` is the
+    /// unconditional DELETE of a store that refuses conditional ones, sent
+    /// only right after a read found our ID.
+    CleanupDelete { etag: Option<String> },
 }
+
+/// While cleaning up, after this many rounds of "412, read: still ours under
+/// another ETag", stop: something keeps rewriting the lock.
+const MAX_CLEANUP_CHASES: u32 = 3;
 
 #[derive(Clone, Debug)]
 enum Phase {
@@ -168,6 +174,15 @@ pub struct Acquire {
     last_write_sent: Duration,
     /// When the first write whose outcome we did not learn was sent.
     first_uncertain_write: Option<Duration>,
+    /// A version whose takeover (`PUT If-Match`) got 412 although the lock
+    /// still carried it afterwards: the store does not honour If-Match, so
+    /// it is not tried again. The flag records that we warned.
+    takeover_refused: Option<(String, bool)>,
+    /// The store refused conditional DELETE while we cleaned up: compare,
+    /// then delete unconditionally (Terraform's way).
+    cleanup_fallback: bool,
+    /// Rounds of "our cleanup DELETE got 412, the lock is still ours".
+    cleanup_chases: u32,
 }
 
 impl Acquire {
@@ -214,6 +229,9 @@ impl Acquire {
             observed: None,
             last_write_sent: now.monotonic,
             first_uncertain_write: None,
+            takeover_refused: None,
+            cleanup_fallback: false,
+            cleanup_chases: 0,
         }
     }
 
@@ -270,7 +288,7 @@ impl Acquire {
                 request::get_lock(&self.config, &self.credentials, t)
             }
             Step::CleanupDelete { etag } => {
-                request::delete_lock(&self.config, &self.credentials, Some(etag), t)
+                request::delete_lock(&self.config, &self.credentials, etag.as_deref(), t)
             }
         };
         match built {
@@ -305,7 +323,7 @@ impl Acquire {
             return self.finish(Err(first));
         }
         let next = if let Some(etag) = self.held_etag.clone() {
-            Step::CleanupDelete { etag }
+            Step::CleanupDelete { etag: Some(etag) }
         } else if self.uncertain {
             Step::CleanupRead
         } else {
@@ -349,6 +367,18 @@ impl Acquire {
                 };
                 self.fail(err, now)
             }
+        }
+    }
+
+    /// What to send again after `step` failed without a clear answer. Every
+    /// step is repeated as it is, except the unconditional DELETE: it is
+    /// only ever sent right after a read found our ID, since by the time of a
+    /// retry it may have landed and someone else may hold the lock. Read (and
+    /// compare) again instead.
+    fn retry_of(step: Step) -> Step {
+        match step {
+            Step::CleanupDelete { etag: None } => Step::CleanupRead,
+            other => other,
         }
     }
 
@@ -407,7 +437,8 @@ impl Acquire {
                     // The write may have reached the store.
                     self.became_uncertain();
                 }
-                return self.retry_later(step, Error::Transport { message: transport }, now);
+                let again = Self::retry_of(step);
+                return self.retry_later(again, Error::Transport { message: transport }, now);
             }
         };
         let class = classify(&resp);
@@ -571,6 +602,20 @@ impl Acquire {
             Some(_) => return None,
             None => self.opts.takeover.stale_without_lease?,
         };
+        if let Some((refused, warned)) = &mut self.takeover_refused {
+            if *refused == holder.etag {
+                if !*warned {
+                    *warned = true;
+                    log::warn!(
+                        "{} answered 412 to PUT If-Match: {refused} although the lock still has \
+                         that ETag: it does not honour If-Match, so this lock cannot be taken \
+                         over; waiting for its holder to release it",
+                        self.config.endpoint_display()
+                    );
+                }
+                return None;
+            }
+        }
         let first_seen = match &self.observed {
             Some((etag, since)) if *etag == holder.etag => *since,
             _ => {
@@ -578,7 +623,11 @@ impl Acquire {
                 now.monotonic
             }
         };
-        Some((first_seen + limit).saturating_sub(now.monotonic))
+        Some(
+            first_seen
+                .saturating_add(limit)
+                .saturating_sub(now.monotonic),
+        )
     }
 
     /// Replace `holder`'s unchanged lock with ours, `PUT If-Match: <its ETag>`:
@@ -619,8 +668,14 @@ impl Acquire {
                 self.became_uncertain();
                 self.send(Step::ReadHolder, now)
             }
-            // The holder renewed, or another waiter won: look again.
-            ResponseClass::PreconditionFailed => self.send(Step::ReadHolder, now),
+            // The holder renewed, or another waiter won: look again. Should
+            // the lock still carry this very ETag, the store refused a
+            // matching If-Match, and takeover of this version is given up
+            // (see `takeover_in`) instead of repeated at once, forever.
+            ResponseClass::PreconditionFailed => {
+                self.takeover_refused = Some((etag, false));
+                self.send(Step::ReadHolder, now)
+            }
             // Released meanwhile: a plain acquire.
             ResponseClass::NoSuchKey => self.send(Step::Put, now),
             ResponseClass::Conflict => {
@@ -678,7 +733,8 @@ impl Acquire {
                 last_modified,
             } => match self.holder_from(&body, etag, last_modified) {
                 Ok(h) if h.id() == Some(self.info.id.as_str()) => {
-                    self.send(Step::CleanupDelete { etag: h.etag }, now)
+                    let etag = (!self.cleanup_fallback).then_some(h.etag);
+                    self.send(Step::CleanupDelete { etag }, now)
                 }
                 _ => self.end_cleanup(),
             },
@@ -693,7 +749,7 @@ impl Acquire {
     fn on_cleanup_delete(
         &mut self,
         class: ResponseClass,
-        etag: String,
+        etag: Option<String>,
         now: Now,
     ) -> Action<HeldLock> {
         match class {
@@ -705,25 +761,29 @@ impl Acquire {
             // Changed under us: read again and delete only if still ours.
             ResponseClass::PreconditionFailed => {
                 self.held_etag = None;
+                self.cleanup_chases += 1;
+                if self.cleanup_chases > MAX_CLEANUP_CHASES {
+                    log::warn!(
+                        "{} keeps changing under our cleanup DELETE; leaving it",
+                        self.config.lock_key()
+                    );
+                    return self.end_cleanup();
+                }
                 self.send(Step::CleanupRead, now)
             }
-            ResponseClass::NotImplemented { .. } => {
-                // No conditional DELETE on this store. We read or wrote this
-                // very ETag moments ago, so an unconditional delete is what
-                // Terraform would do; it is the best available.
-                log::warn!("store refuses conditional DELETE; deleting our lock without If-Match");
-                let t = self.retry.signing_time(now);
-                match request::delete_lock(&self.config, &self.credentials, None, t) {
-                    Ok(req) => {
-                        self.phase = Phase::InFlight(Step::CleanupDelete { etag });
-                        Action::Send(req)
-                    }
-                    Err(_) => self.end_cleanup(),
-                }
+            ResponseClass::NotImplemented { .. } if etag.is_some() => {
+                // No conditional DELETE on this store: Terraform's
+                // GET-compare-DELETE is the best available.
+                log::warn!(
+                    "store refuses conditional DELETE; removing our lock by GET-compare-DELETE"
+                );
+                self.held_etag = None;
+                self.cleanup_fallback = true;
+                self.send(Step::CleanupRead, now)
             }
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
                 let err = self.final_error(class);
-                self.retry_later(Step::CleanupDelete { etag }, err, now)
+                self.retry_later(Self::retry_of(Step::CleanupDelete { etag }), err, now)
             }
             _ => self.end_cleanup(),
         }

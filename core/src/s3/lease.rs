@@ -66,7 +66,8 @@ impl LeaseTerms {
         if self.duration < Duration::from_secs(1) {
             return Err(Error::config("lease", "must be at least 1 second"));
         }
-        if self.renew_every.is_zero() || self.renew_every + self.safety_margin >= self.duration {
+        let before_the_end = self.renew_every.checked_add(self.safety_margin);
+        if self.renew_every.is_zero() || before_the_end.is_none_or(|d| d >= self.duration) {
             return Err(Error::config(
                 "lease",
                 "renew_every + safety_margin must be positive and shorter than the lease",
@@ -77,13 +78,13 @@ impl LeaseTerms {
 
     /// When to start renewing a version written (sent) at `written_at`.
     pub fn renew_at(&self, written_at: Duration) -> Duration {
-        written_at + self.renew_every
+        written_at.saturating_add(self.renew_every)
     }
 
     /// The last moment a renewal of a version written at `written_at` may
     /// still be attempted.
     pub fn give_up_at(&self, written_at: Duration) -> Duration {
-        written_at + self.duration.saturating_sub(self.safety_margin)
+        written_at.saturating_add(self.duration.saturating_sub(self.safety_margin))
     }
 }
 
@@ -321,6 +322,19 @@ impl Renew {
             } => {
                 let info = LockInfo::parse(&body);
                 match info {
+                    // Still the very version our `If-Match` named: nothing was
+                    // written, yet the store refused the match. It does not
+                    // honour If-Match, so the lease cannot be kept alive
+                    // (waiters see this version age). Say so now rather than
+                    // count it as a renewal.
+                    Ok(info) if info.id == self.held.info.id && etag == self.held.etag => self
+                        .lost(LostReason::RenewalFailed {
+                            last_error: format!(
+                                "the store answered 412 to PUT If-Match: {etag} although the lock \
+                                 still has that ETag: it does not honour If-Match, so the lease \
+                                 cannot be renewed"
+                            ),
+                        }),
                     // Our own renewal landed earlier (its response was lost).
                     Ok(info) if info.id == self.held.info.id => self.renewed(etag, info),
                     info => self.lost(LostReason::Stolen {

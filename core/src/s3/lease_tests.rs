@@ -547,3 +547,78 @@ fn losing_a_takeover_race_goes_back_to_waiting_on_the_winner() {
         "the winner's fresh lease must not be taken over"
     );
 }
+
+#[test]
+fn a_412_on_our_own_unchanged_etag_is_not_counted_as_a_renewal() {
+    // A store that refuses a matching If-Match (radosgw compares unquoted
+    // ETags): nothing was written, so the lease is not extended.
+    let held = held_with_lease("\"e1\"", secs(0));
+    let now = Now::virtual_origin().advanced(secs(10));
+    let unchanged = held.info.to_json();
+    let mut renew = Renew::new(config(), creds(), &held, 1, ClockOffset::default(), now).unwrap();
+    let (result, sent) = run_virtual(&mut renew, now, |req, _| {
+        Ok(match *req.method() {
+            Method::PUT => error(412, "PreconditionFailed"),
+            _ => body_response("\"e1\"", unchanged.clone()),
+        })
+    });
+    match result {
+        Err(Error::Lost {
+            reason: LostReason::RenewalFailed { last_error },
+        }) => assert!(
+            last_error.contains("does not honour If-Match"),
+            "{last_error}"
+        ),
+        other => panic!("expected the lease reported lost, got {other:?}"),
+    }
+    assert_eq!(sent.len(), 2);
+}
+
+#[test]
+fn a_takeover_refused_while_the_etag_stays_is_not_repeated_and_the_deadline_holds() {
+    // Every If-Match PUT gets 412 although the lock keeps the ETag it named:
+    // one takeover attempt, then an ordinary wait that ends at the deadline.
+    let takeover = Takeover {
+        expired_leases: true,
+        stale_without_lease: None,
+    };
+    let mut acq = lease_acquire(
+        Wait::For(secs(60)),
+        Some(LeaseTerms::new(secs(30))),
+        takeover,
+    );
+    let dead = other_body(Some((10_000, 1)));
+    let (result, sent) = run_virtual(&mut acq, Now::virtual_origin(), |req, _| {
+        Ok(match *req.method() {
+            Method::PUT => error(412, "PreconditionFailed"),
+            _ => body_response("\"dead\"", dead.clone()),
+        })
+    });
+    match result {
+        Err(Error::Timeout {
+            holder: Some(h), ..
+        }) => assert_eq!(h.etag, "\"dead\""),
+        other => panic!("expected a timeout on the holder, got {other:?}"),
+    }
+    assert_eq!(takeover_puts(&sent).len(), 1);
+    let last = sent.last().unwrap().0.monotonic;
+    assert!(last <= secs(60), "a request after the deadline: {last:?}");
+}
+
+#[test]
+fn lease_terms_near_the_largest_duration_are_refused_or_saturate_never_panic() {
+    let huge = LeaseTerms {
+        duration: Duration::MAX,
+        renew_every: Duration::MAX,
+        safety_margin: Duration::MAX,
+    };
+    assert!(huge.validate().is_err());
+    let edge = LeaseTerms {
+        duration: Duration::MAX,
+        renew_every: secs(1),
+        safety_margin: Duration::ZERO,
+    };
+    assert!(edge.validate().is_ok());
+    assert_eq!(edge.give_up_at(secs(5)), Duration::MAX);
+    assert_eq!(edge.renew_at(Duration::MAX), Duration::MAX);
+}

@@ -811,7 +811,7 @@ fn store_ignoring_if_none_match_is_detected_and_our_lock_removed() {
 }
 
 #[test]
-fn store_ignoring_conditions_and_conditional_delete_falls_back_to_plain_delete() {
+fn store_ignoring_conditions_and_conditional_delete_falls_back_to_get_compare_delete() {
     let mut acq = acquire(opts(Wait::No, true));
     let (result, sent) = run(
         &mut acq,
@@ -819,6 +819,7 @@ fn store_ignoring_conditions_and_conditional_delete_falls_back_to_plain_delete()
             put_ok("\"e1\""),
             put_ok("\"e1\""),
             Ok(s3_error(501, "NotImplemented")),
+            ours("\"e1\""),
             deleted(),
         ],
     );
@@ -828,8 +829,90 @@ fn store_ignoring_conditions_and_conditional_delete_falls_back_to_plain_delete()
     );
     assert_eq!(
         lines(&sent),
-        [PUT, PUT, "DELETE If-Match: \"e1\"", "DELETE"]
+        [PUT, PUT, "DELETE If-Match: \"e1\"", "GET", "DELETE"]
     );
+}
+
+#[test]
+fn cleanup_never_repeats_a_blind_delete_without_comparing_again() {
+    // The unconditional DELETE fails in transit: it may have landed, and
+    // someone else may have taken the lock since. Read again: theirs, so
+    // nothing more is deleted.
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            put_ok("\"e1\""),
+            Ok(s3_error(501, "NotImplemented")),
+            ours("\"e1\""),
+            Err("connection reset".into()),
+            other_holder("\"theirs\""),
+        ],
+    );
+    assert!(
+        matches!(result, Err(Error::ConditionalWritesUnsupported { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        lines(&sent),
+        [PUT, PUT, "DELETE If-Match: \"e1\"", "GET", "DELETE", "GET"]
+    );
+}
+
+#[test]
+fn cleanup_on_a_store_refusing_every_delete_ends() {
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            put_ok("\"e1\""),
+            Ok(s3_error(501, "NotImplemented")),
+            ours("\"e1\""),
+            Ok(s3_error(501, "NotImplemented")),
+        ],
+    );
+    assert!(
+        matches!(result, Err(Error::ConditionalWritesUnsupported { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        lines(&sent),
+        [PUT, PUT, "DELETE If-Match: \"e1\"", "GET", "DELETE"]
+    );
+}
+
+#[test]
+fn cleanup_chasing_a_lock_that_keeps_changing_gives_up() {
+    // Cancelled after an uncertain PUT; every read shows our ID under a new
+    // ETag and every conditional DELETE gets 412: a bounded chase, then stop.
+    let mut acq = acquire(opts(Wait::Forever, true));
+    let now = origin();
+    acq.step(Event::Start, now);
+    acq.step(Event::TransportFailed("reset".into()), now);
+    let mut action = acq.step(Event::Cancelled, now);
+    let mut deletes = 0;
+    for n in 0..100 {
+        action = match action {
+            Action::Send(req) if req.method() == Method::GET => {
+                acq.step(Event::Response(ours(&format!("\"v{n}\"")).unwrap()), now)
+            }
+            Action::Send(req) if req.method() == Method::DELETE => {
+                deletes += 1;
+                acq.step(Event::Response(precondition_failed().unwrap()), now)
+            }
+            other => panic!("unexpected action {other:?}"),
+        };
+        if matches!(action, Action::Done(_)) {
+            break;
+        }
+    }
+    assert!(
+        matches!(action, Action::Done(Err(Error::Cancelled))),
+        "{action:?}"
+    );
+    assert_eq!(deletes, 4, "three chases after the first 412, then stop");
 }
 
 // ---------------------------------------------------------------------------
@@ -1137,6 +1220,47 @@ fn release_400_refusing_if_match_falls_back() {
     assert_eq!(result.unwrap(), UnlockOutcome::Released);
     assert_eq!(lines(&sent), ["DELETE If-Match: \"e\"", "GET", "DELETE"]);
     assert!(rel.used_fallback());
+}
+
+#[test]
+fn release_fallback_never_repeats_a_blind_delete() {
+    // GET-compare-DELETE whose DELETE fails in transit. Repeating the blind
+    // DELETE could remove a lock taken meanwhile by someone else: compare again.
+    let mut rel = release("\"e\"");
+    let (result, sent) = run(
+        &mut rel,
+        vec![
+            Ok(s3_error(501, "NotImplemented")),
+            ours("\"e\""),
+            Err("connection reset".into()),
+            other_holder("\"b\""),
+        ],
+    );
+    assert!(
+        matches!(result, Err(Error::NotOwned { holder: Some(_) })),
+        "{result:?}"
+    );
+    assert_eq!(
+        lines(&sent),
+        ["DELETE If-Match: \"e\"", "GET", "DELETE", "GET"]
+    );
+
+    // Same, with a 503 that had in fact deleted it: the read finds nothing.
+    let mut rel = release("\"e\"");
+    let (result, sent) = run(
+        &mut rel,
+        vec![
+            Ok(s3_error(501, "NotImplemented")),
+            ours("\"e\""),
+            Ok(s3_error(503, "SlowDown")),
+            no_such_key(),
+        ],
+    );
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(
+        lines(&sent),
+        ["DELETE If-Match: \"e\"", "GET", "DELETE", "GET"]
+    );
 }
 
 #[test]

@@ -234,12 +234,24 @@ impl Unlock {
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
                 self.maybe_deleted = true;
                 let err = self.final_error(class);
-                self.retry_later(Step::Delete { etag }, err, now)
+                self.retry_later(Self::retry_of_delete(etag), err, now)
             }
             other => {
                 let err = self.final_error(other);
                 self.finish(Err(err))
             }
+        }
+    }
+
+    /// What to send again after a DELETE whose outcome we did not learn. A
+    /// conditional DELETE can be repeated as it is. An unconditional one is
+    /// only ever sent right after the read that found our ID, so it is never
+    /// repeated blind: meanwhile our delete may have landed and someone else
+    /// may have taken the lock. Read (and compare) again instead.
+    fn retry_of_delete(etag: Option<String>) -> Step {
+        match etag {
+            Some(etag) => Step::Delete { etag: Some(etag) },
+            None => Step::Read,
         }
     }
 
@@ -327,9 +339,13 @@ impl Machine for Unlock {
                 }
             }
             (Phase::InFlight(step), Event::TransportFailed(e)) => {
-                if matches!(step, Step::Delete { .. }) {
-                    self.maybe_deleted = true;
-                }
+                let step = match step {
+                    Step::Delete { etag } => {
+                        self.maybe_deleted = true;
+                        Self::retry_of_delete(etag)
+                    }
+                    Step::Read => Step::Read,
+                };
                 self.retry_later(step, Error::Transport { message: e }, now)
             }
             (Phase::Ready(_) | Phase::InFlight(_), Event::Cancelled) => {
