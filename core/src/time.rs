@@ -62,18 +62,20 @@ impl ClockOffset {
 
     /// Apply the offset to a wall-clock reading.
     pub fn apply(self, wall: SystemTime) -> SystemTime {
-        if self.millis >= 0 {
-            wall + Duration::from_millis(self.millis as u64)
+        // The offset comes from a server's `ServerTime`: out of range, ignore it.
+        let shifted = if self.millis >= 0 {
+            wall.checked_add(Duration::from_millis(self.millis as u64))
         } else {
-            wall - Duration::from_millis(self.millis.unsigned_abs())
-        }
+            wall.checked_sub(Duration::from_millis(self.millis.unsigned_abs()))
+        };
+        shifted.unwrap_or(wall)
     }
 }
 
 /// Format a wall time the way Go's `time.Time` marshals to JSON (RFC 3339 with
 /// nanoseconds, trailing zeros trimmed), which is how Terraform writes `Created`.
 pub fn format_go_rfc3339_nano(t: SystemTime) -> String {
-    let full = humantime::format_rfc3339_nanos(t).to_string(); // ...SS.nnnnnnnnnZ
+    let full = rfc3339_nanos(t); // ...SS.nnnnnnnnnZ
     match full.rfind('.') {
         Some(dot) => {
             let fraction = full[dot + 1..full.len() - 1].trim_end_matches('0');
@@ -85,6 +87,16 @@ pub fn format_go_rfc3339_nano(t: SystemTime) -> String {
         }
         None => full,
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` for `t`, clamped to the years 1970 to
+/// 9999 that RFC 3339 formatting covers: a clock set before 1970 (or a time
+/// passed in by a caller) must give a date, never a panic.
+pub(crate) fn rfc3339_nanos(t: SystemTime) -> String {
+    // 9999-12-31T23:59:59.999999999Z
+    let last = SystemTime::UNIX_EPOCH + Duration::new(253_402_300_799, 999_999_999);
+    let t = t.clamp(SystemTime::UNIX_EPOCH, last);
+    humantime::format_rfc3339_nanos(t).to_string()
 }
 
 #[cfg(test)]
@@ -103,6 +115,24 @@ mod tests {
             "2026-11-22T03:26:23.12Z"
         );
         assert_eq!(format_go_rfc3339_nano(base), "2026-11-22T03:26:23Z");
+    }
+
+    #[test]
+    fn times_outside_1970_to_9999_are_clamped_never_a_panic() {
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(format_go_rfc3339_nano(before), "1970-01-01T00:00:00Z");
+        let after = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(
+            format_go_rfc3339_nano(after),
+            "9999-12-31T23:59:59.999999999Z"
+        );
+        // Offsets learnt from a hostile `ServerTime`: applied or ignored,
+        // never a panic, and the result still formats.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        for millis in [i64::MAX, i64::MIN] {
+            let t = ClockOffset { millis }.apply(now);
+            assert!(!format_go_rfc3339_nano(t).is_empty());
+        }
     }
 
     #[test]

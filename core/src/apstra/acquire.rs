@@ -502,7 +502,15 @@ impl Acquire {
                     }
                 }
             }
-            Class::AlreadyExists { .. } => self.begin(Op::List, now),
+            Class::AlreadyExists { .. } => {
+                // A create of ours whose answer was lost may be what exists
+                // now: until the list tells, a tag of ours may exist, and
+                // giving up (cancelled, list failed) must look for it.
+                if self.api.maybe_applied() {
+                    self.uncertain = true;
+                }
+                self.begin(Op::List, now)
+            }
             other => {
                 let err = self.api.final_error(other);
                 self.on_failed(Op::Create, err, now)

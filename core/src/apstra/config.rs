@@ -7,7 +7,7 @@
 //!   they are taken out of it and the URL is kept without them. The password is
 //!   a [`Secret`]: no `Debug`, `Display` or error ever shows it.
 //! - [`BlueprintId`]: a validated blueprint ID; its mutex label is
-//!   `blueprint <ID> locked` (at most 64 characters, as the SDK requires).
+//!   `blueprint <ID> locked` (at most 64 bytes, as the SDK requires).
 //! - [`expand_message`]: the holder message expanded like the Terraform
 //!   provider's (Go's `os.ExpandEnv` with `DATE` set to the current UTC time).
 //!
@@ -347,6 +347,16 @@ fn parse_url(raw: &str) -> Result<ParsedUrl, Error> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(Error::config("url", "has no host"));
     }
+    if url.path().contains('@') {
+        // `https://admin:pa/ss@host`: a `/` in the password ends the host
+        // early, leaving pieces of the password in the host and path, which
+        // would then be printed. No Apstra path has an `@`.
+        return Err(Error::config(
+            "url",
+            "has an '@' after the host: percent-encode '/', '@' and ':' in embedded \
+             credentials (%2F, %40, %3A)",
+        ));
+    }
     if url.query().is_some() {
         return Err(Error::config("url", "must not have a query string (?...)"));
     }
@@ -407,7 +417,7 @@ pub struct BlueprintId(String);
 
 impl BlueprintId {
     /// Validate a blueprint ID: not empty, no white space or control
-    /// characters, and short enough that its label fits in 64 characters.
+    /// characters, and short enough that its label fits in 64 bytes (the SDK's limit).
     pub fn new(id: impl Into<String>) -> Result<Self, Error> {
         let id = id.into();
         if id.is_empty() {
@@ -419,13 +429,14 @@ impl BlueprintId {
                 format!("{id:?} contains white space or control characters"),
             ));
         }
-        let len = id.chars().count();
+        // In bytes, as the Go SDK checks `len(label) > 64`.
+        let len = id.len();
         if len > MAX_BLUEPRINT_ID_LEN {
             return Err(Error::config(
                 "blueprint_id",
                 format!(
-                    "is {len} characters long: the label \"blueprint <id> locked\" would exceed \
-                     Apstra's {MAX_LABEL_LEN}-character limit (at most {MAX_BLUEPRINT_ID_LEN})"
+                    "is {len} bytes long: the label \"blueprint <id> locked\" would exceed \
+                     Apstra's {MAX_LABEL_LEN}-byte limit (at most {MAX_BLUEPRINT_ID_LEN})"
                 ),
             ));
         }
@@ -539,7 +550,7 @@ fn shell_name(s: &str) -> (Option<&str>, usize) {
 /// `2026-11-22 03:26:23.961866795 +0000 UTC` (fraction without trailing
 /// zeros, none at all on a whole second).
 pub fn format_go_time_utc(t: SystemTime) -> String {
-    let rfc = humantime::format_rfc3339_nanos(t).to_string(); // YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ
+    let rfc = crate::time::rfc3339_nanos(t); // YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ
     let (date, rest) = rfc.split_once('T').unwrap_or((&rfc, ""));
     let rest = rest.trim_end_matches('Z');
     let (clock, fraction) = rest.split_once('.').unwrap_or((rest, ""));
@@ -624,6 +635,19 @@ mod tests {
         assert!(!dbg.contains("p@ss") && !dbg.contains("p%40ss"), "{dbg}");
         assert!(s.verify_tls());
         assert_eq!(s.request_timeout(), DEFAULT_REQUEST_TIMEOUT);
+    }
+
+    #[test]
+    fn a_url_with_an_unencoded_slash_in_its_password_is_refused_unquoted() {
+        // The host becomes "admin", the port 12 and the path "/ss@host".
+        let err = ApstraServer::builder()
+            .url("https://admin:12/ss@apstra.example.com")
+            .build()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("percent-encode"), "{text}");
+        assert!(!text.contains("12/ss") && !text.contains("ss@"), "{text}");
+        assert_eq!(field(err), "url");
     }
 
     #[test]
@@ -783,11 +807,21 @@ mod tests {
         );
         let longest = "x".repeat(MAX_BLUEPRINT_ID_LEN);
         assert_eq!(BlueprintId::new(longest.clone()).unwrap().label().len(), 64);
-        for bad in ["", "a b", "a\tb", "x\n", &format!("{longest}y")] {
+        // The limit is in bytes, as the SDK's `len()`: 47 'é' are 94 bytes.
+        let wide = "é".repeat(47);
+        for bad in ["", "a b", "a\tb", "x\n", &format!("{longest}y"), &wide] {
             let err = BlueprintId::new(bad).unwrap_err();
             assert!(err.to_string().contains("blueprint_id"), "{err}");
             assert_eq!(field(err), "blueprint_id");
         }
+    }
+
+    #[test]
+    fn go_time_format_never_panics_outside_1970_to_9999() {
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(format_go_time_utc(before), "1970-01-01 00:00:00 +0000 UTC");
+        let after = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert!(format_go_time_utc(after).starts_with("9999-12-31 23:59:59."));
     }
 
     #[test]

@@ -839,6 +839,35 @@ fn cancelling_after_a_lost_create_removes_our_tag() {
 }
 
 #[test]
+fn cancel_before_the_list_that_follows_a_lost_create_removes_our_tag() {
+    // The create lands but its answer is lost; the retry gets 422 (our own
+    // tag). Cancelled before the list that would recognise it: still ours to
+    // remove.
+    let mut fake = Fake::new();
+    fake.fault(Method::POST, "/api/design/tags", Fault::DropAfter);
+    let mut m = acquire(Session::new(), opts(Wait::Forever), token(3));
+    let r = run_cancelling(&mut m, &mut fake, |a, _| {
+        matches!(a, Action::Send(req)
+            if req.method() == Method::GET && req.uri().path() == "/api/design/tags")
+    });
+    assert!(matches!(r.unwrap_err(), Error::Cancelled));
+    assert!(fake.tags.is_empty(), "our landed tag was leaked");
+}
+
+#[test]
+fn a_failed_list_after_a_lost_create_still_removes_our_tag() {
+    let mut fake = Fake::new();
+    fake.fault(Method::POST, "/api/design/tags", Fault::DropAfter);
+    fake.fault(Method::GET, "/api/design/tags", Fault::Status(403, None));
+    let mut m = acquire(Session::new(), opts(Wait::No), token(5));
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    assert!(r.is_err(), "{r:?}");
+    assert!(fake.tags.is_empty(), "our landed tag was leaked");
+}
+
+#[test]
 fn giving_up_after_5xx_on_create_cleans_up_only_our_tag() {
     let mut fake = Fake::new();
     // The create lands but answers 500, then the server is down for creates.
