@@ -25,7 +25,7 @@ use condlock::{Error, Wait};
 use pyo3::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{bool_obj, cap_backoff, guard, seconds, wait_policy};
+use crate::common::{bool_obj, cap_backoff, guard, poll_interval, seconds, wait_policy, Owner};
 use crate::errors::{self, invalid_config, Context};
 use crate::runtime::{
     block_on, block_on_acquire, deliver_now, spawn_for_asyncio, Deliver, Operation, PerProcess,
@@ -352,14 +352,10 @@ fn unlocked_tag(f: ForceUnlocked) -> Option<CoreTag> {
 }
 
 fn older_than_secs(v: f64) -> PyResult<Duration> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(invalid_config(
-            "older_than",
-            format!("must be a number of seconds >= 0 (got {v})"),
-        ))
+    if v == 0.0 {
+        return Ok(Duration::ZERO);
     }
+    seconds("older_than", v)
 }
 
 fn nonempty_id(field: &'static str, v: &str) -> PyResult<()> {
@@ -748,9 +744,7 @@ impl ApstraMutexCore {
                     blueprint,
                     message,
                     wait_for_blueprint_unlock,
-                    max_poll_interval: max_poll_interval
-                        .map(|s| seconds("max_poll_interval", s))
-                        .transpose()?,
+                    max_poll_interval: max_poll_interval.map(poll_interval).transpose()?,
                     ctx,
                 }),
             })
@@ -821,8 +815,17 @@ impl ApstraMutexCore {
     fn holder(&self, py: Python<'_>) -> PyResult<Option<MutexTag>> {
         guard(|| {
             let mutex = self.shared.mutex()?;
+            // Ctrl-C cancels the read (its retries could take the whole
+            // transient budget).
             let token = CancellationToken::new();
-            let h = block_on(py, async move { mutex.status().await }, Some(&token))?
+            let interrupted = token.clone();
+            let fut = async move {
+                tokio::select! {
+                    r = mutex.status() => r,
+                    _ = interrupted.cancelled() => Err(Error::Cancelled),
+                }
+            };
+            let h = block_on(py, fut, Some(&token))?
                 .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
             Ok(h.as_ref().map(MutexTag::from_core))
         })
@@ -936,6 +939,7 @@ pub struct ApstraLeaseCore {
     shared: Arc<MutexShared>,
     held: HeldMutex,
     released: AtomicBool,
+    owner: Owner,
 }
 
 impl ApstraLeaseCore {
@@ -944,6 +948,7 @@ impl ApstraLeaseCore {
             shared,
             held,
             released: AtomicBool::new(false),
+            owner: Owner::here(),
         }
     }
 
@@ -964,7 +969,8 @@ impl ApstraLeaseCore {
 
 impl Drop for ApstraLeaseCore {
     fn drop(&mut self) {
-        if !self.released.load(Ordering::SeqCst) {
+        // A forked child's copy never held the mutex: nothing to say.
+        if self.owner.is_here() && !self.released.load(Ordering::SeqCst) {
             log::warn!(
                 target: "condlock::python",
                 "a lease on {} (tag {}) was garbage-collected without release(): \
@@ -983,18 +989,23 @@ impl ApstraLeaseCore {
     /// False when it was already released or already gone. Safe to call twice.
     fn release(&self, py: Python<'_>) -> PyResult<bool> {
         guard(|| {
+            self.owner.check(&self.shared.ctx.lock)?;
+            let mutex = self.shared.mutex()?;
             if self.released.swap(true, Ordering::SeqCst) {
                 return Ok(false);
             }
-            let mutex = self.shared.mutex()?;
             let held = self.held.clone();
-            let out = block_on(py, async move { mutex.release(&held).await }, None)?;
+            let out = block_on(py, async move { mutex.release(&held).await }, None);
             match out {
-                Ok(o) => Ok(self.outcome(o)),
-                Err(e) => {
+                Ok(Ok(o)) => Ok(self.outcome(o)),
+                Ok(Err(e)) => {
                     // Not released: allow another attempt.
                     self.released.store(false, Ordering::SeqCst);
                     Err(errors::apstra_to_py(e, &self.shared.ctx))
+                }
+                Err(e) => {
+                    self.released.store(false, Ordering::SeqCst);
+                    Err(e)
                 }
             }
         })
@@ -1010,11 +1021,12 @@ impl ApstraLeaseCore {
         let py = slf.py();
         let this = slf.get();
         guard(|| {
+            this.owner.check(&this.shared.ctx.lock)?;
+            let mutex = this.shared.mutex()?;
             if this.released.swap(true, Ordering::SeqCst) {
                 let ctx = this.shared.ctx.clone();
                 return deliver_now(py, event_loop, callback, ctx, bool_obj(py, false));
             }
-            let mutex = this.shared.mutex()?;
             let held = this.held.clone();
             let me = slf.clone().unbind();
             let deliver: Deliver<Result<UnlockOutcome, Error>> = Box::new(move |py, out| {

@@ -169,20 +169,70 @@ pub fn wait_policy(blocking: bool, timeout: Option<f64>) -> PyResult<Wait> {
             "timeout",
             format!("must be a number of seconds >= 0, or None to wait forever (got {t})"),
         )),
-        (true, Some(t)) if !t.is_finite() => Ok(Wait::Forever),
-        (true, Some(t)) => Ok(Wait::For(Duration::from_secs_f64(t))),
+        // Infinite, or longer than any Duration (hundreds of billions of
+        // years): forever.
+        (true, Some(t)) => Ok(Duration::try_from_secs_f64(t).map_or(Wait::Forever, Wait::For)),
     }
 }
 
 /// A positive, finite number of seconds.
 pub fn seconds(field: &'static str, value: f64) -> PyResult<Duration> {
-    if value.is_finite() && value > 0.0 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(errors::invalid_config(
+    if !(value.is_finite() && value > 0.0) {
+        return Err(errors::invalid_config(
             field,
             format!("must be a positive number of seconds (got {value})"),
-        ))
+        ));
+    }
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| errors::invalid_config(field, format!("is too large ({value} seconds)")))
+}
+
+/// The shortest `max_poll_interval` accepted: shorter would flood the store
+/// with requests while waiting.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// `max_poll_interval`: seconds, at least [`MIN_POLL_INTERVAL`].
+pub fn poll_interval(value: f64) -> PyResult<Duration> {
+    let d = seconds("max_poll_interval", value)?;
+    if d < MIN_POLL_INTERVAL {
+        return Err(errors::invalid_config(
+            "max_poll_interval",
+            format!(
+                "must be at least {} seconds (got {value}): shorter floods the store while waiting",
+                MIN_POLL_INTERVAL.as_secs_f64()
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+/// The process that acquired a lock. A forked child inherits the Python
+/// object but not the lock (nor the parent's runtime threads): it must
+/// neither release the parent's lock nor wait on the parent's renewal.
+pub struct Owner(u32);
+
+impl Owner {
+    /// The current process.
+    pub fn here() -> Self {
+        Owner(std::process::id())
+    }
+
+    /// True in the process that acquired the lock.
+    pub fn is_here(&self) -> bool {
+        self.0 == std::process::id()
+    }
+
+    /// `condlock.LockError` unless called in the acquiring process.
+    pub fn check(&self, lock: &str) -> PyResult<()> {
+        if self.is_here() {
+            return Ok(());
+        }
+        Err(errors::lock_error(format!(
+            "{lock} was acquired by process {}; this process ({}) is a fork of it and does not \
+             hold the lock: nothing was released (only the acquiring process can release it)",
+            self.0,
+            std::process::id()
+        )))
     }
 }
 

@@ -78,6 +78,11 @@ pub fn invalid_config(field: &str, reason: impl std::fmt::Display) -> PyErr {
     })
 }
 
+/// A plain `condlock.LockError` saying `message`.
+pub fn lock_error(message: String) -> PyErr {
+    Python::attach(|py| build(py, "LockError", message, &[]))
+}
+
 /// `condlock.LockError` for a bug inside condlock (a caught panic).
 pub fn internal(what: &str) -> PyErr {
     Python::attach(|py| {

@@ -135,7 +135,15 @@ where
             python_thread::wait_for_delivery(py);
         }
         match got {
-            Ok(Ok(value)) => return Ok((value, signal)),
+            Ok(Ok(value)) => {
+                // A signal that came with the result (in the same poll) is
+                // still the caller's to see, with the result, so an
+                // acquisition can be given back before it is raised.
+                if signal.is_none() && interrupt.is_some() {
+                    signal = py.check_signals().err();
+                }
+                return Ok((value, signal));
+            }
             Ok(Err(join)) => return Err(join_error(join)),
             Err(RecvTimeoutError::Timeout) => {
                 if signal.is_none() {

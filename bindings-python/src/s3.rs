@@ -14,7 +14,9 @@ use condlock::{Error, Secret, Wait};
 use pyo3::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{bool_obj, cap_backoff, guard, locked, seconds, wait_policy, LockInfo};
+use crate::common::{
+    bool_obj, cap_backoff, guard, locked, poll_interval, seconds, wait_policy, LockInfo, Owner,
+};
 use crate::credentials::{aws_chain, PyCredentials};
 use crate::errors::{self, invalid_config, Context};
 use crate::runtime::{
@@ -433,9 +435,7 @@ impl S3LockCore {
                 operation,
                 info: info.unwrap_or_default(),
                 who,
-                max_poll_interval: max_poll_interval
-                    .map(|s| seconds("max_poll_interval", s))
-                    .transpose()?,
+                max_poll_interval: max_poll_interval.map(poll_interval).transpose()?,
                 lease,
                 takeover,
                 ctx,
@@ -523,13 +523,17 @@ impl S3LockCore {
     fn holder(&self, py: Python<'_>) -> PyResult<Option<LockInfo>> {
         guard(|| {
             let lock = self.shared.lock()?;
+            // Ctrl-C cancels the read (its retries could take the whole
+            // transient budget).
             let token = CancellationToken::new();
+            let interrupted = token.clone();
             let abort = Abort::new(CancellationToken::new());
-            let fut = abortable(
-                abort.clone(),
-                Duration::ZERO,
-                async move { lock.status().await },
-            );
+            let fut = abortable(abort.clone(), Duration::ZERO, async move {
+                tokio::select! {
+                    r = lock.status() => r,
+                    _ = interrupted.cancelled() => Err(Error::Cancelled),
+                }
+            });
             let h = outcome(&abort, block_on(py, fut, Some(&token))?, &self.shared.ctx)?;
             Ok(h.as_ref().map(LockInfo::from_holder))
         })
@@ -683,6 +687,7 @@ pub struct S3LeaseCore {
     /// The lease duration, when held with one.
     lease_duration: Option<Duration>,
     released: AtomicBool,
+    owner: Owner,
 }
 
 impl S3LeaseCore {
@@ -704,6 +709,7 @@ impl S3LeaseCore {
             held: Mutex::new(held),
             lost,
             released: AtomicBool::new(false),
+            owner: Owner::here(),
         }
     }
 
@@ -736,22 +742,25 @@ impl S3LeaseCore {
         r: Result<UnlockOutcome, Error>,
         snapshot: HeldLock,
     ) -> PyResult<bool> {
-        let retry_later = || {
-            *locked(&self.held) = snapshot;
-            self.released.store(false, Ordering::SeqCst);
-        };
         if let Some(e) = abort.take() {
-            retry_later();
+            self.unreleased(snapshot);
             return Err(e);
         }
         match r {
             Ok(o) => Ok(o == UnlockOutcome::Released),
             Err(e @ Error::Lost { .. }) => Err(errors::to_py(e, &self.shared.ctx)),
             Err(e) => {
-                retry_later();
+                self.unreleased(snapshot);
                 Err(errors::to_py(e, &self.shared.ctx))
             }
         }
+    }
+
+    /// A release that did not happen: keep the lock for another `release()`
+    /// (a plain release of the last known version).
+    fn unreleased(&self, snapshot: HeldLock) {
+        *locked(&self.held) = snapshot;
+        self.released.store(false, Ordering::SeqCst);
     }
 }
 
@@ -761,6 +770,14 @@ fn release_budget(timeout: Option<f64>) -> PyResult<Duration> {
 
 impl Drop for S3LeaseCore {
     fn drop(&mut self) {
+        if !self.owner.is_here() {
+            // A forked child's copy: the renewal belongs to the parent's
+            // runtime, whose threads do not exist here. Leave it untouched.
+            if let Some(lease) = locked(&self.lease).take() {
+                std::mem::forget(lease);
+            }
+            return;
+        }
         if self.released.load(Ordering::SeqCst) {
             return;
         }
@@ -795,17 +812,23 @@ impl S3LeaseCore {
     fn release(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         guard(|| {
             let budget = release_budget(timeout)?;
+            self.owner.check(&self.shared.ctx.lock)?;
+            let lock = self.shared.lock()?;
             if self.released.swap(true, Ordering::SeqCst) {
                 return Ok(false);
             }
-            let lock = self.shared.lock()?;
             let (holding, snapshot) = self.take();
             let abort = Abort::new(CancellationToken::new());
             let fut = abortable(abort.clone(), Duration::ZERO, async move {
                 release_holding(&lock, holding, budget).await
             });
-            let r = block_on(py, fut, None)?;
-            self.settle(&abort, r, snapshot)
+            match block_on(py, fut, None) {
+                Ok(r) => self.settle(&abort, r, snapshot),
+                Err(e) => {
+                    self.unreleased(snapshot);
+                    Err(e)
+                }
+            }
         })
     }
 
@@ -822,11 +845,12 @@ impl S3LeaseCore {
         let this = slf.get();
         guard(|| {
             let budget = release_budget(timeout)?;
+            this.owner.check(&this.shared.ctx.lock)?;
+            let lock = this.shared.lock()?;
             if this.released.swap(true, Ordering::SeqCst) {
                 let ctx = this.shared.ctx.clone();
                 return deliver_now(py, event_loop, callback, ctx, bool_obj(py, false));
             }
-            let lock = this.shared.lock()?;
             let (holding, snapshot) = this.take();
             let me = slf.clone().unbind();
             let abort = Abort::new(CancellationToken::new());

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -19,6 +22,61 @@ ACCESS_KEY = "AKIDCONDLOCKTEST"
 # Distinctive so a leak anywhere is easy to spot.
 SECRET_KEY = "sEcReT-condlock-9f8e7d6c5b4a-DO-NOT-PRINT"
 BUCKET = "condlock-py"
+
+
+class UrllibTransport:
+    """A synchronous user transport over urllib: records what it sent (and
+    from which threads), and can be told to fail (`dark`)."""
+
+    def __init__(self):
+        self.calls = []
+        self.threads = set()
+        self.dark = False  # raise ConnectionRefusedError (an OSError)
+
+    def __call__(self, method, url, headers, body):
+        self.calls.append((method, url, dict(headers)))
+        self.threads.add(threading.get_ident())
+        if self.dark:
+            raise ConnectionRefusedError("the store went away")
+        req = urllib.request.Request(url, data=body or None, method=method)
+        for k, v in headers:
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, list(resp.headers.items()), resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, list(e.headers.items()), e.read()
+
+
+def release_in_forked_child(lease, timeout: float = 10.0) -> str:
+    """Fork; the child calls `lease.release()` and reports what
+    happened. Returns the child's report, or fails if it did not answer (hung)
+    within `timeout` seconds."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without cleanup
+        code = 1
+        try:
+            os.close(r)
+            try:
+                report = f"released {lease.release()}"
+            except Exception as e:  # noqa: BLE001 - reported to the parent
+                report = f"{type(e).__name__}: {e}"
+            os.write(w, report.encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        ready, _, _ = select.select([r], [], [], timeout)
+        if not ready:
+            os.kill(pid, 9)
+            pytest.fail(f"the forked child's release() hung for {timeout}s")
+        report = os.read(r, 65536).decode()
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    return report
 
 
 def _free_port() -> int:

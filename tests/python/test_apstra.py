@@ -10,7 +10,6 @@ processes and asyncio tasks, Ctrl-C while holding.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import subprocess
@@ -735,3 +734,14 @@ def test_readme_apstra_quick_start_runs_verbatim(apstra_emulator, tmp_path):
     assert "holding" in out.stdout and "holding from asyncio" in out.stdout
     assert out.stdout.strip().endswith("free")
     assert apstra_emulator.tags(bp) == []
+
+
+def test_a_forked_child_cannot_release_its_parents_mutex(make_mutex):
+    from conftest import release_in_forked_child
+
+    mutex = make_mutex()
+    held = mutex.acquire(timeout=10)
+    report = release_in_forked_child(held)
+    assert report.startswith("LockError: ") and "is a fork of it" in report, report
+    assert mutex.holder() is not None, "the child removed its parent's mutex"
+    assert held.release() is True

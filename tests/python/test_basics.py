@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import condlock
-from condlock import LockHeld, LockTimeout, NotOwned, S3Lock
+from condlock import LockHeld, LockTimeout, NotOwned
 
-from conftest import BUCKET
+from conftest import BUCKET, release_in_forked_child
 
 
 def test_imports_the_installed_wheel_not_the_source_tree():
@@ -161,3 +161,15 @@ def test_unreadable_lock_body_is_reported(make_lock, endpoint, key):
     with pytest.raises(LockHeld) as err:
         lock.acquire(blocking=False)
     assert err.value.holder.error
+
+
+@pytest.mark.parametrize("lease", [None, 30], ids=["plain", "leased"])
+def test_a_forked_child_cannot_release_its_parents_lock(make_lock, lease):
+    # The child inherits the lease object, not the lock: its release() must
+    # neither delete the parent's lock nor hang on the parent's renewal.
+    lock = make_lock(lease=lease)
+    held = lock.acquire()
+    report = release_in_forked_child(held)
+    assert report.startswith("LockError: ") and "is a fork of it" in report, report
+    assert lock.holder().id == held.lock_id, "the child removed its parent's lock"
+    assert held.release() is True

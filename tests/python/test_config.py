@@ -40,6 +40,12 @@ BAD = [
     ("verify_conditional_writes", dict(verify_conditional_writes="sometimes")),
     ("request_timeout", dict(request_timeout=0)),
     ("max_poll_interval", dict(max_poll_interval=-1)),
+    ("max_poll_interval", dict(max_poll_interval=1e-9)),  # would flood the store
+    ("max_poll_interval", dict(max_poll_interval=1e300)),
+    ("lease", dict(lease=1e300)),  # longer than any duration: an error, not a panic
+    ("lease", dict(lease=10**40)),
+    ("stale_after", dict(takeover=True, stale_after=1e300)),
+    ("request_timeout", dict(request_timeout=1e300)),
     ("who", dict(who="  ")),
     ("ca_bundle", dict(ca_bundle="/nonexistent/ca.pem")),
     ("ca_bundle", dict(ca_bundle=b"not a pem")),
@@ -68,6 +74,14 @@ def test_bad_acquire_arguments(make_lock, kwargs, field):
     with pytest.raises(InvalidConfiguration) as err:
         make_lock().acquire(**kwargs)
     assert err.value.field == field and "timeout" in str(err.value)
+
+
+def test_a_huge_timeout_waits_forever_and_a_huge_release_timeout_is_refused(make_lock):
+    lease = make_lock().acquire(timeout=1e300)  # free: acquired at once
+    with pytest.raises(InvalidConfiguration) as err:
+        lease.release(timeout=10**40)
+    assert err.value.field == "timeout"
+    assert lease.release() is True
 
 
 def test_force_unlock_needs_an_id(make_lock):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import threading
 import time
 
-from conftest import HERE, PYTHON
+import pytest
+
+from conftest import HERE, PYTHON, UrllibTransport
 
 
 def _start(mode: str, env: dict) -> subprocess.Popen:
@@ -59,3 +63,41 @@ def test_ctrl_c_while_waiting_cancels_and_cleans_up(make_lock, child_env):
     lease.release()
     time.sleep(0.5)
     assert lock.holder() is None  # the child left nothing behind
+
+
+def test_ctrl_c_arriving_with_the_acquisition_gives_the_lock_back(make_lock):
+    # SIGINT lands while our PUT's answer is on its way back: the lock and
+    # the signal reach the waiting call together. The lock is given back,
+    # then KeyboardInterrupt is raised, and the block never runs.
+    store = UrllibTransport()
+    fired = []
+
+    def interrupt_after_our_put(method, url, headers, body):
+        status, h, b = store(method, url, headers, body)
+        if method == "PUT" and status == 200 and not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return status, h, b
+
+    lock = make_lock(transport=interrupt_after_our_put, verify_conditional_writes="never")
+    with pytest.raises(KeyboardInterrupt):
+        with lock:
+            pytest.fail("the block ran although Ctrl-C came with the acquisition")
+    assert fired
+    assert make_lock().holder() is None, "the lock was left behind"
+
+
+def test_ctrl_c_interrupts_a_holder_read_that_keeps_retrying(make_lock):
+    def unreachable(method, url, headers, body):
+        raise ConnectionRefusedError("the store is down")
+
+    lock = make_lock(transport=unreachable)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lock.holder()  # its retries alone would last the 30 s transient budget
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 10, "Ctrl-C did not stop the read promptly"

@@ -10,13 +10,11 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 import condlock
-from conftest import ACCESS_KEY, BUCKET, HERE, PYTHON, SECRET_KEY
+from conftest import ACCESS_KEY, BUCKET, HERE, PYTHON, SECRET_KEY, UrllibTransport
 
 LEASE = 1.5  # seconds: renew every 0.5 s, give up 0.3 s before the end
 
@@ -30,27 +28,6 @@ def _s3(endpoint):
 def _read_lock(endpoint, key):
     obj = _s3(endpoint).get_object(Bucket=BUCKET, Key=f"{key}.tflock")
     return obj["ETag"], json.loads(obj["Body"].read())
-
-
-class UrllibTransport:
-    """A user transport over urllib that can be told to fail."""
-
-    def __init__(self):
-        self.dark = False  # raise ConnectionRefusedError (an OSError)
-        self.calls = 0
-
-    def __call__(self, method, url, headers, body):
-        self.calls += 1
-        if self.dark:
-            raise ConnectionRefusedError("the store went away")
-        req = urllib.request.Request(url, data=body or None, method=method)
-        for k, v in headers:
-            req.add_header(k, v)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, list(resp.headers.items()), resp.read()
-        except urllib.error.HTTPError as e:
-            return e.code, list(e.headers.items()), e.read()
 
 
 def _busy_with_the_gil(seconds: float) -> None:

@@ -4,32 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import urllib.error
-import urllib.request
 
 import pytest
 
-from conftest import ACCESS_KEY, SECRET_KEY
-
-
-class UrllibTransport:
-    """A synchronous transport over urllib, recording what it sent."""
-
-    def __init__(self):
-        self.calls = []
-        self.threads = set()
-
-    def __call__(self, method, url, headers, body):
-        self.calls.append((method, url, dict(headers)))
-        self.threads.add(threading.get_ident())
-        req = urllib.request.Request(url, data=body or None, method=method)
-        for k, v in headers:
-            req.add_header(k, v)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, list(resp.headers.items()), resp.read()
-        except urllib.error.HTTPError as e:
-            return e.code, list(e.headers.items()), e.read()
+from conftest import ACCESS_KEY, SECRET_KEY, UrllibTransport
 
 
 def test_sync_user_transport(make_lock):

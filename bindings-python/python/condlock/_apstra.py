@@ -76,7 +76,9 @@ class ApstraLease(LeaseBase):
 
         Returns True when this call deleted the tag, False when it had already
         been released or was already gone (someone force-unlocked it; logged
-        as a warning). Raises a :class:`LockError` when it cannot."""
+        as a warning). Raises a :class:`LockError` when it cannot, and in a
+        forked child (which inherits this object, not the mutex) without
+        sending anything."""
         return self._core.release()
 
     async def release_async(self) -> bool:
@@ -225,7 +227,7 @@ class ApstraMutex(LockBase[ApstraLease]):
     the SDK does) an acquisition first waits until Apstra's own blueprint
     lock is free (or taken by our own user). While someone holds the mutex,
     attempts are spaced by jittered backoff from 0.5 s up to
-    ``max_poll_interval`` (default 16 s).
+    ``max_poll_interval`` (default 16 s; at least 0.01 s).
 
     Use ``with mutex:`` / ``async with mutex:`` (not re-entrant within one
     thread or task), or :meth:`acquire` / :meth:`acquire_async` for an

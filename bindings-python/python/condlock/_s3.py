@@ -211,7 +211,9 @@ class Lease(LeaseBase):
         Returns True when this call deleted the lock, False when it had already
         been released (or removed by someone else). Raises :class:`LockLost`
         (with ``.reason``) when the leased lock was lost, and another
-        :class:`LockError` (e.g. :class:`NotOwned`) when it cannot release."""
+        :class:`LockError` (e.g. :class:`NotOwned`) when it cannot release;
+        in a forked child, which inherits the lease object but not the lock,
+        a :class:`LockError` without sending anything."""
         return self._core.release(timeout)
 
     async def release_async(self, timeout: Optional[float] = None) -> bool:
@@ -290,7 +292,7 @@ class S3Lock(LockBase[Lease]):
 
     While someone else holds the lock, attempts are spaced by jittered
     exponential backoff from 0.5 s up to ``max_poll_interval`` (default 16 s,
-    like Terraform). ``request_timeout``/``connect_timeout`` (seconds),
+    like Terraform; at least 0.01 s). ``request_timeout``/``connect_timeout`` (seconds),
     ``verify_tls`` and ``ca_bundle`` (a PEM file path or PEM bytes) tune the
     built-in HTTP client. ``verify_conditional_writes`` is ``"once"`` (prove
     per store and process that it enforces ``If-None-Match``), ``"always"`` or
