@@ -108,6 +108,16 @@ fn lease_acquire(wait: Wait, lease: Option<LeaseTerms>, takeover: Takeover) -> A
     )
 }
 
+/// A waiter holding with a 30 s lease that may take over expired leases
+/// (not Terraform's locks), waiting at most `wait`.
+fn expired_lease_taker(wait: Duration) -> Acquire {
+    let takeover = Takeover {
+        expired_leases: true,
+        stale_without_lease: None,
+    };
+    lease_acquire(Wait::For(wait), Some(LeaseTerms::new(secs(30))), takeover)
+}
+
 fn held_with_lease(etag: &str, written_at: Duration) -> HeldLock {
     let terms = LeaseTerms::new(secs(30));
     let mut info = LockInfo::new(
@@ -406,15 +416,7 @@ fn takeover_puts(sent: &[(Now, Request<Body>)]) -> Vec<Duration> {
 
 #[test]
 fn an_expired_lease_is_taken_over_only_after_a_whole_lease_unchanged() {
-    let takeover = Takeover {
-        expired_leases: true,
-        stale_without_lease: None,
-    };
-    let mut acq = lease_acquire(
-        Wait::For(secs(60)),
-        Some(LeaseTerms::new(secs(30))),
-        takeover,
-    );
+    let mut acq = expired_lease_taker(secs(60));
     let (result, sent) = run_waiter(&mut acq, other_body(Some((10_000, 4))), |_| {
         "\"dead\"".into()
     });
@@ -438,15 +440,7 @@ fn an_expired_lease_is_taken_over_only_after_a_whole_lease_unchanged() {
 
 #[test]
 fn a_renewing_holder_is_never_taken_over() {
-    let takeover = Takeover {
-        expired_leases: true,
-        stale_without_lease: None,
-    };
-    let mut acq = lease_acquire(
-        Wait::For(secs(40)),
-        Some(LeaseTerms::new(secs(30))),
-        takeover,
-    );
+    let mut acq = expired_lease_taker(secs(40));
     // The holder renews every 3 s: the ETag changes, the clock restarts.
     let (result, sent) = run_waiter(&mut acq, other_body(Some((10_000, 1))), |t| {
         format!("\"v{}\"", t.as_secs() / 3)
@@ -455,11 +449,7 @@ fn a_renewing_holder_is_never_taken_over() {
     assert!(takeover_puts(&sent).is_empty());
 
     // It renews for 20 s, then dies: takeover 10 s after the last change.
-    let mut acq = lease_acquire(
-        Wait::For(secs(60)),
-        Some(LeaseTerms::new(secs(30))),
-        takeover,
-    );
+    let mut acq = expired_lease_taker(secs(60));
     let (result, sent) = run_waiter(&mut acq, other_body(Some((10_000, 1))), |t| {
         format!("\"v{}\"", t.as_secs().min(20) / 3)
     });
@@ -472,15 +462,7 @@ fn a_renewing_holder_is_never_taken_over() {
 
 #[test]
 fn a_lock_without_a_lease_is_never_taken_over_unless_a_staleness_age_is_given() {
-    let everything = Takeover {
-        expired_leases: true,
-        stale_without_lease: None,
-    };
-    let mut acq = lease_acquire(
-        Wait::For(secs(120)),
-        Some(LeaseTerms::new(secs(30))),
-        everything,
-    );
+    let mut acq = expired_lease_taker(secs(120));
     let (result, sent) = run_waiter(&mut acq, other_body(None), |_| "\"terraform\"".into());
     assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
     assert!(
@@ -510,15 +492,7 @@ fn a_lock_without_a_lease_is_never_taken_over_unless_a_staleness_age_is_given() 
 
 #[test]
 fn losing_a_takeover_race_goes_back_to_waiting_on_the_winner() {
-    let takeover = Takeover {
-        expired_leases: true,
-        stale_without_lease: None,
-    };
-    let mut acq = lease_acquire(
-        Wait::For(secs(15)),
-        Some(LeaseTerms::new(secs(30))),
-        takeover,
-    );
+    let mut acq = expired_lease_taker(secs(15));
     let winner = other_body(Some((10_000, 2)));
     let dead = other_body(Some((10_000, 1)));
     let won = std::cell::Cell::new(false);
@@ -578,15 +552,7 @@ fn a_412_on_our_own_unchanged_etag_is_not_counted_as_a_renewal() {
 fn a_takeover_refused_while_the_etag_stays_is_not_repeated_and_the_deadline_holds() {
     // Every If-Match PUT gets 412 although the lock keeps the ETag it named:
     // one takeover attempt, then an ordinary wait that ends at the deadline.
-    let takeover = Takeover {
-        expired_leases: true,
-        stale_without_lease: None,
-    };
-    let mut acq = lease_acquire(
-        Wait::For(secs(60)),
-        Some(LeaseTerms::new(secs(30))),
-        takeover,
-    );
+    let mut acq = expired_lease_taker(secs(60));
     let dead = other_body(Some((10_000, 1)));
     let (result, sent) = run_virtual(&mut acq, Now::virtual_origin(), |req, _| {
         Ok(match *req.method() {

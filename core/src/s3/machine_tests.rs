@@ -810,27 +810,30 @@ fn store_ignoring_if_none_match_is_detected_and_our_lock_removed() {
     assert_all_to_lock_url(&sent);
 }
 
-#[test]
-fn store_ignoring_conditions_and_conditional_delete_falls_back_to_get_compare_delete() {
+/// A store that ignores `If-None-Match` (the verification PUT gets through)
+/// and refuses `DELETE If-Match` (501): acquire must end in
+/// `ConditionalWritesUnsupported`, removing our lock by GET-compare-DELETE.
+/// `then` answers the requests after the 501; returns every request line.
+fn cleanup_on_a_store_ignoring_conditions(then: Vec<Reply>) -> Vec<String> {
     let mut acq = acquire(opts(Wait::No, true));
-    let (result, sent) = run(
-        &mut acq,
-        vec![
-            put_ok("\"e1\""),
-            put_ok("\"e1\""),
-            Ok(s3_error(501, "NotImplemented")),
-            ours("\"e1\""),
-            deleted(),
-        ],
-    );
+    let mut replies = vec![
+        put_ok("\"e1\""),
+        put_ok("\"e1\""),
+        Ok(s3_error(501, "NotImplemented")),
+    ];
+    replies.extend(then);
+    let (result, sent) = run(&mut acq, replies);
     assert!(
         matches!(result, Err(Error::ConditionalWritesUnsupported { .. })),
         "{result:?}"
     );
-    assert_eq!(
-        lines(&sent),
-        [PUT, PUT, "DELETE If-Match: \"e1\"", "GET", "DELETE"]
-    );
+    lines(&sent)
+}
+
+#[test]
+fn store_ignoring_conditions_and_conditional_delete_falls_back_to_get_compare_delete() {
+    let sent = cleanup_on_a_store_ignoring_conditions(vec![ours("\"e1\""), deleted()]);
+    assert_eq!(sent, [PUT, PUT, "DELETE If-Match: \"e1\"", "GET", "DELETE"]);
 }
 
 #[test]
@@ -838,49 +841,24 @@ fn cleanup_never_repeats_a_blind_delete_without_comparing_again() {
     // The unconditional DELETE fails in transit: it may have landed, and
     // someone else may have taken the lock since. Read again: theirs, so
     // nothing more is deleted.
-    let mut acq = acquire(opts(Wait::No, true));
-    let (result, sent) = run(
-        &mut acq,
-        vec![
-            put_ok("\"e1\""),
-            put_ok("\"e1\""),
-            Ok(s3_error(501, "NotImplemented")),
-            ours("\"e1\""),
-            Err("connection reset".into()),
-            other_holder("\"theirs\""),
-        ],
-    );
-    assert!(
-        matches!(result, Err(Error::ConditionalWritesUnsupported { .. })),
-        "{result:?}"
-    );
+    let sent = cleanup_on_a_store_ignoring_conditions(vec![
+        ours("\"e1\""),
+        Err("connection reset".into()),
+        other_holder("\"theirs\""),
+    ]);
     assert_eq!(
-        lines(&sent),
+        sent,
         [PUT, PUT, "DELETE If-Match: \"e1\"", "GET", "DELETE", "GET"]
     );
 }
 
 #[test]
 fn cleanup_on_a_store_refusing_every_delete_ends() {
-    let mut acq = acquire(opts(Wait::No, true));
-    let (result, sent) = run(
-        &mut acq,
-        vec![
-            put_ok("\"e1\""),
-            put_ok("\"e1\""),
-            Ok(s3_error(501, "NotImplemented")),
-            ours("\"e1\""),
-            Ok(s3_error(501, "NotImplemented")),
-        ],
-    );
-    assert!(
-        matches!(result, Err(Error::ConditionalWritesUnsupported { .. })),
-        "{result:?}"
-    );
-    assert_eq!(
-        lines(&sent),
-        [PUT, PUT, "DELETE If-Match: \"e1\"", "GET", "DELETE"]
-    );
+    let sent = cleanup_on_a_store_ignoring_conditions(vec![
+        ours("\"e1\""),
+        Ok(s3_error(501, "NotImplemented")),
+    ]);
+    assert_eq!(sent, [PUT, PUT, "DELETE If-Match: \"e1\"", "GET", "DELETE"]);
 }
 
 #[test]
