@@ -26,10 +26,10 @@ mod transport;
 
 /// The extension module.
 #[pymodule]
-fn _condlock(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn _condlock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Log records reach Python's `logging` through the Python thread, never
     // from the I/O worker directly (see `python_thread`).
-    python_thread::install_logger(py);
+    python_thread::install_logger();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<common::LockInfo>()?;
     m.add_class::<runtime::Operation>()?;

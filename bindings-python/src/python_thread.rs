@@ -9,7 +9,9 @@
 //! takes the GIL and runs the jobs in the order they were queued:
 //!
 //! - log records of the `log` crate, handed to `pyo3_log` (the `condlock`
-//!   logger tree);
+//!   logger tree), which is set up by this thread at the first record: so
+//!   `import condlock` does not import `logging` (two thirds of its import
+//!   time), and a program that never logs never pays for it;
 //! - deliveries of asyncio results (`loop.call_soon_threadsafe`), so a task's
 //!   log records always come before its result.
 //!
@@ -23,7 +25,7 @@
 
 use std::cell::Cell;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -135,8 +137,30 @@ thread_local! {
     static ON_PYTHON_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The Python side of the log bridge, set once by [`install_logger`].
-static PY_LOGGER: OnceLock<Arc<pyo3_log::Logger>> = OnceLock::new();
+/// The Python side of the log bridge, made by the Python thread at the first
+/// record (`None`: `logging` could not be set up; records are dropped).
+static PY_LOGGER: OnceLock<Option<pyo3_log::Logger>> = OnceLock::new();
+
+/// `pyo3_log`'s logger for the `condlock` targets. Python's levels are read
+/// for every record (no caching), so `logging.getLogger("condlock")
+/// .setLevel(...)` takes effect at once.
+fn python_logger(py: Python<'_>) -> Option<&'static pyo3_log::Logger> {
+    PY_LOGGER
+        .get_or_init(|| {
+            pyo3_log::Logger::new(py, pyo3_log::Caching::Nothing)
+                .ok()
+                .map(|l| {
+                    l.filter(LevelFilter::Off)
+                        .filter_target(TARGET.to_string(), MAX_LEVEL)
+                })
+        })
+        .as_ref()
+}
+
+/// Only condlock's own records are forwarded (the HTTP stack's debug chatter
+/// never reaches Python), down to this level.
+const TARGET: &str = "condlock";
+const MAX_LEVEL: LevelFilter = LevelFilter::Debug;
 
 /// This process's queue, with its thread started the first time. A forked
 /// child starts its own (the parent's thread does not exist there).
@@ -180,7 +204,7 @@ fn run(rx: Receiver<Job>, queue: &Queue) {
             for job in batch {
                 match job {
                     Job::Log(record) => {
-                        if let Some(logger) = PY_LOGGER.get() {
+                        if let Some(logger) = python_logger(py) {
                             record.emit(logger);
                         }
                     }
@@ -219,15 +243,17 @@ pub fn wait_for_delivery(py: Python<'_>) {
     py.detach(|| q.wait_delivered(upto, DELIVERY_WAIT));
 }
 
-/// The `log` front end: filters with `pyo3_log`'s own rules (no GIL needed)
-/// and queues what passes.
-struct QueuedLogger {
-    python: Arc<pyo3_log::Logger>,
-}
+/// The `log` front end: keeps condlock's records (no GIL needed) and queues
+/// them for the Python thread.
+struct QueuedLogger;
 
 impl Log for QueuedLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.python.enabled(metadata)
+        let target = metadata.target();
+        let ours = target
+            .strip_prefix(TARGET)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"));
+        ours && metadata.level() <= MAX_LEVEL
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -245,24 +271,13 @@ impl Log for QueuedLogger {
 /// Bridge the `log` crate to Python's `logging` through the Python thread.
 ///
 /// Core targets like `condlock::s3::acquire` become loggers
-/// `condlock.s3.acquire`, children of `condlock`. Python's levels are read
-/// for every record (no caching), so `logging.getLogger("condlock")
-/// .setLevel(...)` takes effect at once. Only condlock's own records are
-/// forwarded: the HTTP stack's debug chatter never reaches Python. A second
-/// initialisation (sub-interpreter, reload) keeps the first bridge.
-pub fn install_logger(py: Python<'_>) {
-    let Ok(python) = pyo3_log::Logger::new(py, pyo3_log::Caching::Nothing) else {
-        return;
-    };
-    let python = Arc::new(
-        python
-            .filter(LevelFilter::Off)
-            .filter_target("condlock".to_string(), LevelFilter::Debug),
-    );
-    if PY_LOGGER.set(python.clone()).is_err() {
-        return;
-    }
-    if log::set_boxed_logger(Box::new(QueuedLogger { python })).is_ok() {
-        log::set_max_level(LevelFilter::Debug);
-    }
+/// `condlock.s3.acquire`, children of `condlock`. A second initialisation
+/// (sub-interpreter, reload) keeps the first bridge.
+pub fn install_logger() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        if log::set_logger(&QueuedLogger).is_ok() {
+            log::set_max_level(MAX_LEVEL);
+        }
+    });
 }

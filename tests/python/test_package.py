@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import inspect
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import condlock
@@ -77,3 +79,18 @@ def test_exception_hierarchy():
         assert issubclass(getattr(condlock, name), condlock.LockError)
     e = condlock.LockLost("lost it", reason="stolen")
     assert e.reason == "stolen" and str(e) == "lost it"
+
+
+def test_import_and_a_first_lock_object_import_no_heavy_modules():
+    # logging, asyncio and inspect are most of a cold start: condlock imports
+    # them only when they are used (a record logged, an asyncio call, a user
+    # transport checked).
+    code = (
+        "import sys, condlock\n"
+        "condlock.S3Lock(bucket='bench', key='k', endpoint='http://127.0.0.1:9',\n"
+        "                region='us-east-1', access_key_id='a', secret_access_key='b')\n"
+        "print(sorted(m for m in ('logging', 'asyncio', 'inspect') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd="/")
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -4,14 +4,20 @@ lease as a context manager, the lock's non-re-entrant ``with`` blocks."""
 from __future__ import annotations
 
 import contextvars
-import logging
 import os
 from types import TracebackType
 from typing import Any, Generic, Optional, Tuple, Type, TypeVar, Union
 
 from ._errors import InvalidConfiguration, LockError
 
-_log = logging.getLogger("condlock")
+
+
+def logger():
+    """The ``condlock`` logger. ``logging`` is imported only when something
+    is logged from Python: it is two thirds of condlock's import time."""
+    import logging
+
+    return logging.getLogger("condlock")
 
 
 def transports(transport: Any) -> Tuple[Any, Any]:
@@ -74,7 +80,7 @@ class LeaseBase:
 
     def _log_exit_failure(self, e: LockError) -> None:
         target, ident = self._exit_names()
-        _log.error(f"releasing %s ({self._ID_KIND} %s) failed: %s", target, ident, e)
+        logger().error(f"releasing %s ({self._ID_KIND} %s) failed: %s", target, ident, e)
 
     def _release_on_exit(self, exc: Optional[BaseException]) -> None:
         try:

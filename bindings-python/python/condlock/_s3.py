@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from typing import (
@@ -21,7 +20,7 @@ from typing import (
 from . import _aio
 from ._condlock import LockInfo, S3LeaseCore, S3LockCore
 from ._errors import InvalidConfiguration, LostReason
-from ._lock_base import LeaseBase, LockBase, read_pem, transports
+from ._lock_base import LeaseBase, LockBase, logger, read_pem, transports
 
 if TYPE_CHECKING:
     import asyncio
@@ -34,7 +33,6 @@ __all__ = ["S3Lock", "Lease", "SyncTransport", "AsyncTransport", "EXIT_RELEASE_T
 #: ``release()`` retries transient failures for up to 30 s.
 EXIT_RELEASE_TIMEOUT = 10.0
 
-_log = logging.getLogger("condlock")
 
 Headers = Sequence[Tuple[str, str]]
 #: ``transport(method, url, headers, body) -> (status, headers, body)``.
@@ -74,7 +72,7 @@ class _LostSignal:
             try:
                 self._on_lost(reason)
             except Exception:
-                _log.exception("the on_lost callback raised")
+                logger().exception("the on_lost callback raised")
 
     async def wait(self) -> LostReason:
         import asyncio  # lazily: see _aio
