@@ -24,6 +24,7 @@
 //! they may take long, and run on tokio's blocking pool instead.
 
 use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use crate::common::locked;
+use crate::common::{locked, panic_text};
 use crate::runtime::PerProcess;
 
 /// How long a synchronous call waits for its log records to be delivered. A
@@ -202,13 +203,21 @@ fn run(rx: Receiver<Job>, queue: &Queue) {
         // are dropped and counted, so that no caller waits for them.
         let _ = Python::try_attach(|py| {
             for job in batch {
-                match job {
+                // A job that panics must not end this thread: every later
+                // record and asyncio result would wait for it forever.
+                let ran = catch_unwind(AssertUnwindSafe(|| match job {
                     Job::Log(record) => {
                         if let Some(logger) = python_logger(py) {
                             record.emit(logger);
                         }
                     }
                     Job::Call(call) => call(py),
+                }));
+                if let Err(payload) = ran {
+                    eprintln!(
+                        "condlock: internal error on the condlock-python thread (please report it): {}",
+                        panic_text(payload.as_ref())
+                    );
                 }
             }
         });
