@@ -25,7 +25,9 @@ use condlock::{Error, Wait};
 use pyo3::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{bool_obj, cap_backoff, guard, poll_interval, seconds, wait_policy, Owner};
+use crate::common::{
+    bool_obj, cap_backoff, guard, or_cancelled, poll_interval, seconds, wait_policy, Owner,
+};
 use crate::errors::{self, invalid_config, Context};
 use crate::runtime::{
     block_on, block_on_acquire, deliver_now, spawn_for_asyncio, Deliver, Operation, PerProcess,
@@ -815,17 +817,9 @@ impl ApstraMutexCore {
     fn holder(&self, py: Python<'_>) -> PyResult<Option<MutexTag>> {
         guard(|| {
             let mutex = self.shared.mutex()?;
-            // Ctrl-C cancels the read (its retries could take the whole
-            // transient budget).
             let token = CancellationToken::new();
-            let interrupted = token.clone();
-            let fut = async move {
-                tokio::select! {
-                    r = mutex.status() => r,
-                    _ = interrupted.cancelled() => Err(Error::Cancelled),
-                }
-            };
-            let h = block_on(py, fut, Some(&token))?
+            let read = or_cancelled(token.clone(), async move { mutex.status().await });
+            let h = block_on(py, read, Some(&token))?
                 .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
             Ok(h.as_ref().map(MutexTag::from_core))
         })
@@ -995,15 +989,12 @@ impl ApstraLeaseCore {
                 return Ok(false);
             }
             let held = self.held.clone();
-            let out = block_on(py, async move { mutex.release(&held).await }, None);
+            let out = block_on(py, async move { mutex.release(&held).await }, None)
+                .and_then(|r| r.map_err(|e| errors::apstra_to_py(e, &self.shared.ctx)));
             match out {
-                Ok(Ok(o)) => Ok(self.outcome(o)),
-                Ok(Err(e)) => {
-                    // Not released: allow another attempt.
-                    self.released.store(false, Ordering::SeqCst);
-                    Err(errors::apstra_to_py(e, &self.shared.ctx))
-                }
+                Ok(o) => Ok(self.outcome(o)),
                 Err(e) => {
+                    // Not released: allow another attempt.
                     self.released.store(false, Ordering::SeqCst);
                     Err(e)
                 }

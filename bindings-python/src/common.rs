@@ -8,6 +8,7 @@ use condlock::backoff::Backoff;
 use condlock::s3::{LockHolder, LockInfo as CoreLockInfo};
 use condlock::Wait;
 use pyo3::prelude::*;
+use tokio_util::sync::CancellationToken;
 
 use crate::errors;
 
@@ -204,6 +205,19 @@ pub fn poll_interval(value: f64) -> PyResult<Duration> {
         ));
     }
     Ok(d)
+}
+
+/// `fut`, or `Err(Error::Cancelled)` as soon as `token` is cancelled (by
+/// Ctrl-C, through `block_on`): for reads whose retries could otherwise last
+/// the whole transient budget.
+pub async fn or_cancelled<T>(
+    token: CancellationToken,
+    fut: impl std::future::Future<Output = Result<T, condlock::Error>>,
+) -> Result<T, condlock::Error> {
+    tokio::select! {
+        r = fut => r,
+        _ = token.cancelled() => Err(condlock::Error::Cancelled),
+    }
 }
 
 /// The process that acquired a lock. A forked child inherits the Python

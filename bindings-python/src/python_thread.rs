@@ -99,7 +99,7 @@ struct Progress {
 
 /// This process's queue to the Python thread.
 struct Queue {
-    jobs: Mutex<Sender<Job>>,
+    jobs: Sender<Job>,
     progress: Mutex<Progress>,
     delivered: Condvar,
 }
@@ -108,7 +108,7 @@ impl Queue {
     fn push(&self, job: Job) {
         // Counting and sending under one lock keeps the count in queue order.
         let mut progress = locked(&self.progress);
-        if locked(&self.jobs).send(job).is_ok() {
+        if self.jobs.send(job).is_ok() {
             progress.queued += 1;
         }
     }
@@ -173,7 +173,7 @@ fn queue() -> Option<Arc<Queue>> {
 fn start() -> PyResult<Arc<Queue>> {
     let (tx, rx) = channel();
     let queue = Arc::new(Queue {
-        jobs: Mutex::new(tx),
+        jobs: tx,
         progress: Mutex::new(Progress::default()),
         delivered: Condvar::new(),
     });
@@ -245,10 +245,13 @@ pub fn wait_for_delivery(py: Python<'_>) {
         return;
     }
     let Some(q) = queue() else { return };
-    let upto = locked(&q.progress).queued;
-    if locked(&q.progress).delivered >= upto {
-        return;
-    }
+    let upto = {
+        let progress = locked(&q.progress);
+        if progress.delivered >= progress.queued {
+            return;
+        }
+        progress.queued
+    };
     py.detach(|| q.wait_delivered(upto, DELIVERY_WAIT));
 }
 

@@ -15,7 +15,8 @@ use pyo3::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{
-    bool_obj, cap_backoff, guard, locked, poll_interval, seconds, wait_policy, LockInfo, Owner,
+    bool_obj, cap_backoff, guard, locked, or_cancelled, poll_interval, seconds, wait_policy,
+    LockInfo, Owner,
 };
 use crate::credentials::{aws_chain, PyCredentials};
 use crate::errors::{self, invalid_config, Context};
@@ -523,17 +524,10 @@ impl S3LockCore {
     fn holder(&self, py: Python<'_>) -> PyResult<Option<LockInfo>> {
         guard(|| {
             let lock = self.shared.lock()?;
-            // Ctrl-C cancels the read (its retries could take the whole
-            // transient budget).
             let token = CancellationToken::new();
-            let interrupted = token.clone();
             let abort = Abort::new(CancellationToken::new());
-            let fut = abortable(abort.clone(), Duration::ZERO, async move {
-                tokio::select! {
-                    r = lock.status() => r,
-                    _ = interrupted.cancelled() => Err(Error::Cancelled),
-                }
-            });
+            let read = or_cancelled(token.clone(), async move { lock.status().await });
+            let fut = abortable(abort.clone(), Duration::ZERO, read);
             let h = outcome(&abort, block_on(py, fut, Some(&token))?, &self.shared.ctx)?;
             Ok(h.as_ref().map(LockInfo::from_holder))
         })
