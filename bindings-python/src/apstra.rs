@@ -7,7 +7,7 @@
 //! Same shape as [`crate::s3`]: the driver is built per process (a forked
 //! child gets its own connection pool and login session), synchronous calls
 //! release the GIL and honour Ctrl-C through the operation's
-//! `CancellationToken`, asyncio calls complete through the event loop.
+//! `Cancel`, asyncio calls complete through the event loop.
 //! Errors go through [`errors::apstra_to_py`] so messages talk about Apstra.
 
 use std::future::Future;
@@ -21,9 +21,9 @@ use condlock::apstra::{
 };
 use condlock::native::apstra::{default_message, server_from_env, transport_options};
 use condlock::native::{self, ApstraClient};
+use condlock::Cancel;
 use condlock::{Error, Wait};
 use pyo3::prelude::*;
-use tokio_util::sync::CancellationToken;
 
 use crate::common::{
     bool_obj, cap_backoff, guard, or_cancelled, poll_interval, seconds, wait_policy, Owner,
@@ -308,7 +308,7 @@ fn spawn<T, F, C>(
     event_loop: &Bound<'_, PyAny>,
     callback: &Bound<'_, PyAny>,
     ctx: &Context,
-    token: CancellationToken,
+    token: Cancel,
     fut: F,
     convert: C,
 ) -> PyResult<Operation>
@@ -435,7 +435,7 @@ impl ApstraClientCore {
                 event_loop,
                 callback,
                 &self.shared.ctx,
-                CancellationToken::new(),
+                Cancel::new(),
                 async move { client.list_mutexes().await },
                 tags_obj,
             )
@@ -470,7 +470,7 @@ impl ApstraClientCore {
                 event_loop,
                 callback,
                 &self.shared.ctx,
-                CancellationToken::new(),
+                Cancel::new(),
                 async move { client.stale_mutexes(age).await },
                 tags_obj,
             )
@@ -506,7 +506,7 @@ impl ApstraClientCore {
                 event_loop,
                 callback,
                 &self.shared.ctx,
-                CancellationToken::new(),
+                Cancel::new(),
                 async move { client.force_unlock_tag(&tag_id).await },
                 |py, out| opt_tag_obj(py, unlocked_tag(out)),
             )
@@ -548,7 +548,7 @@ impl ApstraClientCore {
                 event_loop,
                 callback,
                 &self.shared.ctx,
-                CancellationToken::new(),
+                Cancel::new(),
                 async move { client.force_unlock_blueprint(&bp).await },
                 |py, out| opt_tag_obj(py, unlocked_tag(out)),
             )
@@ -604,12 +604,17 @@ impl MutexShared {
 async fn acquire_task(
     mutex: Mutex_,
     opts: AcquireOptions,
-    token: CancellationToken,
+    token: Cancel,
     what: String,
 ) -> Result<HeldMutex, Error> {
     let result = mutex
-        .acquire_with(opts, &token, |b: &Blocker| {
-            log::info!(target: "condlock::python", "waiting for {what}: {b}");
+        .acquire_with(opts, &token, |n: condlock::Notice| {
+            if let condlock::Notice::Waiting {
+                new_holder: true, ..
+            } = &n
+            {
+                log::info!(target: "condlock::python", "{what}: {n}");
+            }
         })
         .await;
     if token.is_cancelled() {
@@ -764,7 +769,7 @@ impl ApstraMutexCore {
         guard(|| {
             let wait = wait_policy(blocking, timeout)?;
             let mutex = self.shared.mutex()?;
-            let token = CancellationToken::new();
+            let token = Cancel::new();
             let fut = acquire_task(
                 mutex,
                 self.shared.options(wait),
@@ -793,7 +798,7 @@ impl ApstraMutexCore {
         guard(|| {
             let wait = wait_policy(blocking, timeout)?;
             let mutex = self.shared.mutex()?;
-            let token = CancellationToken::new();
+            let token = Cancel::new();
             let fut = acquire_task(
                 mutex,
                 self.shared.options(wait),
@@ -817,7 +822,7 @@ impl ApstraMutexCore {
     fn holder(&self, py: Python<'_>) -> PyResult<Option<MutexTag>> {
         guard(|| {
             let mutex = self.shared.mutex()?;
-            let token = CancellationToken::new();
+            let token = Cancel::new();
             let read = or_cancelled(token.clone(), async move { mutex.status().await });
             let h = block_on(py, read, Some(&token))?
                 .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
@@ -839,7 +844,7 @@ impl ApstraMutexCore {
                 event_loop,
                 callback,
                 &self.shared.ctx,
-                CancellationToken::new(),
+                Cancel::new(),
                 async move { mutex.status().await },
                 opt_tag_obj,
             )
@@ -871,7 +876,7 @@ impl ApstraMutexCore {
                 event_loop,
                 callback,
                 &self.shared.ctx,
-                CancellationToken::new(),
+                Cancel::new(),
                 async move { mutex.force_unlock().await },
                 |py, out| opt_tag_obj(py, unlocked_tag(out)),
             )
@@ -1035,7 +1040,7 @@ impl ApstraLeaseCore {
                 event_loop,
                 callback,
                 this.shared.ctx.clone(),
-                CancellationToken::new(),
+                Cancel::new(),
                 async move { Ok(mutex.release(&held).await) },
                 deliver,
             )

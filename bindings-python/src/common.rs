@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use condlock::backoff::Backoff;
 use condlock::s3::{LockHolder, LockInfo as CoreLockInfo};
+use condlock::Cancel;
 use condlock::Wait;
 use pyo3::prelude::*;
-use tokio_util::sync::CancellationToken;
 
 use crate::errors;
 
@@ -211,7 +211,7 @@ pub fn poll_interval(value: f64) -> PyResult<Duration> {
 /// Ctrl-C, through `block_on`): for reads whose retries could otherwise last
 /// the whole transient budget.
 pub async fn or_cancelled<T>(
-    token: CancellationToken,
+    token: Cancel,
     fut: impl std::future::Future<Output = Result<T, condlock::Error>>,
 ) -> Result<T, condlock::Error> {
     tokio::select! {

@@ -5,7 +5,7 @@
 //! - Synchronous calls ([`block_on`]) spawn the operation on the runtime and
 //!   wait on a channel with the GIL released, waking every 50 ms to run
 //!   Python's signal handlers: Ctrl-C cancels the operation through its
-//!   `CancellationToken`, waits for the core's cleanup, then raises
+//!   `Cancel`, waits for the core's cleanup, then raises
 //!   `KeyboardInterrupt`.
 //! - asyncio calls ([`spawn_for_asyncio`]) spawn the operation and return at
 //!   once; the result is handed to the event loop with
@@ -19,9 +19,9 @@ use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use condlock::Cancel;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
-use tokio_util::sync::CancellationToken;
 
 use crate::common::{locked, panic_text};
 use crate::errors::{self, Context};
@@ -92,7 +92,7 @@ fn build_runtime() -> PyResult<Arc<Runtime>> {
 /// then continues until `fut` has finished its cleanup, and the signal's
 /// exception (`KeyboardInterrupt`) is raised. Without it, the call runs to
 /// completion and signals are handled afterwards by Python.
-pub fn block_on<T, F>(py: Python<'_>, fut: F, interrupt: Option<&CancellationToken>) -> PyResult<T>
+pub fn block_on<T, F>(py: Python<'_>, fut: F, interrupt: Option<&Cancel>) -> PyResult<T>
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
@@ -109,7 +109,7 @@ where
 pub fn block_on_raw<T, F>(
     py: Python<'_>,
     fut: F,
-    interrupt: Option<&CancellationToken>,
+    interrupt: Option<&Cancel>,
 ) -> PyResult<(T, Option<PyErr>)>
 where
     T: Send + 'static,
@@ -172,7 +172,7 @@ where
 pub fn block_on_acquire<H, E, F, R, U>(
     py: Python<'_>,
     fut: F,
-    token: &CancellationToken,
+    token: &Cancel,
     what: &str,
     release: impl FnOnce(H) -> PyResult<R>,
 ) -> PyResult<Result<H, E>>
@@ -211,7 +211,7 @@ fn join_error(e: tokio::task::JoinError) -> PyErr {
 /// then removes any lock it may have written before the result is delivered.
 #[pyclass(frozen, module = "condlock._condlock")]
 pub struct Operation {
-    token: CancellationToken,
+    token: Cancel,
 }
 
 #[pymethods]
@@ -240,7 +240,7 @@ pub fn spawn_for_asyncio<T, F>(
     event_loop: &Bound<'_, PyAny>,
     callback: &Bound<'_, PyAny>,
     ctx: Context,
-    token: CancellationToken,
+    token: Cancel,
     fut: F,
     deliver: Deliver<T>,
 ) -> PyResult<Operation>
@@ -298,7 +298,7 @@ pub fn deliver_now(
         event_loop,
         callback,
         ctx,
-        CancellationToken::new(),
+        Cancel::new(),
         async { Ok(()) },
         deliver,
     )

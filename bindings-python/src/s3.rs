@@ -8,11 +8,11 @@ use std::time::Duration;
 use condlock::native::{self, CredentialSource, TransportOptions, VerifyConditionalWrites};
 use condlock::s3::{
     AcquireOptions, Addressing, Credentials, Encryption, HeldLock, LeaseTerms, LockHolder,
-    LostReason, S3LockConfig, Takeover, UnlockOutcome,
+    S3LockConfig, Takeover, UnlockOutcome,
 };
+use condlock::Cancel;
 use condlock::{Error, Secret, Wait};
 use pyo3::prelude::*;
-use tokio_util::sync::CancellationToken;
 
 use crate::common::{
     bool_obj, cap_backoff, guard, locked, or_cancelled, poll_interval, seconds, wait_policy,
@@ -168,11 +168,16 @@ async fn release_holding(
 async fn acquire_task(
     lock: Arc<Lock>,
     opts: AcquireOptions,
-    token: CancellationToken,
+    token: Cancel,
     what: String,
 ) -> Result<Holding, Error> {
-    let on_wait = |h: &LockHolder| {
-        log::info!(target: "condlock::python", "waiting for {what}: held by {h}");
+    let on_wait = move |n: condlock::Notice| {
+        if let condlock::Notice::Waiting {
+            new_holder: true, ..
+        } = &n
+        {
+            log::info!(target: "condlock::python", "{n}");
+        }
     };
     let result = if opts.lease.is_some() {
         lock.acquire_lease_with(opts, &token, on_wait)
@@ -459,7 +464,7 @@ impl S3LockCore {
         guard(|| {
             let wait = wait_policy(blocking, timeout)?;
             let lock = self.shared.lock()?;
-            let token = CancellationToken::new();
+            let token = Cancel::new();
             let abort = Abort::new(token.clone());
             let fut = abortable(
                 abort.clone(),
@@ -493,7 +498,7 @@ impl S3LockCore {
         guard(|| {
             let wait = wait_policy(blocking, timeout)?;
             let lock = self.shared.lock()?;
-            let token = CancellationToken::new();
+            let token = Cancel::new();
             let fut = abortable_for_asyncio(
                 Abort::new(token.clone()),
                 ABORT_GRACE,
@@ -524,8 +529,8 @@ impl S3LockCore {
     fn holder(&self, py: Python<'_>) -> PyResult<Option<LockInfo>> {
         guard(|| {
             let lock = self.shared.lock()?;
-            let token = CancellationToken::new();
-            let abort = Abort::new(CancellationToken::new());
+            let token = Cancel::new();
+            let abort = Abort::new(Cancel::new());
             let read = or_cancelled(token.clone(), async move { lock.status().await });
             let fut = abortable(abort.clone(), Duration::ZERO, read);
             let h = outcome(&abort, block_on(py, fut, Some(&token))?, &self.shared.ctx)?;
@@ -546,13 +551,13 @@ impl S3LockCore {
                 Some(h) => Ok(Py::new(py, LockInfo::from_holder(&h))?.into_any()),
                 None => Ok(py.None()),
             });
-            let abort = Abort::new(CancellationToken::new());
+            let abort = Abort::new(Cancel::new());
             spawn_for_asyncio(
                 py,
                 event_loop,
                 callback,
                 self.shared.ctx.clone(),
-                CancellationToken::new(),
+                Cancel::new(),
                 abortable_for_asyncio(abort, Duration::ZERO, async move { lock.status().await }),
                 deliver,
             )
@@ -564,7 +569,7 @@ impl S3LockCore {
     fn force_unlock(&self, py: Python<'_>, lock_id: String) -> PyResult<bool> {
         guard(|| {
             let lock = self.shared.lock()?;
-            let abort = Abort::new(CancellationToken::new());
+            let abort = Abort::new(Cancel::new());
             let fut = abortable(abort.clone(), Duration::ZERO, async move {
                 lock.force_unlock(&lock_id).await
             });
@@ -585,13 +590,13 @@ impl S3LockCore {
             let lock = self.shared.lock()?;
             let deliver: Deliver<Outcome<UnlockOutcome>> =
                 Box::new(|py, out| Ok(bool_obj(py, out? == UnlockOutcome::Released)));
-            let abort = Abort::new(CancellationToken::new());
+            let abort = Abort::new(Cancel::new());
             spawn_for_asyncio(
                 py,
                 event_loop,
                 callback,
                 self.shared.ctx.clone(),
-                CancellationToken::new(),
+                Cancel::new(),
                 abortable_for_asyncio(abort, Duration::ZERO, async move {
                     lock.force_unlock(&lock_id).await
                 }),
@@ -677,7 +682,7 @@ pub struct S3LeaseCore {
     /// a failed release, what a retry releases).
     held: Mutex<HeldLock>,
     /// Changes to `Some(reason)` when a leased lock is lost.
-    lost: Option<tokio::sync::watch::Receiver<Option<LostReason>>>,
+    lost: Option<condlock::drive::s3::LossWatch>,
     /// The lease duration, when held with one.
     lease_duration: Option<Duration>,
     released: AtomicBool,
@@ -690,7 +695,7 @@ impl S3LeaseCore {
         let (lease, lost) = match holding {
             Holding::Plain(_) => (None, None),
             Holding::Leased(l) => {
-                let rx = l.subscribe();
+                let rx = l.loss_watch();
                 (Some(l), Some(rx))
             }
         };
@@ -812,7 +817,7 @@ impl S3LeaseCore {
                 return Ok(false);
             }
             let (holding, snapshot) = self.take();
-            let abort = Abort::new(CancellationToken::new());
+            let abort = Abort::new(Cancel::new());
             let fut = abortable(abort.clone(), Duration::ZERO, async move {
                 release_holding(&lock, holding, budget).await
             });
@@ -847,7 +852,7 @@ impl S3LeaseCore {
             }
             let (holding, snapshot) = this.take();
             let me = slf.clone().unbind();
-            let abort = Abort::new(CancellationToken::new());
+            let abort = Abort::new(Cancel::new());
             let abort_in = abort.clone();
             let deliver: Deliver<Result<UnlockOutcome, Error>> = Box::new(move |py, out| {
                 let released = me.bind(py).get().settle(&abort, out, snapshot)?;
@@ -858,7 +863,7 @@ impl S3LeaseCore {
                 event_loop,
                 callback,
                 this.shared.ctx.clone(),
-                CancellationToken::new(),
+                Cancel::new(),
                 async move {
                     Ok(abortable(abort_in, Duration::ZERO, async move {
                         release_holding(&lock, holding, budget).await
@@ -874,19 +879,12 @@ impl S3LeaseCore {
     /// a leased lock is lost. Never called for a lock without a lease, nor
     /// after a normal release.
     fn watch_lost(&self, callback: Py<PyAny>) -> PyResult<()> {
-        let Some(mut rx) = self.lost.clone() else {
+        let Some(watch) = self.lost.clone() else {
             return Ok(());
         };
         let url = self.shared.ctx.lock.clone();
         runtime()?.spawn(async move {
-            let reason = loop {
-                if let Some(r) = rx.borrow_and_update().clone() {
-                    break Some(r);
-                }
-                if rx.changed().await.is_err() {
-                    break rx.borrow().clone();
-                }
-            };
+            let reason = watch.wait().await;
             let _ = tokio::task::spawn_blocking(move || {
                 Python::attach(|py| {
                     if let Some(reason) = reason {
@@ -909,7 +907,7 @@ impl S3LeaseCore {
     /// Why the leased lock was lost (`condlock.LostReason`), or `None`.
     #[getter]
     fn lost(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        let reason = self.lost.as_ref()?.borrow().clone()?;
+        let reason = self.lost.as_ref()?.get()?;
         Some(errors::lost_reason(py, &reason))
     }
 

@@ -32,13 +32,13 @@ tokio::task_local! {
 /// transport failures, retried as usual.
 #[derive(Clone, Default)]
 pub struct Abort {
-    token: tokio_util::sync::CancellationToken,
+    token: condlock::Cancel,
     error: Arc<Mutex<Option<PyErr>>>,
 }
 
 impl Abort {
     /// Record on `token` (cancelled when the first error is recorded).
-    pub fn new(token: tokio_util::sync::CancellationToken) -> Self {
+    pub fn new(token: condlock::Cancel) -> Self {
         Abort {
             token,
             error: Arc::default(),
@@ -379,10 +379,12 @@ impl HttpTransport for AnyTransport {
     fn send(
         &self,
         req: http::Request<Body>,
-    ) -> impl std::future::Future<Output = Result<http::Response<Body>, String>> + Send {
+    ) -> impl std::future::Future<
+        Output = Result<http::Response<Body>, condlock::drive::TransportFailure>,
+    > + Send {
         async move {
-            match self {
-                AnyTransport::Native(t) => t.send(req).await,
+            let user = match self {
+                AnyTransport::Native(t) => return t.send(req).await,
                 AnyTransport::Sync(f) => {
                     let f = f.clone();
                     let p = split(req);
@@ -411,7 +413,9 @@ impl HttpTransport for AnyTransport {
                         }
                     }
                 }
-            }
+            };
+            // A user transport's failure may have happened after sending.
+            user.map_err(condlock::drive::TransportFailure::maybe_sent)
         }
     }
 }

@@ -180,6 +180,65 @@ pub enum Error {
     },
 }
 
+/// Which lock an error is about, for [`Error::explain`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Context {
+    /// The lock kind.
+    pub kind: Kind,
+    /// The lock, e.g. `s3://tfstate/envs/dev/terraform.tfstate.tflock` or
+    /// `the mutex of blueprint 801a…`.
+    pub target: String,
+    /// The server, without credentials.
+    pub endpoint: String,
+}
+
+/// The kinds of lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Terraform's S3 lock file.
+    S3,
+    /// The Apstra blueprint mutex.
+    Apstra,
+}
+
+/// How a binding spells the operations a message suggests.
+pub trait Spelling {
+    /// Removing a lock by its ID (`None`: the ID is unknown).
+    fn force_unlock(&self, lock_id: Option<&str>) -> String;
+    /// Removing an Apstra mutex tag by its tag ID.
+    fn force_unlock_tag(&self, tag_id: &str) -> String;
+    /// Waiting for a held lock with a timeout.
+    fn wait(&self) -> String;
+    /// Not waiting for Apstra's own blueprint lock.
+    fn skip_blueprint_wait(&self) -> String;
+    /// A configuration argument (`bucket`, `url`, `username`...).
+    fn argument(&self, name: &str) -> String {
+        name.to_string()
+    }
+}
+
+/// The command-line program's spelling (also used for Rust callers).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CommandLine;
+
+impl Spelling for CommandLine {
+    fn force_unlock(&self, lock_id: Option<&str>) -> String {
+        format!("`condlock force-unlock {}`", lock_id.unwrap_or("<lock ID>"))
+    }
+    fn force_unlock_tag(&self, tag_id: &str) -> String {
+        format!("`condlock force-unlock --tag {tag_id}`")
+    }
+    fn wait(&self) -> String {
+        "a timeout (--timeout)".into()
+    }
+    fn skip_blueprint_wait(&self) -> String {
+        "turn off the wait for Apstra's blueprint lock".into()
+    }
+    fn argument(&self, name: &str) -> String {
+        format!("--{}", name.replace('_', "-"))
+    }
+}
+
 fn blocker_suffix(blocker: &Option<Box<Blocker>>) -> String {
     match blocker {
         Some(b) => format!("; it is locked: {b}"),
@@ -203,7 +262,262 @@ fn hint_suffix(code: &str) -> &'static str {
     }
 }
 
+/// The stable kinds of [`Error`], as every binding names them.
+///
+/// A binding picks its exception class from [`Error::code`] and keeps the
+/// core's message ([`Error::explain`]); these strings never change meaning.
+pub const CODES: &[&str] = &[
+    "invalid_config",
+    "held",
+    "timeout",
+    "cancelled",
+    "conditional_writes_unsupported",
+    "not_owned",
+    "access_denied",
+    "no_such_bucket",
+    "wrong_region",
+    "server",
+    "rejected",
+    "transport",
+    "malformed_response",
+    "misuse",
+    "lost",
+    "login_refused",
+    "no_such_blueprint",
+];
+
 impl Error {
+    /// The stable kind of this error (one of [`CODES`]): `held`, `timeout`,
+    /// `lost`, `not_owned`, `invalid_config`, `transport`... The Apstra mutex's
+    /// held and timeout errors share the S3 lock's codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidConfig { .. } => "invalid_config",
+            Error::Held { .. } | Error::BlueprintLocked { .. } => "held",
+            Error::Timeout { .. } | Error::BlueprintLockTimeout { .. } => "timeout",
+            Error::Cancelled => "cancelled",
+            Error::ConditionalWritesUnsupported { .. } => "conditional_writes_unsupported",
+            Error::NotOwned { .. } => "not_owned",
+            Error::AccessDenied { .. } => "access_denied",
+            Error::NoSuchBucket { .. } => "no_such_bucket",
+            Error::WrongRegion { .. } => "wrong_region",
+            Error::Server { .. } => "server",
+            Error::Rejected { .. } => "rejected",
+            Error::Transport { .. } => "transport",
+            Error::MalformedResponse { .. } => "malformed_response",
+            Error::Misuse(_) => "misuse",
+            Error::Lost { .. } => "lost",
+            Error::LoginRefused { .. } => "login_refused",
+            Error::NoSuchBlueprint { .. } => "no_such_blueprint",
+        }
+    }
+
+    /// The configuration field an error is about: the field of
+    /// `invalid_config`, `bucket` for `no_such_bucket`, `region` for
+    /// `wrong_region`, `blueprint` for `no_such_blueprint`.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Error::InvalidConfig { field, .. } => Some(field),
+            Error::NoSuchBucket { .. } => Some("bucket"),
+            Error::WrongRegion { .. } => Some("region"),
+            Error::NoSuchBlueprint { .. } => Some("blueprint"),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status and the server's error code, for `access_denied`,
+    /// `server` and `rejected`.
+    pub fn status_and_code(&self) -> Option<(u16, &str)> {
+        match self {
+            Error::AccessDenied { code, .. } => Some((403, code)),
+            Error::Server { status, code, .. } | Error::Rejected { status, code, .. } => {
+                Some((*status, code))
+            }
+            _ => None,
+        }
+    }
+
+    /// The reason of a `lost` error.
+    pub fn lost_reason(&self) -> Option<&crate::s3::LostReason> {
+        match self {
+            Error::Lost { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// How long a `timeout` waited.
+    pub fn waited(&self) -> Option<Duration> {
+        match self {
+            Error::Timeout { waited, .. } | Error::BlueprintLockTimeout { waited, .. } => {
+                Some(*waited)
+            }
+            _ => None,
+        }
+    }
+
+    /// The whole message for a user, written once for every binding: what
+    /// happened to the lock of `ctx`, and what to do about it. Operations are
+    /// named in the binding's own spelling (`force_unlock("…")` in Python,
+    /// `forceUnlock('…')` in Node, `condlock force-unlock …` in a shell).
+    pub fn explain(&self, ctx: &Context, spelling: &dyn Spelling) -> String {
+        let target = &ctx.target;
+        let server = match ctx.kind {
+            Kind::S3 => format!("the store at {}", ctx.endpoint),
+            Kind::Apstra => format!("the Apstra server at {}", ctx.endpoint),
+        };
+        let by = match (self.holder(), self.blocker()) {
+            (Some(h), _) => format!(" by {h}"),
+            (None, Some(b)) => format!(": {b}"),
+            (None, None) => String::new(),
+        };
+        let unlock_hint = match (self.holder(), self.blocker()) {
+            (Some(h), _) => format!(
+                "if that holder is gone for good, remove its lock with {}",
+                spelling.force_unlock(h.info.as_ref().ok().map(|i| i.id.as_str()))
+            ),
+            (None, Some(Blocker::Tag(t))) => format!(
+                "if that holder is gone for good, remove its tag with {} (or {})",
+                spelling.force_unlock(None),
+                spelling.force_unlock_tag(&t.id)
+            ),
+            (None, Some(Blocker::BlueprintLock(s))) => format!(
+                "Apstra's own blueprint lock is taken{}: unlock the blueprint in the Apstra UI, \
+                 or {}",
+                if s.username.is_empty() {
+                    String::new()
+                } else {
+                    format!(" by {}", s.username)
+                },
+                spelling.skip_blueprint_wait()
+            ),
+            (None, None) => format!(
+                "if the holder is gone for good, remove its lock with {}",
+                spelling.force_unlock(None)
+            ),
+        };
+        let left = match ctx.kind {
+            Kind::S3 => "no lock of ours was left behind",
+            Kind::Apstra => "no mutex tag of ours was left behind",
+        };
+        match self {
+            Error::InvalidConfig { field, reason } => format!("invalid {field}: {reason}"),
+            Error::Held { .. } | Error::BlueprintLocked { .. } => format!(
+                "{target} is held{by}; wait for it with {}, or, {unlock_hint}",
+                spelling.wait()
+            ),
+            Error::Timeout { waited, .. } | Error::BlueprintLockTimeout { waited, .. } => {
+                format!(
+                    "timed out after {:.1}s waiting for {target}, held{}; wait longer ({}), or, \
+                     {unlock_hint}",
+                    waited.as_secs_f64(),
+                    if by.is_empty() {
+                        " by someone else"
+                    } else {
+                        by.as_str()
+                    },
+                    spelling.wait()
+                )
+            }
+            Error::Cancelled => format!("the operation on {target} was cancelled; {left}"),
+            Error::ConditionalWritesUnsupported { endpoint, bucket } => format!(
+                "the store at {endpoint} (bucket {bucket}) ignores If-None-Match, so it cannot \
+                 provide a lock (two clients could both hold it); the lock we wrote was removed. \
+                 Use a store that enforces conditional writes (AWS S3, MinIO, moto...)"
+            ),
+            Error::NotOwned { .. } => format!(
+                "{target} is not ours{by}, so it was left alone; to remove someone else's lock \
+                 use {} with that lock's ID",
+                spelling.force_unlock(
+                    self.holder()
+                        .and_then(|h| h.info.as_ref().ok())
+                        .map(|i| i.id.as_str())
+                )
+            ),
+            Error::AccessDenied { code, message } => match ctx.kind {
+                Kind::S3 => format!(
+                    "{self}; check the credentials, and that they allow s3:GetObject, \
+                     s3:PutObject and s3:DeleteObject on {target}"
+                ),
+                Kind::Apstra => format!(
+                    "{server} refused a request on {target} ({code}): {message}; the user needs \
+                     permission to read blueprints and to create, read and delete design tags"
+                ),
+            },
+            Error::NoSuchBucket { bucket } => format!(
+                "invalid bucket: {bucket:?} does not exist at {}; create it, or fix {}",
+                ctx.endpoint,
+                spelling.argument("bucket")
+            ),
+            Error::WrongRegion { .. } => format!("invalid region: {self}"),
+            Error::Server {
+                status,
+                code,
+                message,
+            } => match ctx.kind {
+                Kind::S3 => format!(
+                    "{server} kept failing with {status} ({code}): {message}; it may be \
+                     overloaded or down: retry later"
+                ),
+                Kind::Apstra => format!(
+                    "{server} kept failing with {status} ({message}); it may be overloaded or \
+                     down: retry later"
+                ),
+            },
+            Error::Rejected {
+                status,
+                code,
+                message,
+            } => match ctx.kind {
+                Kind::S3 => format!(
+                    "{server} rejected the request on {target} with {status} ({code}): {message}"
+                ),
+                Kind::Apstra => {
+                    format!("{server} rejected a request on {target} with {status}: {message}")
+                }
+            },
+            Error::Transport { message } => format!(
+                "cannot talk to {server}: {message}; check {}, the network and TLS settings",
+                match ctx.kind {
+                    Kind::S3 => "the endpoint".to_string(),
+                    Kind::Apstra => spelling.argument("url"),
+                }
+            ),
+            Error::MalformedResponse { what } => match ctx.kind {
+                Kind::S3 => format!(
+                    "{server} answered something condlock cannot interpret ({what}); is the \
+                     endpoint an S3-compatible store?"
+                ),
+                Kind::Apstra => format!(
+                    "the server at {} answered something condlock cannot interpret ({what}); is \
+                     {} an Apstra server (with its path prefix, if any)?",
+                    ctx.endpoint,
+                    spelling.argument("url")
+                ),
+            },
+            Error::Misuse(what) => {
+                format!("misuse: {what} (on {target}); this is a bug in condlock, please report it")
+            }
+            Error::Lost { reason } => format!(
+                "{target} is no longer ours ({reason}); stop the work that relied on it (another \
+                 holder may be running), and acquire the lock again if needed"
+            ),
+            Error::LoginRefused {
+                url,
+                username,
+                message,
+            } => format!(
+                "{url} refused the login of user {username:?} ({message}): check {} and {} (or \
+                 APSTRA_USER / APSTRA_PASS, or the credentials in the URL)",
+                spelling.argument("username"),
+                spelling.argument("password")
+            ),
+            Error::NoSuchBlueprint { url, blueprint } => format!(
+                "invalid blueprint_id: blueprint {blueprint:?} does not exist on {url}; check \
+                 the ID (the UUID in the blueprint's address in the Apstra UI)"
+            ),
+        }
+    }
+
     pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidConfig {
             field,

@@ -13,16 +13,21 @@
 
 pub mod apstra;
 pub mod backoff;
+pub mod drive;
 pub mod error;
+pub mod progress;
 pub mod s3;
 pub mod sansio;
 pub mod secret;
+pub mod settings;
 pub mod time;
 
 #[cfg(feature = "native")]
 pub mod native;
 
+pub use drive::{drive, Cancel, Io};
 pub use error::Error;
+pub use progress::Notice;
 pub use sansio::{Action, Event, Machine, Wait};
 pub use secret::Secret;
 pub use time::Now;

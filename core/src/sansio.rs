@@ -23,6 +23,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::progress::Notice;
 use crate::time::Now;
 
 /// The body type of requests and responses exchanged with the driver.
@@ -88,6 +89,76 @@ pub trait Machine {
 
     /// Advance the machine with an event observed at `now`.
     fn step(&mut self, event: Event, now: Now) -> Action<Self::Output>;
+
+    /// The next progress notice (waiting for a holder, retrying, a fallback),
+    /// if any. Drivers drain this after every step.
+    fn poll_notice(&mut self) -> Option<Notice> {
+        None
+    }
+
+    /// The monotonic instant at which the request of the last
+    /// `Action::Send` must be abandoned if it has no answer yet (a lease
+    /// renewal at the lease's give-up time). The driver then delivers
+    /// `Event::TransportFailed` (maybe sent) at that instant.
+    fn abandon_request_at(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// Why a request got no response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportFailure {
+    /// What happened, without secrets.
+    pub message: String,
+    /// Whether the request may have reached the server (false only when it is
+    /// certain that no byte of it was sent: connection refused, DNS failure,
+    /// TLS handshake failure).
+    pub maybe_sent: bool,
+    /// Retrying cannot help (certificate rejected, DNS name does not exist,
+    /// the caller's own transport is broken).
+    pub permanent: bool,
+}
+
+impl TransportFailure {
+    /// The request certainly never left (connection refused...): worth retrying.
+    pub fn not_sent(message: impl Into<String>) -> Self {
+        TransportFailure {
+            message: message.into(),
+            maybe_sent: false,
+            permanent: false,
+        }
+    }
+
+    /// The request may have reached the server (timeout, reset after sending).
+    pub fn maybe_sent(message: impl Into<String>) -> Self {
+        TransportFailure {
+            message: message.into(),
+            maybe_sent: true,
+            permanent: false,
+        }
+    }
+
+    /// Retrying cannot help (certificate rejected, unknown host name...).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        TransportFailure {
+            message: message.into(),
+            maybe_sent: false,
+            permanent: true,
+        }
+    }
+}
+
+impl std::fmt::Display for TransportFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+// Until every machine reads the structured failure, it reaches them as text.
+impl From<TransportFailure> for String {
+    fn from(f: TransportFailure) -> String {
+        f.message
+    }
 }
 
 /// How long an operation may keep trying.

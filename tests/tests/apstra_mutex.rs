@@ -13,12 +13,12 @@ use condlock::apstra::{
     AcquireOptions, ApstraServer, Blocker, BlueprintId, LoginPath, UnlockOutcome,
 };
 use condlock::backoff::Backoff;
+use condlock::drive::{Cancel, Holder, Notice};
 use condlock::native::apstra::blocking;
 use condlock::native::{ApstraClient, ApstraMutex};
 use condlock::{Error, Wait};
 use condlock_integration::{http_request, ApstraEmulator};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 const BP: &str = "801a43ec-96ea-4f08-aa04-1f1faaeeeaf1";
 const PASSWORD: &str = "Adm1n-pa55word";
@@ -228,8 +228,16 @@ async fn token_expiry_mid_wait_logs_in_again() {
     let waiter = tokio::spawn(async move {
         let opts = fast(b.options(), Wait::For(Duration::from_secs(30)));
         let r = b
-            .acquire_with(opts, &CancellationToken::new(), |blocker: &Blocker| {
-                seen.lock().unwrap().push(blocker.clone())
+            .acquire_with(opts, &Cancel::new(), |notice| {
+                // Each new holder is reported once.
+                if let Notice::Waiting {
+                    holder: Holder::Apstra(blocker),
+                    new_holder: true,
+                    ..
+                } = notice
+                {
+                    seen.lock().unwrap().push(*blocker)
+                }
             })
             .await;
         (r, b)
@@ -588,7 +596,7 @@ async fn cancelling_a_wait_leaves_the_holder_alone() {
     let a = mutex(&emu);
     let held = a.try_acquire(fast(a.options(), Wait::No)).await.unwrap();
     let b = mutex(&emu);
-    let cancel = CancellationToken::new();
+    let cancel = Cancel::new();
     let c = cancel.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use condlock::backoff::Backoff;
+use condlock::drive::{Cancel, Holder, Notice};
 use condlock::native::{blocking, CredentialSource, S3Lock, VerifyConditionalWrites};
 use condlock::s3::{AcquireOptions, Credentials, LockInfo, S3LockConfig, UnlockOutcome};
 use condlock::{Error, Secret, Wait};
 use condlock_integration::{http_request, MotoServer, MOTO_DUMMY_AUTHORIZATION};
-use tokio_util::sync::CancellationToken;
 
 const BUCKET: &str = "tfstate";
 
@@ -257,8 +257,18 @@ async fn waiting_times_out_with_the_holder_and_cancellation_stops_a_wait() {
     let err = b
         .acquire_with(
             quick(&b, "b@x", Wait::For(Duration::from_millis(800))),
-            &CancellationToken::new(),
-            |h| seen.push(h.id().unwrap_or_default().to_string()),
+            &Cancel::new(),
+            // Each new holder is reported once.
+            |n| {
+                if let Notice::Waiting {
+                    holder: Holder::S3(h),
+                    new_holder: true,
+                    ..
+                } = n
+                {
+                    seen.push(h.id().unwrap_or_default().to_string())
+                }
+            },
         )
         .await
         .unwrap_err();
@@ -280,7 +290,7 @@ async fn waiting_times_out_with_the_holder_and_cancellation_stops_a_wait() {
         "{waited:?}"
     );
 
-    let cancel = CancellationToken::new();
+    let cancel = Cancel::new();
     let trigger = cancel.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -30,6 +30,7 @@ use super::response::Class;
 use super::tag::{self, compose_description, HolderToken, MutexTag};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
+use crate::progress::{Holder, Notice, Notices};
 use crate::sansio::{Action, Body, Deadline, Event, Machine, Wait};
 use crate::time::Now;
 
@@ -246,6 +247,10 @@ pub struct Acquire {
     uncertain: bool,
     vanished: u32,
     pending_error: Option<Error>,
+    /// The blocker changed since the last wait notice.
+    new_blocker: bool,
+    /// Progress for the caller, drained by the driver.
+    notices: Notices,
 }
 
 impl Acquire {
@@ -284,6 +289,8 @@ impl Acquire {
             uncertain: false,
             vanished: 0,
             pending_error: None,
+            new_blocker: false,
+            notices: Notices::default(),
         }
     }
 
@@ -570,6 +577,7 @@ impl Acquire {
     fn set_blocker(&mut self, blocker: Blocker) {
         if self.blocker.as_ref().map(Blocker::identity) != Some(blocker.identity()) {
             log::info!("blueprint {} is locked: {blocker}", self.blueprint);
+            self.new_blocker = true;
         }
         self.blocker = Some(blocker);
     }
@@ -596,6 +604,14 @@ impl Acquire {
             Some(until) => {
                 self.phase = Phase::Waiting(next);
                 self.waiting = true;
+                if let Some(b) = &self.blocker {
+                    self.notices.push(Notice::Waiting {
+                        holder: Holder::Apstra(Box::new(b.clone())),
+                        waited: self.waited(now),
+                        next_try_in: until.saturating_sub(now.monotonic),
+                        new_holder: std::mem::take(&mut self.new_blocker),
+                    });
+                }
                 Action::SleepUntil(until)
             }
             None => {
@@ -628,6 +644,10 @@ impl Acquire {
 
 impl Machine for Acquire {
     type Output = HeldMutex;
+
+    fn poll_notice(&mut self) -> Option<Notice> {
+        self.notices.pop()
+    }
 
     fn step(&mut self, event: Event, now: Now) -> Action<HeldMutex> {
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);

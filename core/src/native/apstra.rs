@@ -35,31 +35,25 @@
 //! ```
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-use super::{entropy, run, Clock, HttpTransport, NoHooks, RunHooks, Transport, TransportOptions};
-use crate::apstra::config::ENV_MUTEX_MESSAGE;
+use super::{default_who, process_env, HttpTransport, NativeIo, Transport, TransportOptions};
 use crate::apstra::{
-    expand_message, stale, Acquire, AcquireOptions, ApstraServer, ApstraServerBuilder, Blocker,
-    BlueprintId, ForceUnlock, ForceUnlocked, HeldMutex, HolderToken, ListMutexes, MutexTag,
-    Release, Session, UnlockOutcome,
+    AcquireOptions, ApstraServer, ApstraServerBuilder, BlueprintId, ForceUnlocked, HeldMutex,
+    MutexTag, Session, UnlockOutcome,
 };
+use crate::drive::apstra as drive_apstra;
+use crate::drive::{Cancel, Notice};
 use crate::error::Error;
-use crate::sansio::{Machine, Wait};
-
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
+use crate::sansio::Wait;
 
 /// A server builder with the provider's environment variables as defaults
 /// (`APSTRA_URL`, `APSTRA_USER`, `APSTRA_PASS`,
 /// `APSTRA_TLS_VALIDATION_DISABLED`, `APSTRA_API_TIMEOUT`); values set on the
 /// builder afterwards win.
 pub fn server_from_env() -> ApstraServerBuilder {
-    ApstraServer::builder().defaults_from(env_var)
+    let env = process_env();
+    ApstraServer::builder().defaults_from(|k| env(k))
 }
 
 /// The transport settings a server asks for: its request timeout, TLS
@@ -77,59 +71,25 @@ pub fn transport_options(server: &ApstraServer) -> TransportOptions {
 /// `$APSTRA_BLUEPRINT_MUTEX_MESSAGE` if set, else
 /// `locked by <user>@<host> (condlock) at $DATE`.
 pub fn default_message() -> String {
-    env_var(ENV_MUTEX_MESSAGE)
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| {
-            // A `$` in a user or host name would be expanded: drop it.
-            let who = super::default_who().replace('$', "");
-            format!("locked by {who} (condlock) at $DATE")
-        })
-}
-
-struct ClientInner<T> {
-    server: Arc<ApstraServer>,
-    transport: T,
-    clock: Clock,
-    session: Mutex<Session>,
-    admin_budget: Duration,
+    drive_apstra::default_message(&process_env(), &default_who())
 }
 
 /// An Apstra server and the login session operations share.
 pub struct ApstraClient<T: HttpTransport = Transport> {
-    inner: Arc<ClientInner<T>>,
+    core: drive_apstra::ApstraClient<NativeIo<T>>,
 }
 
 impl<T: HttpTransport> Clone for ApstraClient<T> {
     fn clone(&self) -> Self {
         ApstraClient {
-            inner: self.inner.clone(),
+            core: self.core.clone(),
         }
     }
 }
 
 impl<T: HttpTransport> fmt::Debug for ApstraClient<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApstraClient")
-            .field("server", &self.inner.server)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Reports each new holder once while an acquisition waits.
-struct WaitHooks<F> {
-    on_wait: F,
-    last: Option<String>,
-}
-
-impl<F: FnMut(&Blocker)> RunHooks<Acquire> for WaitHooks<F> {
-    fn before_sleep(&mut self, machine: &Acquire, _until: Duration) {
-        if let Some(b) = machine.waiting_for() {
-            let id = b.identity();
-            if self.last.as_deref() != Some(id.as_str()) {
-                self.last = Some(id);
-                (self.on_wait)(b);
-            }
-        }
+        self.core.fmt(f)
     }
 }
 
@@ -151,96 +111,53 @@ impl<T: HttpTransport> ApstraClient<T> {
     /// then owns the timeout and TLS settings).
     pub fn over(server: ApstraServer, transport: T) -> Self {
         ApstraClient {
-            inner: Arc::new(ClientInner {
-                server: Arc::new(server),
-                transport,
-                clock: Clock::new(),
-                session: Mutex::new(Session::new()),
-                admin_budget: Duration::from_secs(30),
-            }),
+            core: drive_apstra::ApstraClient::new(
+                server,
+                NativeIo::new(transport),
+                process_env(),
+                default_who(),
+            ),
         }
+    }
+
+    /// The runtime-neutral client inside.
+    pub fn core(&self) -> &drive_apstra::ApstraClient<NativeIo<T>> {
+        &self.core
     }
 
     /// The server.
     pub fn server(&self) -> &ApstraServer {
-        &self.inner.server
+        self.core.server()
     }
 
     /// The transport (for its request counter).
     pub fn transport(&self) -> &T {
-        &self.inner.transport
+        self.core.io().transport()
     }
 
     /// A copy of the current login session (user ID, login count).
     pub fn session(&self) -> Session {
-        self.inner
-            .session
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default()
+        self.core.session()
     }
 
     /// The mutex of `blueprint`, with the default message template.
     pub fn mutex(&self, blueprint: BlueprintId) -> ApstraMutex<T> {
         ApstraMutex {
+            core: self.core.mutex(blueprint),
             client: self.clone(),
-            blueprint,
-            message: default_message(),
-            release_budget: Duration::from_secs(30),
         }
-    }
-
-    fn server_arc(&self) -> Arc<ApstraServer> {
-        self.inner.server.clone()
-    }
-
-    fn keep_session(&self, session: &Session) {
-        if let Ok(mut s) = self.inner.session.lock() {
-            *s = session.clone();
-        }
-    }
-
-    async fn run_with<M: Machine>(
-        &self,
-        machine: &mut M,
-        cancel: &CancellationToken,
-        hooks: &mut impl RunHooks<M>,
-        session_of: fn(&M) -> &Session,
-    ) -> Result<M::Output, Error> {
-        let result = run(
-            machine,
-            &self.inner.transport,
-            &self.inner.clock,
-            cancel,
-            hooks,
-        )
-        .await;
-        self.keep_session(session_of(machine));
-        result
     }
 
     /// Every blueprint mutex on the server: blueprint, description, tag ID,
     /// creation time, age and whether condlock created it.
     pub async fn list_mutexes(&self) -> Result<Vec<MutexTag>, Error> {
-        let mut m = ListMutexes::all(
-            self.server_arc(),
-            self.session(),
-            self.inner.admin_budget,
-            entropy().jitter_seed,
-        );
-        self.run_with(
-            &mut m,
-            &CancellationToken::new(),
-            &mut NoHooks,
-            ListMutexes::session,
-        )
-        .await
+        self.core.list_mutexes().await
     }
 
     /// The blueprint mutexes older than `older_than` (by the server's
     /// `created_at` and our clock). A report for a human: nothing is deleted.
     pub async fn stale_mutexes(&self, older_than: Duration) -> Result<Vec<MutexTag>, Error> {
-        Ok(stale(&self.list_mutexes().await?, older_than))
+        self.core.stale_mutexes(older_than).await
     }
 
     /// Delete the mutex of `blueprint`, whoever holds it (logged). Only the
@@ -249,57 +166,25 @@ impl<T: HttpTransport> ApstraClient<T> {
         &self,
         blueprint: &BlueprintId,
     ) -> Result<ForceUnlocked, Error> {
-        let mut m = ForceUnlock::blueprint(
-            self.server_arc(),
-            self.session(),
-            blueprint,
-            self.inner.admin_budget,
-            entropy().jitter_seed,
-        );
-        self.run_with(
-            &mut m,
-            &CancellationToken::new(),
-            &mut NoHooks,
-            ForceUnlock::session,
-        )
-        .await
+        self.core.force_unlock_blueprint(blueprint).await
     }
 
     /// Delete the mutex tag with ID `tag_id`, whoever holds it; refused when
     /// that tag is not a blueprint mutex.
     pub async fn force_unlock_tag(&self, tag_id: &str) -> Result<ForceUnlocked, Error> {
-        let mut m = ForceUnlock::tag(
-            self.server_arc(),
-            self.session(),
-            tag_id,
-            self.inner.admin_budget,
-            entropy().jitter_seed,
-        )?;
-        self.run_with(
-            &mut m,
-            &CancellationToken::new(),
-            &mut NoHooks,
-            ForceUnlock::session,
-        )
-        .await
+        self.core.force_unlock_tag(tag_id).await
     }
 }
 
 /// The mutex of one blueprint.
 pub struct ApstraMutex<T: HttpTransport = Transport> {
+    core: drive_apstra::ApstraMutex<NativeIo<T>>,
     client: ApstraClient<T>,
-    blueprint: BlueprintId,
-    message: String,
-    release_budget: Duration,
 }
 
 impl<T: HttpTransport> fmt::Debug for ApstraMutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApstraMutex")
-            .field("server", &self.client.inner.server)
-            .field("blueprint", &self.blueprint)
-            .field("message", &self.message)
-            .finish()
+        self.core.fmt(f)
     }
 }
 
@@ -314,13 +199,13 @@ impl<T: HttpTransport> ApstraMutex<T> {
     /// Use this holder message template: `$VAR`, `${VAR}` and `$DATE` are
     /// expanded at each acquisition like the Terraform provider does.
     pub fn with_message(mut self, template: impl Into<String>) -> Self {
-        self.message = template.into();
+        self.core = self.core.with_message(template);
         self
     }
 
     /// The blueprint.
     pub fn blueprint(&self) -> &BlueprintId {
-        &self.blueprint
+        self.core.blueprint()
     }
 
     /// The client (server, session, administration).
@@ -328,16 +213,20 @@ impl<T: HttpTransport> ApstraMutex<T> {
         &self.client
     }
 
+    /// The runtime-neutral mutex inside.
+    pub fn core(&self) -> &drive_apstra::ApstraMutex<NativeIo<T>> {
+        &self.core
+    }
+
     /// Default acquire options: wait forever, this mutex's message template.
     pub fn options(&self) -> AcquireOptions {
-        AcquireOptions::new(self.message.clone())
+        self.core.options()
     }
 
     /// Acquire as `opts` says (wait forever by default). `opts.message` is a
     /// template, expanded now with the environment and `$DATE`.
     pub async fn acquire(&self, opts: AcquireOptions) -> Result<HeldMutex, Error> {
-        self.acquire_with(opts, &CancellationToken::new(), |_| {})
-            .await
+        self.acquire_with(opts, &Cancel::new(), |_| {}).await
     }
 
     /// Acquire once, without waiting for a holder: [`Error::BlueprintLocked`]
@@ -348,82 +237,33 @@ impl<T: HttpTransport> ApstraMutex<T> {
     }
 
     /// Acquire, cancellable through `cancel` (a tag we may have created is
-    /// removed before `Error::Cancelled` is returned), calling `on_wait` each
-    /// time the mutex is found held by a new holder.
+    /// removed before `Error::Cancelled` is returned), with progress (each
+    /// wait, naming the holder) to `on_notice`.
     pub async fn acquire_with(
         &self,
-        mut opts: AcquireOptions,
-        cancel: &CancellationToken,
-        on_wait: impl FnMut(&Blocker),
+        opts: AcquireOptions,
+        cancel: &Cancel,
+        on_notice: impl FnMut(Notice),
     ) -> Result<HeldMutex, Error> {
-        let now = self.client.inner.clock.now();
-        opts.message = expand_message(&opts.message, now.wall, env_var);
-        let e = entropy();
-        let mut random = [0u8; 6];
-        random.copy_from_slice(&e.lock_id[..6]);
-        let mut machine = Acquire::new(
-            self.client.server_arc(),
-            self.blueprint.clone(),
-            self.client.session(),
-            opts,
-            HolderToken::from_random(random),
-            e.jitter_seed,
-        );
-        let mut hooks = WaitHooks {
-            on_wait,
-            last: None,
-        };
-        self.client
-            .run_with(&mut machine, cancel, &mut hooks, Acquire::session)
-            .await
+        self.core.acquire(opts, cancel, on_notice).await
     }
 
     /// Release a mutex we hold: delete our tag by ID. `AlreadyGone` when it
     /// was no longer there (someone force-unlocked it). Runs with its own
     /// deadline and cannot be cancelled.
     pub async fn release(&self, held: &HeldMutex) -> Result<UnlockOutcome, Error> {
-        let mut m = Release::new(
-            self.client.server_arc(),
-            self.client.session(),
-            held,
-            self.release_budget,
-            entropy().jitter_seed,
-        );
-        self.client
-            .run_with(
-                &mut m,
-                &CancellationToken::new(),
-                &mut NoHooks,
-                Release::session,
-            )
-            .await
+        self.core.release(held).await
     }
 
     /// Who holds this blueprint's mutex now (`None`: free), without taking it.
     pub async fn status(&self) -> Result<Option<MutexTag>, Error> {
-        let mut m = ListMutexes::blueprint(
-            self.client.server_arc(),
-            self.client.session(),
-            &self.blueprint,
-            self.client.inner.admin_budget,
-            entropy().jitter_seed,
-        );
-        let tags = self
-            .client
-            .run_with(
-                &mut m,
-                &CancellationToken::new(),
-                &mut NoHooks,
-                ListMutexes::session,
-            )
-            .await?;
-        Ok(tags.into_iter().next())
+        self.core.status(&Cancel::new()).await
     }
 
     /// Delete this blueprint's mutex whoever holds it (see
     /// [`ApstraClient::force_unlock_blueprint`]).
     pub async fn force_unlock(&self) -> Result<ForceUnlocked, Error> {
-        self.client.force_unlock_blueprint(&self.blueprint).await
+        self.core.force_unlock().await
     }
 }
 
@@ -433,13 +273,12 @@ pub mod blocking {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use tokio_util::sync::CancellationToken;
-
     use super::Transport;
     use crate::apstra::{
-        AcquireOptions, ApstraServer, Blocker, BlueprintId, ForceUnlocked, HeldMutex, MutexTag,
+        AcquireOptions, ApstraServer, BlueprintId, ForceUnlocked, HeldMutex, MutexTag,
         UnlockOutcome,
     };
+    use crate::drive::{Cancel, Notice};
     use crate::error::Error;
 
     fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -493,11 +332,11 @@ pub mod blocking {
         pub fn acquire_with(
             &self,
             opts: AcquireOptions,
-            cancel: &CancellationToken,
-            on_wait: impl FnMut(&Blocker),
+            cancel: &Cancel,
+            on_notice: impl FnMut(Notice),
         ) -> Result<HeldMutex, Error> {
             self.runtime
-                .block_on(self.inner.acquire_with(opts, cancel, on_wait))
+                .block_on(self.inner.acquire_with(opts, cancel, on_notice))
         }
 
         /// Acquire once, without waiting.
@@ -507,7 +346,7 @@ pub mod blocking {
 
         /// Acquire, returning a guard that releases the mutex when dropped.
         pub fn lock(&self, opts: AcquireOptions) -> Result<Guard<'_>, Error> {
-            let held = self.acquire_with(opts, &CancellationToken::new(), |_| {})?;
+            let held = self.acquire_with(opts, &Cancel::new(), |_| {})?;
             Ok(Guard::new(self, held))
         }
 

@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
+use crate::drive::{Cancel, Notice};
 use crate::error::Error;
 use crate::s3::{AcquireOptions, HeldLock, LockHolder, S3LockConfig, UnlockOutcome};
 
@@ -68,16 +67,16 @@ impl S3Lock {
     pub fn acquire_with(
         &self,
         opts: AcquireOptions,
-        cancel: &CancellationToken,
-        on_wait: impl FnMut(&LockHolder),
+        cancel: &Cancel,
+        on_notice: impl FnMut(Notice),
     ) -> Result<HeldLock, Error> {
         self.runtime
-            .block_on(self.inner.acquire_with(opts, cancel, on_wait))
+            .block_on(self.inner.acquire_with(opts, cancel, on_notice))
     }
 
     /// Acquire, returning a guard that releases the lock when dropped.
     pub fn lock(&self, opts: AcquireOptions) -> Result<Guard<'_, Self>, Error> {
-        let held = self.acquire_with(opts, &CancellationToken::new(), |_| {})?;
+        let held = self.acquire_with(opts, &Cancel::new(), |_| {})?;
         Ok(Guard::new(self, held))
     }
 
@@ -85,11 +84,11 @@ impl S3Lock {
     pub fn acquire_lease_with(
         &self,
         opts: AcquireOptions,
-        cancel: &CancellationToken,
-        on_wait: impl FnMut(&LockHolder),
+        cancel: &Cancel,
+        on_notice: impl FnMut(Notice) + Send + 'static,
     ) -> Result<Lease, Error> {
         self.runtime
-            .block_on(self.inner.acquire_lease_with(opts, cancel, on_wait))
+            .block_on(self.inner.acquire_lease_with(opts, cancel, on_notice))
     }
 
     /// Stop renewing and release; [`Error::Lost`] if the lock was lost.

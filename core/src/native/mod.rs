@@ -1,30 +1,30 @@
-//! The native driver: runs the sans-IO machines over reqwest on tokio.
+//! The native driver: the core's operations ([`crate::drive`]) on tokio, with
+//! reqwest as the HTTP client.
 //!
-//! - [`Transport`]: one HTTP client, request counting, body size limits.
-//! - [`run`]: the loop that feeds a machine events and carries out its actions,
-//!   honouring cancellation without losing a lock.
-//! - [`S3Lock`]: the async S3 lock API; [`blocking::S3Lock`] wraps it for
-//!   synchronous callers.
+//! - [`NativeIo`]: the [`Io`](crate::drive::Io) of tokio: an
+//!   [`HttpTransport`] (reqwest's [`Transport`] by default, or one a binding
+//!   brings), tokio's timers, the OS clocks and the OS's randomness.
+//! - [`S3Lock`]: the async S3 lock; [`blocking::S3Lock`] for synchronous
+//!   callers. Leases are renewed by a tokio task.
 //! - [`ApstraMutex`] and [`ApstraClient`]: the Apstra blueprint mutex and its
 //!   administration; [`apstra::blocking::ApstraMutex`] for synchronous callers.
+//! - [`default_who`], [`process_env`]: what Terraform reads from the OS.
 
 pub mod apstra;
 pub mod blocking;
-mod lease;
 mod s3;
 mod transport;
 
+use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio_util::sync::CancellationToken;
-
+pub use crate::drive::s3::{Lease, VerifyConditionalWrites};
 pub use apstra::{ApstraClient, ApstraMutex};
-pub use lease::Lease;
-pub use s3::{CredentialSource, S3Lock, VerifyConditionalWrites};
+pub use s3::{CredentialSource, S3Lock};
 pub use transport::{HttpTransport, Transport, TransportOptions};
 
-use crate::error::Error;
-use crate::sansio::{Action, Event, Machine};
+use crate::drive::{Io, TransportFailure};
+use crate::sansio::Body;
 use crate::time::Now;
 
 /// The driver's clocks: wall time from the OS, monotonic time from an origin.
@@ -58,64 +58,74 @@ impl Default for Clock {
     }
 }
 
-/// Hooks a caller can attach to a run.
-#[allow(async_fn_in_trait)] // only used generically, never as `dyn`
-pub trait RunHooks<M: Machine> {
-    /// Called before each sleep, with the machine (to ask why it sleeps).
-    fn before_sleep(&mut self, _machine: &M, _until: Duration) {}
-    /// Called before each request is sent (e.g. to refresh credentials).
-    async fn before_send(&mut self, _machine: &mut M) {}
+/// The core's [`Io`] on tokio over an [`HttpTransport`].
+#[derive(Clone, Debug)]
+pub struct NativeIo<T = Transport> {
+    transport: T,
+    clock: Clock,
 }
 
-/// No hooks.
-pub struct NoHooks;
-impl<M: Machine> RunHooks<M> for NoHooks {}
-
-/// Drive `machine` to completion over `transport`.
-///
-/// Cancellation is checked while sleeping and before each send; an in-flight
-/// request is allowed to finish (bounded by the transport timeout) so its
-/// outcome is known. After cancellation the machine's cleanup actions are still
-/// carried out; they are short and bounded by the machine's own deadline.
-pub async fn run<M: Machine, T: HttpTransport>(
-    machine: &mut M,
-    transport: &T,
-    clock: &Clock,
-    cancel: &CancellationToken,
-    hooks: &mut impl RunHooks<M>,
-) -> Result<M::Output, Error> {
-    let mut event = Event::Start;
-    let mut cancel_delivered = false;
-    loop {
-        let action = machine.step(event, clock.now());
-        event = match action {
-            Action::Done(result) => return result,
-            Action::Send(_) if cancel.is_cancelled() && !cancel_delivered => {
-                cancel_delivered = true;
-                Event::Cancelled
-            }
-            Action::Send(req) => {
-                hooks.before_send(machine).await;
-                match transport.send(req).await {
-                    Ok(resp) => Event::Response(resp),
-                    Err(e) => Event::TransportFailed(e),
-                }
-            }
-            Action::SleepUntil(until) => {
-                hooks.before_sleep(machine, until);
-                let deadline = tokio::time::Instant::from_std(clock.instant(until));
-                if cancel_delivered {
-                    tokio::time::sleep_until(deadline).await;
-                    Event::TimerFired
-                } else {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(deadline) => Event::TimerFired,
-                        _ = cancel.cancelled() => { cancel_delivered = true; Event::Cancelled }
-                    }
-                }
-            }
-        };
+impl<T: HttpTransport> NativeIo<T> {
+    /// Requests go through `transport`; time is the OS's.
+    pub fn new(transport: T) -> Self {
+        NativeIo {
+            transport,
+            clock: Clock::new(),
+        }
     }
+
+    /// The transport (for its request counter).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The clocks.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+}
+
+// The futures are declared `Send` so that tokio can run the operations on
+// any worker: the refinement is the point.
+#[allow(refining_impl_trait)]
+impl<T: HttpTransport> Io for NativeIo<T> {
+    fn send(
+        &self,
+        request: http::Request<Body>,
+    ) -> impl Future<Output = Result<http::Response<Body>, TransportFailure>> + Send {
+        self.transport.send(request)
+    }
+
+    fn sleep_until(&self, monotonic: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(
+            self.clock.instant(monotonic),
+        ))
+    }
+
+    fn now(&self) -> Now {
+        self.clock.now()
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        // getrandom only fails on platforms without an entropy source; the
+        // clock and the process ID still make IDs that do not collide in
+        // practice.
+        if getrandom::fill(buf).is_err() {
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+                ^ ((std::process::id() as u128) << 64);
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (nanos >> ((i % 16) * 8)) as u8 ^ (i as u8);
+            }
+        }
+    }
+}
+
+/// The process environment, as the core's environment lookup.
+pub fn process_env() -> crate::drive::apstra::Env {
+    std::sync::Arc::new(|name: &str| std::env::var(name).ok())
 }
 
 /// `user@hostname`, as Terraform fills `Who`.
@@ -125,27 +135,4 @@ pub fn default_who() -> String {
         .unwrap_or_else(|_| "unknown".to_string());
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     format!("{user}@{host}")
-}
-
-/// Fresh randomness for a lock ID and jitter.
-pub fn entropy() -> crate::s3::Entropy {
-    let mut bytes = [0u8; 24];
-    // getrandom only fails on platforms without an entropy source; a lock ID
-    // from the clock is still unique enough to not collide in practice.
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        bytes[..16].copy_from_slice(&nanos.to_le_bytes());
-        bytes[16..].copy_from_slice(&(std::process::id() as u64).to_le_bytes());
-    }
-    let mut lock_id = [0u8; 16];
-    lock_id.copy_from_slice(&bytes[..16]);
-    let mut seed = [0u8; 8];
-    seed.copy_from_slice(&bytes[16..]);
-    crate::s3::Entropy {
-        lock_id,
-        jitter_seed: u64::from_le_bytes(seed),
-    }
 }

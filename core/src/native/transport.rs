@@ -7,10 +7,8 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::sansio::Body;
 
-/// Responses larger than this are cut (and then fail to parse, with a clear
-/// error): a misbehaving server must not make us buffer gigabytes. Generous
-/// because an Apstra tag list holds the whole design catalog.
-pub const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
+use crate::drive::TransportFailure;
+pub use crate::drive::MAX_RESPONSE_BODY;
 
 /// Transport settings.
 #[derive(Clone, Debug)]
@@ -46,14 +44,15 @@ pub trait HttpTransport: Send + Sync {
     fn send(
         &self,
         req: http::Request<Body>,
-    ) -> impl std::future::Future<Output = Result<http::Response<Body>, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<http::Response<Body>, TransportFailure>> + Send;
 }
 
 impl HttpTransport for Transport {
     fn send(
         &self,
         req: http::Request<Body>,
-    ) -> impl std::future::Future<Output = Result<http::Response<Body>, String>> + Send {
+    ) -> impl std::future::Future<Output = Result<http::Response<Body>, TransportFailure>> + Send
+    {
         Transport::send(self, req)
     }
 }
@@ -104,9 +103,12 @@ impl Transport {
     /// Send one request. Errors are transport failures, described without
     /// secrets (reqwest errors name the URL, which never carries credentials
     /// here: configs refuse them).
-    pub async fn send(&self, req: http::Request<Body>) -> Result<http::Response<Body>, String> {
-        let req =
-            reqwest::Request::try_from(req).map_err(|e| format!("cannot send request: {e}"))?;
+    pub async fn send(
+        &self,
+        req: http::Request<Body>,
+    ) -> Result<http::Response<Body>, TransportFailure> {
+        let req = reqwest::Request::try_from(req)
+            .map_err(|e| TransportFailure::permanent(format!("cannot send request: {e}")))?;
         self.sent.fetch_add(1, Ordering::Relaxed);
         let mut resp = self.client.execute(req).await.map_err(describe)?;
         let mut builder = http::Response::builder().status(resp.status());
@@ -123,11 +125,14 @@ impl Transport {
         }
         builder
             .body(body)
-            .map_err(|e| format!("malformed response: {e}"))
+            .map_err(|e| TransportFailure::maybe_sent(format!("malformed response: {e}")))
     }
 }
 
-fn describe(e: reqwest::Error) -> String {
+/// What a reqwest error means for the machines: a failed connect never sent
+/// the request; anything later may have reached the server.
+fn describe(e: reqwest::Error) -> TransportFailure {
+    let connect = e.is_connect();
     let e = e.without_url();
     let mut text = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -136,5 +141,9 @@ fn describe(e: reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    if connect {
+        TransportFailure::not_sent(text)
+    } else {
+        TransportFailure::maybe_sent(text)
+    }
 }

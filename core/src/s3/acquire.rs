@@ -25,6 +25,7 @@ use super::response::{classify, ResponseClass};
 use super::retry::Retry;
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
+use crate::progress::{FailureStreak, Holder, Notice, Notices};
 use crate::sansio::{Action, Body, Deadline, Event, Machine, Wait};
 use crate::time::{ClockOffset, Now};
 
@@ -183,6 +184,10 @@ pub struct Acquire {
     cleanup_fallback: bool,
     /// Rounds of "our cleanup DELETE got 412, the lock is still ours".
     cleanup_chases: u32,
+    /// Progress for the caller, drained by the driver.
+    notices: Notices,
+    /// The current streak of transient failures.
+    failures: FailureStreak,
 }
 
 impl Acquire {
@@ -232,6 +237,8 @@ impl Acquire {
             takeover_refused: None,
             cleanup_fallback: false,
             cleanup_chases: 0,
+            notices: Notices::default(),
+            failures: FailureStreak::default(),
         }
     }
 
@@ -333,6 +340,7 @@ impl Acquire {
         self.pending_error = Some(err);
         self.retry.deadline = Deadline::after(now, Some(self.opts.cleanup_budget));
         self.retry.progressed();
+        self.failures = FailureStreak::default();
         self.send(next, now)
     }
 
@@ -349,6 +357,13 @@ impl Acquire {
         match self.retry.next_wake(now) {
             Some(until) => {
                 log::debug!("transient failure ({err}); retrying {step:?}");
+                let failures = self.failures.record(now);
+                self.notices.push(Notice::Retrying {
+                    problem: err.to_string(),
+                    failures: failures.count,
+                    failing_for: failures.failing_for,
+                    next_try_in: until.saturating_sub(now.monotonic),
+                });
                 self.sleep_then(step, until)
             }
             None if self.pending_error.is_some() => {
@@ -400,6 +415,7 @@ impl Acquire {
         self.first_uncertain_write = None;
         self.held_etag = Some(etag.clone());
         self.retry.progressed();
+        self.failures = FailureStreak::default();
         if self.opts.verify_conditional_writes {
             self.send(Step::Probe { etag }, now)
         } else {
@@ -525,6 +541,7 @@ impl Acquire {
                 // Someone else's lock is in place, so no PUT of ours landed.
                 self.uncertain = false;
                 self.retry.progressed();
+                self.failures = FailureStreak::default();
                 self.held_by(Some(holder), now)
             }
             ResponseClass::NoSuchKey => {
@@ -556,9 +573,11 @@ impl Acquire {
     }
 
     fn held_by(&mut self, holder: Option<LockHolder>, now: Now) -> Action<HeldLock> {
+        let mut new_holder = false;
         if let Some(h) = &holder {
             if self.holder.as_ref().map(|old| &old.etag) != Some(&h.etag) {
                 log::info!("{} is held by {h}", self.config.lock_key());
+                new_holder = true;
             }
         }
         let takeover_in = holder.as_ref().and_then(|h| self.takeover_in(h, now));
@@ -580,6 +599,14 @@ impl Acquire {
             Some(until) => {
                 let action = self.sleep_then(Step::Put, until);
                 self.waiting_for_holder = true;
+                if let Some(h) = &self.holder {
+                    self.notices.push(Notice::Waiting {
+                        holder: Holder::S3(Box::new(h.clone())),
+                        waited: self.waited(now),
+                        next_try_in: until.saturating_sub(now.monotonic),
+                        new_holder,
+                    });
+                }
                 action
             }
             None => {
@@ -792,6 +819,10 @@ impl Acquire {
 
 impl Machine for Acquire {
     type Output = HeldLock;
+
+    fn poll_notice(&mut self) -> Option<Notice> {
+        self.notices.pop()
+    }
 
     fn step(&mut self, event: Event, now: Now) -> Action<HeldLock> {
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);

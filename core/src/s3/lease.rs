@@ -365,6 +365,13 @@ impl Renew {
 impl Machine for Renew {
     type Output = HeldLock;
 
+    /// A renewal still in flight at the give-up instant is abandoned there:
+    /// past it a waiter may already have taken the lock over, so the holder
+    /// must be told now, not when the stalled request ends.
+    fn abandon_request_at(&self) -> Option<Duration> {
+        self.retry.deadline.0
+    }
+
     fn step(&mut self, event: Event, now: Now) -> Action<HeldLock> {
         match (self.phase, event) {
             (Phase::Finished, _) => {

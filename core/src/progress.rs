@@ -1,0 +1,201 @@
+//! Progress as data: what an operation tells its caller while it runs.
+//!
+//! Machines queue [`Notice`]s (read with [`crate::Machine::poll_notice`]) and
+//! the drivers add their own (a lease lost in the background). Every binding
+//! receives the same values and shows them its own way: a Python callback, a
+//! Node `onWait`, a progress line in the command-line program. The wording
+//! ([`Notice`]'s `Display`) is written here, once. `log` records are still
+//! written, but nothing a user should see depends on a logger being set up.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::apstra::Blocker;
+use crate::s3::{LockHolder, LostReason};
+
+/// Who holds a lock we wait for.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Holder {
+    /// The holder of an S3 lock file (its LockInfo and ETag).
+    S3(Box<LockHolder>),
+    /// What blocks an Apstra blueprint mutex (a mutex tag, or Apstra's own
+    /// blueprint lock).
+    Apstra(Box<Blocker>),
+}
+
+impl Holder {
+    /// A key that changes when the holder changes (the S3 ETag, the Apstra
+    /// tag or lock identity): a binding reports a new holder once.
+    pub fn identity(&self) -> String {
+        match self {
+            Holder::S3(h) => h.etag.clone(),
+            Holder::Apstra(b) => b.identity(),
+        }
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Holder::S3(h) => write!(f, "{h}"),
+            Holder::Apstra(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// Something the caller may want to show while an operation runs.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// Someone else holds the lock; the operation waits and tries again.
+    Waiting {
+        /// Who holds it.
+        holder: Holder,
+        /// How long this operation has waited so far.
+        waited: Duration,
+        /// When the next attempt is, from now.
+        next_try_in: Duration,
+        /// True the first time this holder is seen by this operation.
+        new_holder: bool,
+    },
+    /// A request failed in a way that is worth retrying; it is retried.
+    Retrying {
+        /// What failed, without secrets.
+        problem: String,
+        /// Consecutive failures so far.
+        failures: u32,
+        /// How long the failures have been going on.
+        failing_for: Duration,
+        /// When the next attempt is, from now.
+        next_try_in: Duration,
+    },
+    /// The store lacks a feature and a slower, still-safe way is used.
+    Fallback {
+        /// What is done instead, and why.
+        what: String,
+    },
+    /// A lock held with a lease was lost.
+    Lost {
+        /// Stolen, gone, or renewal failed.
+        reason: LostReason,
+    },
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::Waiting {
+                holder,
+                waited,
+                next_try_in,
+                ..
+            } => write!(
+                f,
+                "waiting for the lock, held by {holder}; waited {}, next try in {}",
+                seconds(*waited),
+                seconds(*next_try_in)
+            ),
+            Notice::Retrying {
+                problem,
+                failures,
+                failing_for,
+                next_try_in,
+            } => write!(
+                f,
+                "{problem}; retrying in {} ({failures} failure{} in {})",
+                seconds(*next_try_in),
+                if *failures == 1 { "" } else { "s" },
+                seconds(*failing_for)
+            ),
+            Notice::Fallback { what } => f.write_str(what),
+            Notice::Lost { reason } => write!(f, "the lock was lost: {reason}"),
+        }
+    }
+}
+
+/// `1.5s`, `12s`, `3m20s`: short and readable.
+pub(crate) fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 10.0 {
+        format!("{s:.1}s")
+    } else if s < 120.0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// A queue of notices inside a machine, drained by the driver.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Notices(std::collections::VecDeque<Notice>);
+
+impl Notices {
+    pub(crate) fn push(&mut self, n: Notice) {
+        // A driver that never drains must not make a long wait grow memory
+        // without bound: keep the newest.
+        if self.0.len() >= 64 {
+            self.0.pop_front();
+        }
+        self.0.push_back(n);
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Notice> {
+        self.0.pop_front()
+    }
+}
+
+/// A streak of consecutive transient failures: how many, since when.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FailureStreak {
+    started: Option<Duration>,
+    count: u32,
+}
+
+/// What [`FailureStreak::record`] reports.
+pub(crate) struct Streak {
+    pub(crate) count: u32,
+    pub(crate) failing_for: Duration,
+}
+
+impl FailureStreak {
+    /// One more failure at `now`.
+    pub(crate) fn record(&mut self, now: crate::time::Now) -> Streak {
+        let started = *self.started.get_or_insert(now.monotonic);
+        self.count = self.count.saturating_add(1);
+        Streak {
+            count: self.count,
+            failing_for: now.monotonic.saturating_sub(started),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(seconds(Duration::from_secs(42)), "42s");
+        assert_eq!(seconds(Duration::from_secs(200)), "3m20s");
+    }
+
+    #[test]
+    fn a_queue_that_is_never_drained_stays_bounded() {
+        let mut q = Notices::default();
+        for i in 0..100 {
+            q.push(Notice::Fallback {
+                what: i.to_string(),
+            });
+        }
+        let mut n = 0;
+        let mut first = None;
+        while let Some(x) = q.pop() {
+            first.get_or_insert(x);
+            n += 1;
+        }
+        assert_eq!(n, 64);
+        assert_eq!(first, Some(Notice::Fallback { what: "36".into() }));
+    }
+}

@@ -1,0 +1,695 @@
+//! What a binding's user passes, as plain values, and every rule that turns it
+//! into a lock: defaults from the environment, which credentials combine,
+//! durations, the verification policy, poll-interval limits, lease terms.
+//!
+//! A binding fills [`S3Settings`] or [`ApstraSettings`] from its own types
+//! (keyword arguments, an options object) and calls `resolve` with the
+//! environment lookup of its platform (the process environment natively,
+//! nothing in a browser). It decides nothing itself: two bindings given the
+//! same values get the same lock, the same defaults and the same errors.
+
+use std::time::Duration;
+
+use crate::apstra::{ApstraServer, BlueprintId};
+use crate::backoff::Backoff;
+use crate::error::Error;
+use crate::s3::{
+    AcquireOptions, Addressing, Credentials, Encryption, LeaseTerms, S3LockConfig, Takeover,
+};
+use crate::secret::Secret;
+use crate::Wait;
+
+/// A lookup of environment variables (`None`: unset).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The region used when none is given anywhere (as the AWS CLI and Terraform
+/// do for S3); a resolution that falls back to it says so.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The shortest pause between attempts a caller may ask for while waiting:
+/// shorter would flood the store with requests.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A number of seconds from a binding, checked: positive and finite.
+pub fn seconds(field: &'static str, value: f64) -> Result<Duration, Error> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(Error::config(
+            field,
+            format!("must be a positive number of seconds (got {value})"),
+        ));
+    }
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| Error::config(field, format!("is too large ({value} seconds)")))
+}
+
+/// An optional number of seconds.
+pub fn optional_seconds(
+    field: &'static str,
+    value: Option<f64>,
+) -> Result<Option<Duration>, Error> {
+    value.map(|v| seconds(field, v)).transpose()
+}
+
+/// How long to wait for a holder, from the two things every lock API takes:
+/// whether to wait at all, and a timeout in seconds (`None`: forever).
+///
+/// A timeout with `blocking = false` is refused (a try makes one attempt);
+/// a negative timeout other than `-1` (Python's `threading.Lock` "forever")
+/// and NaN are refused; an infinite or astronomically long one means forever.
+pub fn wait_policy(blocking: bool, timeout: Option<f64>) -> Result<Wait, Error> {
+    match (blocking, timeout) {
+        (false, None) => Ok(Wait::No),
+        (false, Some(_)) => Err(Error::config(
+            "timeout",
+            "cannot be given with blocking=False (a non-blocking acquire makes one attempt)",
+        )),
+        (true, None) => Ok(Wait::Forever),
+        (true, Some(-1.0)) => Ok(Wait::Forever),
+        (true, Some(t)) if t.is_nan() || t < 0.0 => Err(Error::config(
+            "timeout",
+            format!("must be a number of seconds >= 0, or None to wait forever (got {t})"),
+        )),
+        (true, Some(t)) => Ok(Duration::try_from_secs_f64(t).map_or(Wait::Forever, Wait::For)),
+    }
+}
+
+/// `max_poll_interval`: seconds, at least [`MIN_POLL_INTERVAL`].
+pub fn poll_interval(value: f64) -> Result<Duration, Error> {
+    let d = seconds("max_poll_interval", value)?;
+    if d < MIN_POLL_INTERVAL {
+        return Err(Error::config(
+            "max_poll_interval",
+            format!(
+                "must be at least {} seconds (got {value}): shorter floods the store while \
+                 waiting",
+                MIN_POLL_INTERVAL.as_secs_f64()
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+/// Cap the pause between attempts at `max` (the first one too), when given.
+pub fn cap_backoff(backoff: &mut Backoff, max: Option<Duration>) {
+    if let Some(max) = max {
+        backoff.max = max;
+        backoff.initial = backoff.initial.min(max);
+    }
+}
+
+fn nonempty(field: &'static str, value: Option<String>) -> Result<Option<String>, Error> {
+    match value {
+        Some(s) if s.trim().is_empty() => Err(Error::config(
+            field,
+            "must not be empty when given (omit it instead)",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn env_first(env: EnvLookup<'_>, names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| env(n).filter(|v| !v.trim().is_empty()))
+}
+
+/// Transport settings a binding passes to its HTTP client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportSettings {
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Verify TLS certificates.
+    pub verify_tls: bool,
+    /// Extra PEM certificates to trust.
+    pub ca_bundle_pem: Option<Vec<u8>>,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        TransportSettings {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            verify_tls: true,
+            ca_bundle_pem: None,
+        }
+    }
+}
+
+/// Which credentials the user gave.
+#[derive(Clone, Debug, Default)]
+pub struct CredentialSettings {
+    /// `access_key_id`.
+    pub access_key_id: Option<String>,
+    /// `secret_access_key`.
+    pub secret_access_key: Option<Secret>,
+    /// `session_token`.
+    pub session_token: Option<Secret>,
+    /// The name of a credentials provider the binding was given (a boto3
+    /// session, an SDK provider function), if one was: its argument name,
+    /// for messages.
+    pub provider: Option<&'static str>,
+}
+
+/// Where the credentials will come from, once the combination is checked.
+#[derive(Clone, Debug)]
+pub enum CredentialPlan {
+    /// Fixed keys.
+    Static(Credentials),
+    /// The provider the binding was given.
+    Provider,
+    /// The standard AWS chain (environment, profiles, SSO, metadata).
+    AwsChain,
+}
+
+impl CredentialSettings {
+    /// Check the combination: keys in pairs, a session token only with keys,
+    /// keys or a provider, not both.
+    pub fn plan(self) -> Result<CredentialPlan, Error> {
+        let explicit = self.access_key_id.is_some() || self.secret_access_key.is_some();
+        match (self.access_key_id, self.secret_access_key, self.provider) {
+            (_, _, Some(provider)) if explicit => Err(Error::config(
+                provider,
+                "cannot be combined with access_key_id/secret_access_key: give one or the other",
+            )),
+            (_, _, Some(provider)) => match self.session_token {
+                Some(_) => Err(Error::config(
+                    "session_token",
+                    format!("cannot be combined with {provider} (it has its own)"),
+                )),
+                None => Ok(CredentialPlan::Provider),
+            },
+            (Some(id), Some(secret), None) => Ok(CredentialPlan::Static(Credentials::new(
+                id,
+                secret,
+                self.session_token,
+            )?)),
+            (Some(_), None, None) => Err(Error::config(
+                "secret_access_key",
+                "is required when access_key_id is given",
+            )),
+            (None, Some(_), None) => Err(Error::config(
+                "access_key_id",
+                "is required when secret_access_key is given",
+            )),
+            (None, None, None) => match self.session_token {
+                Some(_) => Err(Error::config(
+                    "session_token",
+                    "needs access_key_id and secret_access_key",
+                )),
+                None => Ok(CredentialPlan::AwsChain),
+            },
+        }
+    }
+}
+
+/// Everything a user can pass to create an S3 lock, as plain values.
+#[derive(Clone, Debug, Default)]
+pub struct S3Settings {
+    /// The state's bucket.
+    pub bucket: String,
+    /// The state key (`.tflock` is added).
+    pub key: String,
+    /// Region; default from `AWS_REGION`, `AWS_DEFAULT_REGION`, then
+    /// [`DEFAULT_REGION`].
+    pub region: Option<String>,
+    /// Endpoint URL; default from `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+    /// Credentials.
+    pub credentials: CredentialSettings,
+    /// Terraform workspace.
+    pub workspace: Option<String>,
+    /// Terraform's `workspace_key_prefix`.
+    pub workspace_key_prefix: Option<String>,
+    /// SSE-C key (base64 of 32 bytes, or 32 raw bytes).
+    pub sse_customer_key: Option<Secret>,
+    /// KMS key ID (needs `encrypt`).
+    pub kms_key_id: Option<String>,
+    /// Terraform's `encrypt`: SSE (AES256, or KMS with `kms_key_id`).
+    pub encrypt: bool,
+    /// Canned ACL.
+    pub acl: Option<String>,
+    /// Object tags.
+    pub tags: Vec<(String, String)>,
+    /// Send a SHA-256 checksum (default true; Object Lock buckets need one).
+    pub checksum: Option<bool>,
+    /// Path-style addressing (default: the endpoint decides).
+    pub path_style: Option<bool>,
+    /// LockInfo `Operation` (default `condlock`).
+    pub operation: Option<String>,
+    /// LockInfo `Info`.
+    pub info: Option<String>,
+    /// LockInfo `Who` (default: the platform's `user@hostname`).
+    pub who: Option<String>,
+    /// `once` (default), `always`, `never`.
+    pub verify_conditional_writes: Option<String>,
+    /// Per-request timeout, seconds.
+    pub request_timeout: Option<f64>,
+    /// Connect timeout, seconds.
+    pub connect_timeout: Option<f64>,
+    /// Verify TLS (default true).
+    pub verify_tls: Option<bool>,
+    /// Extra PEM certificates to trust.
+    pub ca_bundle_pem: Option<Vec<u8>>,
+    /// Longest pause between attempts while waiting, seconds.
+    pub max_poll_interval: Option<f64>,
+    /// Hold locks with a lease of this many seconds.
+    pub lease: Option<f64>,
+    /// Take over locks whose lease expired.
+    pub takeover: bool,
+    /// Take over locks without a lease (Terraform's) after this many seconds.
+    pub stale_after: Option<f64>,
+}
+
+/// An S3 lock, resolved: what a binding builds its lock from.
+#[derive(Clone, Debug)]
+pub struct S3Resolved {
+    /// The lock target.
+    pub config: S3LockConfig,
+    /// Where credentials come from.
+    pub credentials: CredentialPlan,
+    /// The region actually used (for the AWS chain too).
+    pub region: String,
+    /// When to prove conditional writes.
+    pub verify: crate::drive::s3::VerifyConditionalWrites,
+    /// HTTP client settings.
+    pub transport: TransportSettings,
+    /// The options of every acquisition (its `wait` is set per call).
+    pub acquire: AcquireOptions,
+}
+
+impl S3Settings {
+    /// Apply defaults from `env` and every rule; `default_who` is the
+    /// platform's `user@hostname`, used when `who` is not given.
+    pub fn resolve(self, env: EnvLookup<'_>, default_who: &str) -> Result<S3Resolved, Error> {
+        let region_given = self.region.is_some();
+        let region = self
+            .region
+            .or_else(|| env_first(env, &["AWS_REGION", "AWS_DEFAULT_REGION"]));
+        let region = match region {
+            Some(r) => r,
+            None => {
+                log::info!(
+                    "no region given (region=, AWS_REGION, AWS_DEFAULT_REGION): using {DEFAULT_REGION}"
+                );
+                DEFAULT_REGION.to_string()
+            }
+        };
+        let _ = region_given;
+        let endpoint = self
+            .endpoint
+            .or_else(|| env_first(env, &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]));
+        let mut b = S3LockConfig::builder(self.bucket, self.key)
+            .region(region.clone())
+            .checksum(self.checksum.unwrap_or(true));
+        if let Some(ws) = self.workspace {
+            b = b.workspace(ws);
+        }
+        if let Some(p) = self.workspace_key_prefix {
+            b = b.workspace_key_prefix(p);
+        }
+        if let Some(e) = endpoint {
+            b = b.endpoint(e);
+        }
+        if let Some(ps) = self.path_style {
+            b = b.addressing(if ps {
+                Addressing::PathStyle
+            } else {
+                Addressing::VirtualHosted
+            });
+        }
+        match (self.encrypt, nonempty("kms_key_id", self.kms_key_id)?) {
+            (false, Some(_)) => return Err(Error::config("kms_key_id", "requires encrypt=True")),
+            (true, Some(k)) => b = b.encryption(Encryption::Kms { key_id: Some(k) }),
+            (true, None) if self.sse_customer_key.is_none() => {
+                b = b.encryption(Encryption::S3Managed)
+            }
+            _ => {}
+        }
+        if let Some(k) = self.sse_customer_key {
+            b = b.sse_customer_key(k);
+        }
+        if let Some(acl) = self.acl {
+            b = b.acl(acl);
+        }
+        for (k, v) in self.tags {
+            b = b.tag(k, v);
+        }
+        let config = b.build()?;
+        let credentials = self.credentials.plan()?;
+        let verify = match self.verify_conditional_writes.as_deref() {
+            None => Default::default(),
+            Some(s) => s.parse()?,
+        };
+        let mut transport = TransportSettings {
+            verify_tls: self.verify_tls.unwrap_or(true),
+            ca_bundle_pem: self.ca_bundle_pem,
+            ..TransportSettings::default()
+        };
+        if let Some(t) = optional_seconds("request_timeout", self.request_timeout)? {
+            transport.request_timeout = t;
+        }
+        if let Some(t) = optional_seconds("connect_timeout", self.connect_timeout)? {
+            transport.connect_timeout = t;
+        }
+        let operation = self.operation.unwrap_or_else(|| "condlock".to_string());
+        if operation.trim().is_empty() {
+            return Err(Error::config("operation", "must not be empty"));
+        }
+        let who = match self.who {
+            Some(w) if w.trim().is_empty() => {
+                return Err(Error::config("who", "must not be empty when given"))
+            }
+            Some(w) => w,
+            None => default_who.to_string(),
+        };
+        let lease = match optional_seconds("lease", self.lease)? {
+            Some(d) => {
+                let terms = LeaseTerms::new(d);
+                terms.validate()?;
+                Some(terms)
+            }
+            None => None,
+        };
+        let takeover = Takeover {
+            expired_leases: self.takeover,
+            stale_without_lease: optional_seconds("stale_after", self.stale_after)?,
+        };
+        let mut acquire = AcquireOptions::new(who);
+        acquire.operation = operation;
+        acquire.info = self.info.unwrap_or_default();
+        acquire.lease = lease;
+        acquire.takeover = takeover;
+        let max_poll = self.max_poll_interval.map(poll_interval).transpose()?;
+        cap_backoff(&mut acquire.wait_backoff, max_poll);
+        Ok(S3Resolved {
+            config,
+            credentials,
+            region,
+            verify,
+            transport,
+            acquire,
+        })
+    }
+}
+
+/// Everything a user can pass to reach an Apstra server, as plain values.
+#[derive(Clone, Debug, Default)]
+pub struct ApstraSettings {
+    /// Base URL (default `APSTRA_URL`); may carry `user:pass@`.
+    pub url: Option<String>,
+    /// Username (default `APSTRA_USER`).
+    pub username: Option<String>,
+    /// Password (default `APSTRA_PASS`).
+    pub password: Option<Secret>,
+    /// Verify TLS (default: on unless `APSTRA_TLS_VALIDATION_DISABLED`).
+    pub verify_tls: Option<bool>,
+    /// Extra PEM certificates to trust.
+    pub ca_bundle_pem: Option<Vec<u8>>,
+    /// Per-request timeout, seconds (default `APSTRA_API_TIMEOUT`, 10 s).
+    pub request_timeout: Option<f64>,
+}
+
+impl ApstraSettings {
+    /// Apply the provider's environment defaults and every rule.
+    pub fn resolve(self, env: EnvLookup<'_>) -> Result<ApstraServer, Error> {
+        let mut b = ApstraServer::builder().defaults_from(env);
+        if let Some(u) = self.url {
+            b = b.url(u);
+        }
+        if let Some(u) = self.username {
+            b = b.username(u);
+        }
+        if let Some(p) = self.password {
+            b = b.password(p);
+        }
+        if let Some(v) = self.verify_tls {
+            b = b.verify_tls(v);
+        }
+        if let Some(pem) = self.ca_bundle_pem {
+            b = b.ca_bundle_pem(pem);
+        }
+        if let Some(t) = optional_seconds("request_timeout", self.request_timeout)? {
+            b = b.request_timeout(t);
+        }
+        b.build()
+    }
+}
+
+/// The options of an Apstra mutex, as plain values.
+#[derive(Clone, Debug, Default)]
+pub struct MutexSettings {
+    /// The blueprint ID.
+    pub blueprint_id: String,
+    /// The holder message template (default: see
+    /// [`crate::drive::apstra::default_message`]).
+    pub message: Option<String>,
+    /// Wait for Apstra's own blueprint lock first (default true, as the SDK).
+    pub wait_for_blueprint_unlock: Option<bool>,
+    /// Longest pause between attempts while waiting, seconds.
+    pub max_poll_interval: Option<f64>,
+}
+
+/// An Apstra mutex, resolved.
+#[derive(Clone, Debug)]
+pub struct MutexResolved {
+    /// The blueprint.
+    pub blueprint: BlueprintId,
+    /// The message template, if one was given.
+    pub message: Option<String>,
+    /// The options of every acquisition (its `wait` and message are set per
+    /// call).
+    pub acquire: crate::apstra::AcquireOptions,
+}
+
+impl MutexSettings {
+    /// Check the blueprint ID and message, and build the acquire options.
+    pub fn resolve(self) -> Result<MutexResolved, Error> {
+        let blueprint = BlueprintId::new(self.blueprint_id)?;
+        if let Some(m) = &self.message {
+            check_message(m)?;
+        }
+        let mut acquire =
+            crate::apstra::AcquireOptions::new(self.message.clone().unwrap_or_default());
+        if let Some(w) = self.wait_for_blueprint_unlock {
+            acquire.wait_for_blueprint_unlock = w;
+        }
+        let max_poll = self.max_poll_interval.map(poll_interval).transpose()?;
+        cap_backoff(&mut acquire.wait_backoff, max_poll);
+        Ok(MutexResolved {
+            blueprint,
+            message: self.message,
+            acquire,
+        })
+    }
+}
+
+/// The longest holder message accepted (Apstra stores descriptions as text;
+/// a megabyte of message is a mistake).
+pub const MAX_MESSAGE_LEN: usize = 4096;
+
+/// A holder message template: not huge, no control characters other than
+/// tab (Apstra's UI shows it as is, on one line).
+pub fn check_message(message: &str) -> Result<(), Error> {
+    if message.len() > MAX_MESSAGE_LEN {
+        return Err(Error::config(
+            "message",
+            format!(
+                "is {} bytes long; keep it under {MAX_MESSAGE_LEN}",
+                message.len()
+            ),
+        ));
+    }
+    if let Some(c) = message.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(Error::config(
+            "message",
+            format!(
+                "must not contain control characters (found {c:?}; it is shown as is by \
+                 Apstra's UI)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn wait_policy_follows_threading_lock() {
+        assert_eq!(wait_policy(false, None).unwrap(), Wait::No);
+        assert_eq!(wait_policy(true, None).unwrap(), Wait::Forever);
+        assert_eq!(wait_policy(true, Some(-1.0)).unwrap(), Wait::Forever);
+        assert_eq!(
+            wait_policy(true, Some(f64::INFINITY)).unwrap(),
+            Wait::Forever
+        );
+        assert_eq!(
+            wait_policy(true, Some(2.5)).unwrap(),
+            Wait::For(Duration::from_millis(2500))
+        );
+        for bad in [
+            wait_policy(false, Some(1.0)),
+            wait_policy(true, Some(-2.0)),
+            wait_policy(true, Some(f64::NAN)),
+        ] {
+            assert_eq!(bad.unwrap_err().field(), Some("timeout"));
+        }
+    }
+
+    #[test]
+    fn region_and_endpoint_come_from_the_environment_when_not_given() {
+        let env = |k: &str| match k {
+            "AWS_DEFAULT_REGION" => Some("eu-west-3".to_string()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9000".to_string()),
+            _ => None,
+        };
+        let r = S3Settings {
+            bucket: "b".into(),
+            key: "k".into(),
+            ..Default::default()
+        }
+        .resolve(&env, "me@host")
+        .unwrap();
+        assert_eq!(r.region, "eu-west-3");
+        assert_eq!(r.config.endpoint_display(), "http://127.0.0.1:9000");
+        assert_eq!(r.acquire.who, "me@host");
+        let r = S3Settings {
+            bucket: "b".into(),
+            key: "k".into(),
+            region: Some("ap-south-1".into()),
+            ..Default::default()
+        }
+        .resolve(&no_env, "me@host")
+        .unwrap();
+        assert_eq!(r.region, "ap-south-1");
+    }
+
+    #[test]
+    fn credentials_combine_only_in_pairs() {
+        let plan = |id: Option<&str>, secret: Option<&str>, token: Option<&str>, provider| {
+            CredentialSettings {
+                access_key_id: id.map(String::from),
+                secret_access_key: secret.map(Secret::new),
+                session_token: token.map(Secret::new),
+                provider,
+            }
+            .plan()
+        };
+        assert!(matches!(
+            plan(Some("a"), Some("s"), None, None),
+            Ok(CredentialPlan::Static(_))
+        ));
+        assert!(matches!(
+            plan(None, None, None, None),
+            Ok(CredentialPlan::AwsChain)
+        ));
+        assert!(matches!(
+            plan(None, None, None, Some("boto3_session")),
+            Ok(CredentialPlan::Provider)
+        ));
+        let field = |r: Result<CredentialPlan, Error>| r.unwrap_err().field();
+        assert_eq!(
+            field(plan(Some("a"), None, None, None)),
+            Some("secret_access_key")
+        );
+        assert_eq!(
+            field(plan(None, Some("s"), None, None)),
+            Some("access_key_id")
+        );
+        assert_eq!(
+            field(plan(None, None, Some("t"), None)),
+            Some("session_token")
+        );
+        assert_eq!(
+            field(plan(Some("a"), Some("s"), None, Some("boto3_session"))),
+            Some("boto3_session")
+        );
+        assert_eq!(
+            field(plan(None, None, Some("t"), Some("boto3_session"))),
+            Some("session_token")
+        );
+    }
+
+    #[test]
+    fn durations_and_policies_are_checked_with_the_field_named() {
+        let base = || S3Settings {
+            bucket: "b".into(),
+            key: "k".into(),
+            ..Default::default()
+        };
+        let field = |s: S3Settings| s.resolve(&no_env, "w@h").unwrap_err().field();
+        assert_eq!(
+            field(S3Settings {
+                lease: Some(0.0),
+                ..base()
+            }),
+            Some("lease")
+        );
+        assert_eq!(
+            field(S3Settings {
+                lease: Some(0.5),
+                ..base()
+            }),
+            Some("lease")
+        );
+        assert_eq!(
+            field(S3Settings {
+                max_poll_interval: Some(1e-9),
+                ..base()
+            }),
+            Some("max_poll_interval")
+        );
+        assert_eq!(
+            field(S3Settings {
+                request_timeout: Some(f64::NAN),
+                ..base()
+            }),
+            Some("request_timeout")
+        );
+        assert_eq!(
+            field(S3Settings {
+                verify_conditional_writes: Some("sometimes".into()),
+                ..base()
+            }),
+            Some("verify_conditional_writes")
+        );
+        assert_eq!(
+            field(S3Settings {
+                kms_key_id: Some("k".into()),
+                ..base()
+            }),
+            Some("kms_key_id")
+        );
+        assert_eq!(
+            field(S3Settings {
+                who: Some(" ".into()),
+                ..base()
+            }),
+            Some("who")
+        );
+        let r = S3Settings {
+            max_poll_interval: Some(0.2),
+            lease: Some(30.0),
+            ..base()
+        }
+        .resolve(&no_env, "w@h")
+        .unwrap();
+        assert_eq!(r.acquire.wait_backoff.max, Duration::from_millis(200));
+        assert_eq!(r.acquire.lease.unwrap().duration, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn messages_are_checked() {
+        assert!(check_message("deploying $CI_JOB_ID at $DATE").is_ok());
+        assert!(check_message("line\nbreak").is_err());
+        assert!(check_message("a\u{0}b").is_err());
+        assert!(check_message(&"x".repeat(MAX_MESSAGE_LEN + 1)).is_err());
+    }
+}
