@@ -289,11 +289,11 @@ impl S3LockConfigBuilder {
         validate_bucket(&self.bucket)?;
         validate_state_key(&self.key)?;
         validate_region(&self.region)?;
+        validate_workspace_prefix(&self.workspace_key_prefix)?;
         let state_key = match self.workspace.as_deref() {
             None | Some("default") => self.key.clone(),
             Some(ws) => {
                 validate_workspace(ws)?;
-                validate_workspace_prefix(&self.workspace_key_prefix)?;
                 if self.workspace_key_prefix.is_empty() {
                     format!("{ws}/{}", self.key)
                 } else {
@@ -395,17 +395,19 @@ fn validate_bucket(bucket: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Terraform's rules for the S3 backend `key`.
+/// Terraform's rules for the S3 backend `key`, plus what keeps the request on
+/// this exact object (see [`check_path_part`]).
 fn validate_state_key(key: &str) -> Result<(), Error> {
     let bad = |why: &str| Err(Error::config("key", format!("{key:?} {why}")));
     if key.is_empty() {
         return bad("must not be empty");
     }
-    if key.starts_with('/') || key.ends_with('/') {
-        return bad("must not start or end with '/'");
-    }
-    if key.contains("//") {
-        return bad("must not contain '//'");
+    check_path_part("key", key)?;
+    if let Some(state_key) = key.strip_suffix(".tflock") {
+        // The lock would be `<key>.tflock.tflock`, which Terraform never reads.
+        return bad(&format!(
+            "ends in .tflock: pass the state key ({state_key:?}), condlock adds .tflock"
+        ));
     }
     Ok(())
 }
@@ -417,21 +419,47 @@ fn validate_workspace(ws: &str) -> Result<(), Error> {
             format!("{ws:?} must be non-empty and contain no '/'"),
         ));
     }
-    Ok(())
+    check_path_part("workspace", ws)
 }
 
 fn validate_workspace_prefix(prefix: &str) -> Result<(), Error> {
-    if prefix.starts_with('/') || prefix.ends_with('/') {
-        return Err(Error::config(
-            "workspace_key_prefix",
-            format!("{prefix:?} must not start or end with '/'"),
+    // Empty is allowed: the workspace then comes first (`<ws>/<key>`).
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    check_path_part("workspace_key_prefix", prefix)
+}
+
+/// Rules shared by the pieces of the lock key (key, workspace prefix,
+/// workspace): no leading, trailing or doubled `/` (Terraform's rules), no
+/// control characters, and no `.` or `..` segment. URL parsers (the `url`
+/// crate under reqwest, browsers, proxies) resolve those segments before
+/// sending, so `a/../b` would lock `b` and `../other/k` on a path-style
+/// endpoint would lock `k` in bucket `other`. Percent-encoding does not help:
+/// `%2e%2e` is a dot segment too. Terraform's keys never contain them.
+fn check_path_part(field: &'static str, value: &str) -> Result<(), Error> {
+    let bad = |why: &str| Err(Error::config(field, format!("{value:?} {why}")));
+    if value.starts_with('/') || value.ends_with('/') {
+        return bad("must not start or end with '/'");
+    }
+    if value.contains("//") {
+        return bad("must not contain '//'");
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return bad(&format!(
+            "contains the control character {c:?}: remove it (S3 keys and Terraform paths \
+             have none)"
         ));
     }
-    if prefix.contains("//") {
-        return Err(Error::config(
-            "workspace_key_prefix",
-            format!("{prefix:?} must not contain '//'"),
-        ));
+    if value
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return bad(
+            "contains a '.' or '..' path segment, which URL normalisation would resolve \
+             to another object (or another bucket): name the state key without it, as \
+             Terraform does",
+        );
     }
     Ok(())
 }
@@ -719,6 +747,83 @@ mod tests {
             field(Credentials::new("AK", "s", Some(Secret::new(""))).unwrap_err()),
             "session_token"
         );
+    }
+
+    fn reason(err: Error) -> (&'static str, String) {
+        match err {
+            Error::InvalidConfig { field, reason } => (field, reason),
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    /// Reproduced: `../other/x.tfstate` on bucket `locks` wrote
+    /// `other/x.tfstate.tflock` in bucket `other` once the HTTP stack
+    /// resolved the dot segments.
+    #[test]
+    fn dot_segments_and_control_characters_are_refused_in_keys() {
+        for key in [
+            "../other/x.tfstate",
+            "a/../b.tfstate",
+            "a/./b.tfstate",
+            "./x",
+            "x/..",
+            "..",
+            ".",
+            "a\0b",
+            "a\nb",
+            "a\tb",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{9f}b",
+        ] {
+            let (f, why) = reason(
+                S3LockConfig::builder("locks", key)
+                    .endpoint("http://127.0.0.1:9000")
+                    .build()
+                    .unwrap_err(),
+            );
+            assert_eq!(f, "key", "{key:?}");
+            assert!(
+                why.contains("'.' or '..' path segment") || why.contains("control character"),
+                "{key:?}: {why}"
+            );
+        }
+        for ws in [".", "..", "a\nb", "a\u{1b}b"] {
+            let err = S3LockConfig::builder("locks", "k")
+                .workspace(ws)
+                .build()
+                .unwrap_err();
+            assert_eq!(field(err), "workspace", "{ws:?}");
+        }
+        for prefix in ["..", "env/..", "./env", "a/./b", "env\u{0}"] {
+            let err = S3LockConfig::builder("locks", "k")
+                .workspace("dev")
+                .workspace_key_prefix(prefix)
+                .build()
+                .unwrap_err();
+            assert_eq!(field(err), "workspace_key_prefix", "{prefix:?}");
+        }
+        // Dots inside a segment are ordinary characters.
+        for key in ["a/.b/c..d/...", "..a", "a..", ".terraform/x.tfstate"] {
+            let c = S3LockConfig::builder("locks", key)
+                .workspace("..w")
+                .workspace_key_prefix(".env.")
+                .build()
+                .unwrap();
+            assert_eq!(c.lock_key(), format!(".env./..w/{key}.tflock"));
+        }
+    }
+
+    #[test]
+    fn a_key_that_already_ends_in_tflock_is_refused_with_a_hint() {
+        let (f, why) = reason(
+            S3LockConfig::builder("locks", "envs/dev/terraform.tfstate.tflock")
+                .build()
+                .unwrap_err(),
+        );
+        assert_eq!(f, "key");
+        assert!(why.contains("pass the state key"), "{why}");
+        assert!(why.contains("envs/dev/terraform.tfstate"), "{why}");
     }
 
     #[test]
