@@ -417,7 +417,9 @@ pub struct BlueprintId(String);
 
 impl BlueprintId {
     /// Validate a blueprint ID: not empty, no white space or control
-    /// characters, and short enough that its label fits in 64 bytes (the SDK's limit).
+    /// characters, nothing that would change the API path (`/`, `\\`, `?`,
+    /// `#`, `.` alone or `..`), and short enough that its label fits in 64
+    /// bytes (the SDK's limit).
     pub fn new(id: impl Into<String>) -> Result<Self, Error> {
         let id = id.into();
         if id.is_empty() {
@@ -427,6 +429,29 @@ impl BlueprintId {
             return Err(Error::config(
                 "blueprint_id",
                 format!("{id:?} contains white space or control characters"),
+            ));
+        }
+        // The ID is one segment of `/api/blueprints/<ID>/lock-status`: a '/'
+        // (or '\\', which URL parsers read as '/') would add segments, '?' and
+        // '#' would end the path, and `.`/`..` would be resolved away by URL
+        // parsing. Encoding them would still lock a label no Apstra blueprint
+        // has, so they are refused.
+        if id.contains(['/', '\\', '?', '#']) {
+            return Err(Error::config(
+                "blueprint_id",
+                format!(
+                    "{id:?} contains '/', '\\', '?' or '#': give the blueprint's ID alone \
+                     (it is one segment of the API path /api/blueprints/<ID>)"
+                ),
+            ));
+        }
+        if id == "." || id.contains("..") {
+            return Err(Error::config(
+                "blueprint_id",
+                format!(
+                    "{id:?} must not be '.' or contain '..' (URL parsing resolves dot \
+                     segments in /api/blueprints/<ID>): give the blueprint's ID alone"
+                ),
             ));
         }
         // In bytes, as the Go SDK checks `len(label) > 64`.
@@ -813,6 +838,30 @@ mod tests {
             let err = BlueprintId::new(bad).unwrap_err();
             assert!(err.to_string().contains("blueprint_id"), "{err}");
             assert_eq!(field(err), "blueprint_id");
+        }
+    }
+
+    /// The ID is one segment of `/api/blueprints/<ID>/lock-status`: nothing in
+    /// it may add a segment, resolve one away, or end the path.
+    #[test]
+    fn blueprint_ids_that_would_change_the_url_path_are_refused() {
+        for bad in [
+            "a/b", "../x", "..", ".", "a..b", "bp?1", "bp#1", "a\\b", "\u{7f}", "\u{85}x",
+        ] {
+            let (f, why) = match BlueprintId::new(bad).unwrap_err() {
+                Error::InvalidConfig { field, reason } => (field, reason),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(f, "blueprint_id", "{bad:?}");
+            assert!(why.contains(&format!("{bad:?}")), "{bad:?}: {why}");
+        }
+        for good in [
+            "801a43ec-96ea-4f08-aa04-1f1faaeeeaf1",
+            "bp-old",
+            "a.b",
+            "x_y:z",
+        ] {
+            BlueprintId::new(good).unwrap();
         }
     }
 

@@ -89,6 +89,14 @@ fn segment(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 
+/// A segment that no encoding keeps in place: empty, `.` or `..` (URL
+/// parsing resolves the dots, `%2e` included, so `DELETE .../tags/..` would
+/// be `DELETE /api/design/`). Every other value is encoded by [`segment`]
+/// into exactly one segment (its `%` becomes `%25`, so no `%2e` can appear).
+fn unplaceable(s: &str) -> bool {
+    s.is_empty() || s == "." || s == ".."
+}
+
 impl Call {
     /// The HTTP method.
     pub fn method(&self) -> Method {
@@ -109,6 +117,24 @@ impl Call {
             Call::LockStatus { blueprint } => {
                 format!("/api/blueprints/{}/lock-status", segment(blueprint))
             }
+        }
+    }
+
+    /// Refuse an ID that cannot be one path segment (see [`unplaceable`]).
+    fn check_segments(&self) -> Result<(), Error> {
+        match self {
+            Call::GetTag { id } | Call::DeleteTag { id } if unplaceable(id) => {
+                // Tag IDs come from the server's answers.
+                Err(Error::malformed(format!(
+                    "the server sent the tag ID {id:?}, which cannot be used as a URL \
+                     path segment (it would address another resource)"
+                )))
+            }
+            Call::LockStatus { blueprint } if unplaceable(blueprint) => Err(Error::config(
+                "blueprint_id",
+                format!("{blueprint:?} cannot be used as a URL path segment"),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -164,6 +190,7 @@ pub fn login(server: &ApstraServer, path: LoginPath) -> Result<Request<Body>, Er
 
 /// An authenticated call with `token` in `AuthToken`.
 pub fn call(server: &ApstraServer, call: &Call, token: &Secret) -> Result<Request<Body>, Error> {
+    call.check_segments()?;
     let mut value = HeaderValue::from_str(token.expose()).map_err(|_| {
         Error::malformed("the login token contains characters that cannot go in a header")
     })?;
@@ -233,5 +260,58 @@ mod tests {
         .unwrap();
         assert_eq!(r.uri().path(), "/pfx/api/blueprints/bp%3F1/lock-status");
         assert!(call(&s, &Call::ListTags, &Secret::new("bad\ntoken")).is_err());
+    }
+
+    /// Tag IDs come from the server: one that URL parsing would resolve
+    /// (`DELETE /api/design/tags/..` is `DELETE /api/design/`) is refused;
+    /// anything else is encoded as exactly one segment.
+    #[test]
+    fn a_tag_id_is_exactly_one_path_segment_or_refused() {
+        let s = server();
+        let token = Secret::new("tok");
+        for id in ["", ".", ".."] {
+            for c in [
+                Call::DeleteTag { id: id.into() },
+                Call::GetTag { id: id.into() },
+            ] {
+                match call(&s, &c, &token).unwrap_err() {
+                    Error::MalformedResponse { what } => {
+                        assert!(what.contains("tag ID"), "{what}")
+                    }
+                    other => panic!("{id:?}: {other:?}"),
+                }
+            }
+        }
+        let err = call(
+            &s,
+            &Call::LockStatus {
+                blueprint: "..".into(),
+            },
+            &token,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidConfig {
+                    field: "blueprint_id",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        for id in [
+            "...", "%2e%2e", "a/../b", "a?b#c", "a\\b", "\u{0}\n", "é 😀", "%",
+        ] {
+            let r = call(&s, &Call::DeleteTag { id: id.into() }, &token).unwrap();
+            let url = url::Url::parse(&r.uri().to_string()).unwrap();
+            assert_eq!(url.as_str(), r.uri().to_string(), "{id:?} was rewritten");
+            let segment = url.path().strip_prefix("/pfx/api/design/tags/").unwrap();
+            assert!(!segment.contains('/'), "{id:?}");
+            let decoded = percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .unwrap();
+            assert_eq!(decoded, id);
+        }
     }
 }

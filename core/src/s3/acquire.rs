@@ -78,6 +78,13 @@ impl AcquireOptions {
             takeover: Takeover::default(),
         }
     }
+
+    /// Check the LockInfo fields (`operation`, `info`, `who`): no control
+    /// characters, `info` at most 4 KiB. [`Acquire`] checks this on its first
+    /// step and ends with [`Error::InvalidConfig`] before sending anything.
+    pub fn validate(&self) -> Result<(), Error> {
+        super::lockinfo::validate_holder_fields(&self.operation, &self.info, &self.who)
+    }
 }
 
 /// A lock we hold: what release and renewal need.
@@ -831,6 +838,9 @@ impl Machine for Acquire {
                 Action::Done(Err(Error::Misuse("acquire stepped after it finished")))
             }
             (Phase::Ready(step), Event::Start) if self.started.is_none() => {
+                if let Err(e) = self.opts.validate() {
+                    return self.finish(Err(e));
+                }
                 self.started = Some(now.monotonic);
                 let budget = match self.opts.wait {
                     Wait::No => Some(self.opts.transient_budget),

@@ -289,11 +289,11 @@ impl S3LockConfigBuilder {
         validate_bucket(&self.bucket)?;
         validate_state_key(&self.key)?;
         validate_region(&self.region)?;
+        validate_workspace_prefix(&self.workspace_key_prefix)?;
         let state_key = match self.workspace.as_deref() {
             None | Some("default") => self.key.clone(),
             Some(ws) => {
                 validate_workspace(ws)?;
-                validate_workspace_prefix(&self.workspace_key_prefix)?;
                 if self.workspace_key_prefix.is_empty() {
                     format!("{ws}/{}", self.key)
                 } else {
@@ -317,6 +317,22 @@ impl S3LockConfigBuilder {
         } else {
             Addressing::VirtualHosted
         });
+        if let (Some(url), Addressing::VirtualHosted) = (&endpoint, addressing) {
+            if matches!(
+                url.host(),
+                Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_))
+            ) {
+                // `locks.127.0.0.1` is neither an address nor a name.
+                return Err(Error::config(
+                    "addressing",
+                    format!(
+                        "virtual-hosted addressing puts the bucket in the host name, which \
+                         the IP address endpoint {} cannot have: use path-style addressing",
+                        url.as_str().trim_end_matches('/')
+                    ),
+                ));
+            }
+        }
         let encryption = match (self.sse_customer_key, self.encryption) {
             (None, enc) => enc,
             (Some(key), Encryption::None) => {
@@ -353,6 +369,7 @@ impl S3LockConfigBuilder {
             &self.bucket,
             &lock_key,
         );
+        check_lock_url(&lock_url)?;
         Ok(S3LockConfig {
             bucket: self.bucket,
             state_key,
@@ -395,17 +412,19 @@ fn validate_bucket(bucket: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Terraform's rules for the S3 backend `key`.
+/// Terraform's rules for the S3 backend `key`, plus what keeps the request on
+/// this exact object (see [`check_path_part`]).
 fn validate_state_key(key: &str) -> Result<(), Error> {
     let bad = |why: &str| Err(Error::config("key", format!("{key:?} {why}")));
     if key.is_empty() {
         return bad("must not be empty");
     }
-    if key.starts_with('/') || key.ends_with('/') {
-        return bad("must not start or end with '/'");
-    }
-    if key.contains("//") {
-        return bad("must not contain '//'");
+    check_path_part("key", key)?;
+    if let Some(state_key) = key.strip_suffix(".tflock") {
+        // The lock would be `<key>.tflock.tflock`, which Terraform never reads.
+        return bad(&format!(
+            "ends in .tflock: pass the state key ({state_key:?}), condlock adds .tflock"
+        ));
     }
     Ok(())
 }
@@ -417,21 +436,47 @@ fn validate_workspace(ws: &str) -> Result<(), Error> {
             format!("{ws:?} must be non-empty and contain no '/'"),
         ));
     }
-    Ok(())
+    check_path_part("workspace", ws)
 }
 
 fn validate_workspace_prefix(prefix: &str) -> Result<(), Error> {
-    if prefix.starts_with('/') || prefix.ends_with('/') {
-        return Err(Error::config(
-            "workspace_key_prefix",
-            format!("{prefix:?} must not start or end with '/'"),
+    // Empty is allowed: the workspace then comes first (`<ws>/<key>`).
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    check_path_part("workspace_key_prefix", prefix)
+}
+
+/// Rules shared by the pieces of the lock key (key, workspace prefix,
+/// workspace): no leading, trailing or doubled `/` (Terraform's rules), no
+/// control characters, and no `.` or `..` segment. URL parsers (the `url`
+/// crate under reqwest, browsers, proxies) resolve those segments before
+/// sending, so `a/../b` would lock `b` and `../other/k` on a path-style
+/// endpoint would lock `k` in bucket `other`. Percent-encoding does not help:
+/// `%2e%2e` is a dot segment too. Terraform's keys never contain them.
+fn check_path_part(field: &'static str, value: &str) -> Result<(), Error> {
+    let bad = |why: &str| Err(Error::config(field, format!("{value:?} {why}")));
+    if value.starts_with('/') || value.ends_with('/') {
+        return bad("must not start or end with '/'");
+    }
+    if value.contains("//") {
+        return bad("must not contain '//'");
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return bad(&format!(
+            "contains the control character {c:?}: remove it (S3 keys and Terraform paths \
+             have none)"
         ));
     }
-    if prefix.contains("//") {
-        return Err(Error::config(
-            "workspace_key_prefix",
-            format!("{prefix:?} must not contain '//'"),
-        ));
+    if value
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return bad(
+            "contains a '.' or '..' path segment, which URL normalisation would resolve \
+             to another object (or another bucket): name the state key without it, as \
+             Terraform does",
+        );
     }
     Ok(())
 }
@@ -451,9 +496,51 @@ fn validate_region(region: &str) -> Result<(), Error> {
 }
 
 /// Parse a custom endpoint without ever echoing credentials it may contain.
+///
+/// Anything a URL parser would silently rewrite is refused rather than
+/// rewritten: `\\` (read as `/`), tabs and newlines (dropped), `.`/`..` path
+/// segments (resolved), so the base URL we print is the one the user wrote.
 fn parse_endpoint(raw: &str) -> Result<Url, Error> {
-    let url = Url::parse(raw.trim())
-        .map_err(|e| Error::config("endpoint", format!("is not a valid URL ({e})")))?;
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(Error::config("endpoint", "must not be empty"));
+    }
+    // Before any message quotes the value: an '@' may follow a password
+    // (`user:pass@host`), even without a scheme (`user:pass@host:9000`).
+    if raw.contains('@') {
+        return Err(Error::config(
+            "endpoint",
+            "must not contain '@' (credentials such as user:password@ are not taken from \
+             the endpoint; pass them as credentials instead). The value is not shown: \
+             it may contain a secret",
+        ));
+    }
+    if raw.contains('?') || raw.contains('#') {
+        // Not quoted either: a query may carry a presigned signature.
+        return Err(Error::config(
+            "endpoint",
+            "must not have a query (?...) or fragment (#...): give the base URL only, \
+             like http://127.0.0.1:9000",
+        ));
+    }
+    if let Some(c) = raw.chars().find(|c| c.is_control()) {
+        return Err(Error::config(
+            "endpoint",
+            format!("{raw:?} contains the control character {c:?}"),
+        ));
+    }
+    if raw.contains('\\') {
+        return Err(Error::config(
+            "endpoint",
+            format!("{raw:?} contains '\\', which URL parsers read as '/': write '/'"),
+        ));
+    }
+    let lower = raw.to_ascii_lowercase();
+    if !lower.starts_with("http://") && !lower.starts_with("https://") {
+        return Err(Error::config("endpoint", scheme_hint(raw)));
+    }
+    let url = Url::parse(raw)
+        .map_err(|e| Error::config("endpoint", format!("{raw:?} is not a valid URL ({e})")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::config(
             "endpoint",
@@ -467,7 +554,7 @@ fn parse_endpoint(raw: &str) -> Result<Url, Error> {
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::config("endpoint", "has no host"));
+        return Err(Error::config("endpoint", format!("{raw:?} has no host")));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::config(
@@ -475,7 +562,65 @@ fn parse_endpoint(raw: &str) -> Result<Url, Error> {
             "must not have a query or fragment",
         ));
     }
+    // The path as written (after `scheme://host[:port]`): the parsed one has
+    // its dot segments already resolved.
+    let after_scheme = &raw[raw.find("://").map_or(0, |i| i + 3)..];
+    let written_path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
+    if written_path.split('/').any(is_dot_segment) {
+        return Err(Error::config(
+            "endpoint",
+            format!(
+                "{raw:?} has a '.' or '..' path segment, which URL parsing resolves to \
+                 another path: write the path prefix without it"
+            ),
+        ));
+    }
     Ok(url)
+}
+
+/// Why an endpoint without `http://` or `https://` is refused, with the
+/// corrected value when adding `http://` makes it a URL (`127.0.0.1:5077`,
+/// `localhost:5077`: the second even parses as a URL of scheme `localhost`).
+fn scheme_hint(raw: &str) -> String {
+    if let Some((scheme, _)) = raw.split_once("://") {
+        return format!("{raw:?}: the scheme must be http or https, not {scheme:?}");
+    }
+    let lower = raw.to_ascii_lowercase();
+    if lower.starts_with("http:") || lower.starts_with("https:") {
+        return format!("{raw:?} must start with http:// or https://");
+    }
+    let fixed = format!("http://{raw}");
+    if Url::parse(&fixed).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty())) {
+        format!("{raw:?} has no scheme: write \"{fixed}\" (or https:// if the store speaks TLS)")
+    } else {
+        format!("{raw:?} is not a URL: it must start with http:// or https://")
+    }
+}
+
+/// A path segment that URL parsing resolves: `.` or `..`, also
+/// percent-encoded (`%2e`, `.%2E`...), as the WHATWG URL standard says.
+fn is_dot_segment(segment: &str) -> bool {
+    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
+}
+
+/// The lock URL must come back from URL parsing exactly as we built it: no
+/// segment resolved, nothing re-encoded, the host unchanged. Validation of
+/// every piece guarantees this; the check makes a gap in it a clear error
+/// instead of a request to another object.
+fn check_lock_url(lock_url: &str) -> Result<(), Error> {
+    let reparsed = Url::parse(lock_url).map(String::from);
+    let uri_ok = lock_url.parse::<http::Uri>().is_ok();
+    if reparsed.as_deref() != Ok(lock_url) || !uri_ok {
+        return Err(Error::config(
+            "key",
+            format!(
+                "the lock URL {lock_url} would be rewritten by URL parsing; \
+                 use a plainer key, bucket or endpoint"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Characters S3 leaves unencoded in an object key path: RFC 3986 unreserved
@@ -719,6 +864,171 @@ mod tests {
             field(Credentials::new("AK", "s", Some(Secret::new(""))).unwrap_err()),
             "session_token"
         );
+    }
+
+    fn reason(err: Error) -> (&'static str, String) {
+        match err {
+            Error::InvalidConfig { field, reason } => (field, reason),
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    /// Reproduced: `../other/x.tfstate` on bucket `locks` wrote
+    /// `other/x.tfstate.tflock` in bucket `other` once the HTTP stack
+    /// resolved the dot segments.
+    #[test]
+    fn dot_segments_and_control_characters_are_refused_in_keys() {
+        for key in [
+            "../other/x.tfstate",
+            "a/../b.tfstate",
+            "a/./b.tfstate",
+            "./x",
+            "x/..",
+            "..",
+            ".",
+            "a\0b",
+            "a\nb",
+            "a\tb",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{9f}b",
+        ] {
+            let (f, why) = reason(
+                S3LockConfig::builder("locks", key)
+                    .endpoint("http://127.0.0.1:9000")
+                    .build()
+                    .unwrap_err(),
+            );
+            assert_eq!(f, "key", "{key:?}");
+            assert!(
+                why.contains("'.' or '..' path segment") || why.contains("control character"),
+                "{key:?}: {why}"
+            );
+        }
+        for ws in [".", "..", "a\nb", "a\u{1b}b"] {
+            let err = S3LockConfig::builder("locks", "k")
+                .workspace(ws)
+                .build()
+                .unwrap_err();
+            assert_eq!(field(err), "workspace", "{ws:?}");
+        }
+        for prefix in ["..", "env/..", "./env", "a/./b", "env\u{0}"] {
+            let err = S3LockConfig::builder("locks", "k")
+                .workspace("dev")
+                .workspace_key_prefix(prefix)
+                .build()
+                .unwrap_err();
+            assert_eq!(field(err), "workspace_key_prefix", "{prefix:?}");
+        }
+        // Dots inside a segment are ordinary characters.
+        for key in ["a/.b/c..d/...", "..a", "a..", ".terraform/x.tfstate"] {
+            let c = S3LockConfig::builder("locks", key)
+                .workspace("..w")
+                .workspace_key_prefix(".env.")
+                .build()
+                .unwrap();
+            assert_eq!(c.lock_key(), format!(".env./..w/{key}.tflock"));
+        }
+    }
+
+    #[test]
+    fn a_key_that_already_ends_in_tflock_is_refused_with_a_hint() {
+        let (f, why) = reason(
+            S3LockConfig::builder("locks", "envs/dev/terraform.tfstate.tflock")
+                .build()
+                .unwrap_err(),
+        );
+        assert_eq!(f, "key");
+        assert!(why.contains("pass the state key"), "{why}");
+        assert!(why.contains("envs/dev/terraform.tfstate"), "{why}");
+    }
+
+    #[test]
+    fn an_endpoint_without_scheme_is_shown_with_the_fix() {
+        for (raw, want) in [
+            ("127.0.0.1:5077", "http://127.0.0.1:5077"),
+            ("localhost:5077", "http://localhost:5077"),
+            ("minio.local", "http://minio.local"),
+            (" 127.0.0.1:5077/base ", "http://127.0.0.1:5077/base"),
+        ] {
+            let (f, why) = reason(
+                S3LockConfig::builder("locks", "k")
+                    .endpoint(raw)
+                    .build()
+                    .unwrap_err(),
+            );
+            assert_eq!(f, "endpoint");
+            assert!(why.contains(raw.trim()), "{raw}: {why}");
+            assert!(why.contains(&format!("\"{want}\"")), "{raw}: {why}");
+        }
+    }
+
+    #[test]
+    fn endpoint_credentials_are_never_echoed_even_without_scheme() {
+        for raw in [
+            "AKIA:hunter2@127.0.0.1:5077",
+            "http://AKIA:hunter2@s3.local",
+            "http://:hunter2@s3.local",
+            "http://hunter2@s3.local",
+            "http://h/x@hunter2",
+            "s3.local:hunter2@x",
+        ] {
+            let err = S3LockConfig::builder("locks", "k")
+                .endpoint(raw)
+                .build()
+                .unwrap_err();
+            let text = format!("{err} {err:?}");
+            assert!(!text.contains("hunter2"), "{raw}: {text}");
+            assert_eq!(field(err), "endpoint", "{raw}");
+        }
+    }
+
+    #[test]
+    fn endpoints_that_url_parsing_would_rewrite_are_refused() {
+        for raw in [
+            "http://h:9000/?",
+            "http://h:9000/#",
+            "http://h:9000/base?x",
+            "http://h:9000\\base",
+            "http://h:9000/a/../b",
+            "http://h:9000/a/./b",
+            "http://h:9000/base/..",
+            "http://h:9000/%2e%2E/b",
+            "http://h:9000/.%2e",
+            "http://h\n:9000",
+            "http://h:9000/a\tb",
+        ] {
+            let (f, why) = reason(
+                S3LockConfig::builder("locks", "k")
+                    .endpoint(raw)
+                    .build()
+                    .unwrap_err(),
+            );
+            assert_eq!(f, "endpoint", "{raw:?}: {why}");
+        }
+        // A path prefix is fine and kept as written.
+        let c = S3LockConfig::builder("locks", "k")
+            .endpoint("http://h:9000/s3/..x/")
+            .build()
+            .unwrap();
+        assert_eq!(c.lock_url(), "http://h:9000/s3/..x/locks/k.tflock");
+    }
+
+    #[test]
+    fn virtual_hosted_addressing_needs_a_host_name() {
+        for raw in ["http://127.0.0.1:9000", "http://[::1]:9000"] {
+            let err = S3LockConfig::builder("locks", "k")
+                .endpoint(raw)
+                .addressing(Addressing::VirtualHosted)
+                .build()
+                .unwrap_err();
+            assert_eq!(field(err), "addressing", "{raw}");
+            // Path style on the same endpoint is fine.
+            S3LockConfig::builder("locks", "k")
+                .endpoint(raw)
+                .build()
+                .unwrap();
+        }
     }
 
     #[test]

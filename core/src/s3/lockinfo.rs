@@ -12,10 +12,53 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::error::Error;
 use crate::time::format_go_rfc3339_nano;
 
 /// The biggest lock body we agree to parse. Terraform's bodies are ~250 bytes.
 pub const MAX_LOCK_BODY: usize = 64 * 1024;
+
+/// The longest `Info` we write, in bytes: room for a sentence or two, and a
+/// lock body that stays far below [`MAX_LOCK_BODY`] (Terraform's are ~250 bytes).
+pub const MAX_INFO_LEN: usize = 4096;
+
+/// The longest `Who` and `Operation` we write, in bytes.
+pub const MAX_WHO_LEN: usize = 1024;
+
+/// Check the holder-supplied LockInfo fields before a lock is written.
+///
+/// Control characters (C0, DEL, C1) are refused: whoever finds the lock held
+/// reads these fields on a terminal, where they would rewrite the screen
+/// (`ESC`, `CSI`) or forge extra lines. The size caps keep our own lock body
+/// readable by [`LockInfo::parse`].
+pub fn validate_holder_fields(operation: &str, info: &str, who: &str) -> Result<(), Error> {
+    for (field, value, max) in [
+        ("operation", operation, MAX_WHO_LEN),
+        ("info", info, MAX_INFO_LEN),
+        ("who", who, MAX_WHO_LEN),
+    ] {
+        if let Some(c) = value.chars().find(|c| c.is_control()) {
+            return Err(Error::config(
+                field,
+                format!(
+                    "contains the control character {c:?}: use printable text \
+                     (it is shown to whoever finds the lock held)"
+                ),
+            ));
+        }
+        if value.len() > max {
+            return Err(Error::config(
+                field,
+                format!(
+                    "is {} bytes; at most {max} bytes ({} KiB) are allowed",
+                    value.len(),
+                    max / 1024
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Terraform's lock information, field for field.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,8 @@ pub mod verdict;
 mod classify_tests;
 #[cfg(test)]
 mod machine_tests;
+#[cfg(test)]
+mod validation_tests;
 
 pub use acquire::{Acquire, AcquireOptions, Entropy, HeldLock};
 pub use config::{Addressing, Credentials, Encryption, S3LockConfig, S3LockConfigBuilder};
