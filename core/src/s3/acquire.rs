@@ -261,6 +261,12 @@ impl Acquire {
     }
 
     fn send(&mut self, step: Step, now: Now) -> Action<HeldLock> {
+        if step == Step::Put {
+            // A create (If-None-Match) starts a fresh lock: generation 1, even
+            // after a takeover of ours lost its race and left previous + 1
+            // in our body. Only a takeover (If-Match) writes previous + 1.
+            self.adopt_generation(Some(1));
+        }
         let t = self.retry.signing_time(now);
         let built = match &step {
             Step::Put => request::put_lock(
@@ -301,6 +307,16 @@ impl Acquire {
                 Action::Send(req)
             }
             Err(e) => self.fail(e, now),
+        }
+    }
+
+    /// Make our body carry `generation` (when we hold with a lease).
+    fn adopt_generation(&mut self, generation: Option<u64>) {
+        if let (Some(lease), Some(generation)) = (self.info.lease.as_mut(), generation) {
+            if lease.generation != generation {
+                lease.generation = generation;
+                self.body = self.info.to_json();
+            }
         }
     }
 
@@ -520,10 +536,21 @@ impl Acquire {
                     log::info!(
                         "the lock already carries our ID: an earlier attempt of ours succeeded"
                     );
+                    // That attempt may have been a takeover or a fresh create:
+                    // hold the generation it wrote, not the one we last sent.
+                    if let Ok(landed) = &holder.info {
+                        self.adopt_generation(landed.lease.as_ref().map(|l| l.generation));
+                    }
                     return self.acquired(holder.etag, true, now);
                 }
-                // Someone else's lock is in place, so no PUT of ours landed.
+                // Someone else's lock is in place, so no PUT of ours landed
+                // (or one did and was replaced since): every uncertain write
+                // so far is resolved. Forgetting the earliest one matters for
+                // a lease: were a later write of ours recognised, the lease
+                // would otherwise run from this long-gone one and could be
+                // over the moment acquire returns.
                 self.uncertain = false;
+                self.first_uncertain_write = None;
                 self.retry.progressed();
                 self.held_by(Some(holder), now)
             }
