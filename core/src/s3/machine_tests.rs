@@ -1204,6 +1204,8 @@ fn release_400_refusing_if_match_falls_back() {
 fn release_fallback_never_repeats_a_blind_delete() {
     // GET-compare-DELETE whose DELETE fails in transit. Repeating the blind
     // DELETE could remove a lock taken meanwhile by someone else: compare again.
+    // The lock now carries another ID, so our DELETE did land (the read had
+    // just found our ID): released, and theirs untouched.
     let mut rel = release("\"e\"");
     let (result, sent) = run(
         &mut rel,
@@ -1214,10 +1216,7 @@ fn release_fallback_never_repeats_a_blind_delete() {
             other_holder("\"b\""),
         ],
     );
-    assert!(
-        matches!(result, Err(Error::NotOwned { holder: Some(_) })),
-        "{result:?}"
-    );
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
     assert_eq!(
         lines(&sent),
         ["DELETE If-Match: \"e\"", "GET", "DELETE", "GET"]
@@ -1249,6 +1248,52 @@ fn release_transport_error_then_404_counts_as_released() {
     assert_eq!(lines(&sent), ["DELETE If-Match: \"e\""; 2]);
     let t = times(&sent);
     assert!(within(t[1], Backoff::TRANSIENT.ceiling(0)), "{t:?}");
+}
+
+#[test]
+fn release_whose_delete_landed_unheard_then_412_on_the_next_holder_is_released() {
+    // Our DELETE If-Match lands but its answer is lost; meanwhile the next
+    // holder takes the lock, so the retry gets 412. Our lock is gone and theirs
+    // was never touched: released, not NotOwned.
+    for first in [
+        Err("connection reset".to_string()),
+        Ok(s3_error(503, "SlowDown")),
+    ] {
+        let mut rel = release("\"e\"");
+        let (result, sent) = run(
+            &mut rel,
+            vec![first, precondition_failed(), other_holder("\"theirs\"")],
+        );
+        assert_eq!(result.unwrap(), UnlockOutcome::Released);
+        assert_eq!(
+            lines(&sent),
+            ["DELETE If-Match: \"e\"", "DELETE If-Match: \"e\"", "GET"]
+        );
+    }
+    // A 412 on our first DELETE, or after a 409 (a concurrent write won, so
+    // our DELETE was not applied), is someone else's lock: NotOwned.
+    for first in [
+        precondition_failed(),
+        Ok(s3_error(409, "ConditionalRequestConflict")),
+    ] {
+        let mut rel = release("\"e\"");
+        let mut replies = vec![first];
+        if rel_needs_second_412(&replies) {
+            replies.push(precondition_failed());
+        }
+        replies.push(other_holder("\"theirs\""));
+        let (result, _) = run(&mut rel, replies);
+        assert!(
+            matches!(result, Err(Error::NotOwned { holder: Some(_) })),
+            "{result:?}"
+        );
+    }
+}
+
+/// After a 409 the DELETE is repeated (and then gets 412); after a 412 the
+/// lock is read at once.
+fn rel_needs_second_412(replies: &[Reply]) -> bool {
+    matches!(&replies[0], Ok(r) if r.status() == 409)
 }
 
 #[test]

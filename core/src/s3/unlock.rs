@@ -232,7 +232,11 @@ impl Unlock {
                 self.send(Step::Read, now)
             }
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
-                self.maybe_deleted = true;
+                // A 5xx may have been applied; a 409 says a concurrent write
+                // won and ours was not, so it proves nothing about a release.
+                if matches!(class, ResponseClass::Transient { .. }) {
+                    self.maybe_deleted = true;
+                }
                 let err = self.final_error(class);
                 self.retry_later(Self::retry_of_delete(etag), err, now)
             }
@@ -271,6 +275,19 @@ impl Unlock {
                     etag,
                     last_modified,
                 };
+                if holder.id() != Some(self.lock_id.as_str()) && self.maybe_deleted {
+                    // A DELETE of ours may have been applied with its answer
+                    // lost, and the lock changed hands since: ours is gone and
+                    // theirs was never touched (we only ever send DELETE
+                    // If-Match, or an unconditional one right after reading
+                    // our ID). That is a release whose confirmation was lost.
+                    log::warn!(
+                        "the confirmation of our DELETE of {} was lost; the lock is now held by \
+                         {holder}, so ours was removed: released",
+                        self.config.lock_key()
+                    );
+                    return self.finish(Ok(UnlockOutcome::Released));
+                }
                 if holder.id() != Some(self.lock_id.as_str()) {
                     log::warn!(
                         "{} is now held by {holder}; not deleting it",
