@@ -178,6 +178,22 @@ pub enum Error {
         /// The blueprint ID.
         blueprint: String,
     },
+
+    /// The store answered `412 Precondition Failed` to `PUT If-None-Match: *`
+    /// round after round although reading the lock found none: it refuses
+    /// conditional creates (or evaluates `If-None-Match` wrongly), so this
+    /// lock can never be taken there. Nothing was written.
+    #[error(
+        "the store at {endpoint} (bucket {bucket}) answers 412 Precondition Failed to \
+         If-None-Match although no lock exists: it cannot provide a lock; use a store that \
+         supports conditional writes"
+    )]
+    ConditionalCreateRefused {
+        /// The endpoint (without credentials).
+        endpoint: String,
+        /// The bucket.
+        bucket: String,
+    },
 }
 
 fn blocker_suffix(blocker: &Option<Box<Blocker>>) -> String {

@@ -134,6 +134,11 @@ enum Step {
 /// another ETag", stop: something keeps rewriting the lock.
 const MAX_CLEANUP_CHASES: u32 = 3;
 
+/// After this many rounds in a row of "412 to our create, then no lock on
+/// GET", the store is named as refusing conditional creates. A holder
+/// releasing between our PUT and GET explains one round, rarely two.
+const MAX_VANISHED_ROUNDS: u32 = 3;
+
 #[derive(Clone, Debug)]
 enum Phase {
     /// Next: send this step (at start or when the timer fires).
@@ -554,17 +559,7 @@ impl Acquire {
                 self.retry.progressed();
                 self.held_by(Some(holder), now)
             }
-            ResponseClass::NoSuchKey => {
-                // Released between our PUT and our GET: try again at once, but
-                // back off if it keeps happening.
-                self.vanished_in_a_row += 1;
-                if self.vanished_in_a_row <= 3 {
-                    self.send(Step::Put, now)
-                } else {
-                    let err = Error::malformed("the lock keeps vanishing between PUT and GET");
-                    self.retry_later(Step::Put, err, now)
-                }
-            }
+            ResponseClass::NoSuchKey => self.vanished(now),
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
                 let err = self.final_error(class);
                 self.retry_later(Step::ReadHolder, err, now)
@@ -579,6 +574,52 @@ impl Acquire {
                 let err = self.final_error(other);
                 self.fail(err, now)
             }
+        }
+    }
+
+    /// Our `PUT If-None-Match` got 412, yet the lock is not there. Once, it
+    /// is a holder releasing between our PUT and our GET: try again at once,
+    /// then after a backoff. Round after round, it is the store refusing
+    /// conditional creates although no lock exists: say so instead of
+    /// retrying until a deadline (or forever) with a misleading error. A
+    /// deadline that has passed meanwhile still ends in a timeout.
+    fn vanished(&mut self, now: Now) -> Action<HeldLock> {
+        self.vanished_in_a_row += 1;
+        if self.vanished_in_a_row == 1 {
+            log::warn!(
+                "{} answered 412 to If-None-Match on {}, yet there is no lock: a holder released \
+                 meanwhile, or the store refuses conditional creates; trying again",
+                self.config.endpoint_display(),
+                self.config.lock_key()
+            );
+        }
+        if self.retry.deadline.wake_for(now, Duration::ZERO).is_none() {
+            let err = match self.opts.wait {
+                Wait::For(_) | Wait::Forever => Error::Timeout {
+                    waited: self.waited(now),
+                    holder: self.holder.clone().map(Box::new),
+                },
+                Wait::No => self.create_refused(),
+            };
+            return self.fail(err, now);
+        }
+        match self.vanished_in_a_row {
+            1 => self.send(Step::Put, now),
+            n if n < MAX_VANISHED_ROUNDS => {
+                let err = self.create_refused();
+                self.retry_later(Step::Put, err, now)
+            }
+            _ => {
+                let err = self.create_refused();
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn create_refused(&self) -> Error {
+        Error::ConditionalCreateRefused {
+            endpoint: self.config.endpoint_display(),
+            bucket: self.config.bucket().to_string(),
         }
     }
 

@@ -12,6 +12,7 @@ use sha2::Digest as _;
 use super::acquire::{Acquire, AcquireOptions, Entropy, HeldLock};
 use super::config::{Credentials, Encryption, S3LockConfig};
 use super::lockinfo::{LockHolder, LockInfo};
+use super::log_capture;
 use super::request::{delete_lock, get_lock, put_lock, PutCondition};
 use super::status::Status;
 use super::unlock::{Unlock, UnlockOutcome};
@@ -661,10 +662,10 @@ fn lock_vanishing_between_412_and_get_triggers_an_immediate_put() {
 }
 
 #[test]
-fn lock_vanishing_repeatedly_backs_off_after_three() {
+fn lock_vanishing_twice_backs_off_before_the_third_put() {
     let mut acq = acquire(opts(Wait::Forever, false));
     let mut script = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..2 {
         script.push(precondition_failed());
         script.push(no_such_key());
     }
@@ -672,8 +673,69 @@ fn lock_vanishing_repeatedly_backs_off_after_three() {
     let (result, sent) = run(&mut acq, script);
     assert_eq!(result.unwrap().etag, "\"e\"");
     let t = times(&sent);
-    assert!(t[..8].iter().all(|x| x.is_zero()), "{t:?}");
-    assert!(within(t[8], Backoff::TRANSIENT.ceiling(0)), "{t:?}");
+    assert!(t[..4].iter().all(|x| x.is_zero()), "{t:?}");
+    assert!(within(t[4], Backoff::TRANSIENT.ceiling(0)), "{t:?}");
+}
+
+#[test]
+fn a_store_answering_412_to_if_none_match_without_a_lock_is_named_after_three_rounds() {
+    // Before: Wait::No spent its 30 s transient budget, a 5 s wait ended in a
+    // malformed-response error, and waiting forever never ended.
+    for wait in [Wait::No, Wait::For(secs(5)), Wait::Forever] {
+        let mut acq = acquire(opts(wait, true));
+        let ((result, sent), logs) = log_capture::capture(|| {
+            run_virtual(&mut acq, origin(), |req, _| match *req.method() {
+                Method::PUT => precondition_failed(),
+                Method::GET => no_such_key(),
+                _ => panic!("unexpected {}", line(req)),
+            })
+        });
+        let err = match result {
+            Err(e @ Error::ConditionalCreateRefused { .. }) => e,
+            other => panic!("{wait:?}: expected ConditionalCreateRefused, got {other:?}"),
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "answers 412 Precondition Failed to If-None-Match although no lock exists"
+            ) && text.contains(ENDPOINT)
+                && text.contains("tfstate"),
+            "{text}"
+        );
+        assert_eq!(
+            lines(&sent),
+            [PUT, "GET", PUT, "GET", PUT, "GET"],
+            "{wait:?}"
+        );
+        let warned = log_capture::warnings(&logs);
+        assert_eq!(
+            warned
+                .iter()
+                .filter(|w| w.contains("412") && w.contains("no lock"))
+                .count(),
+            1,
+            "one warning at the first occurrence: {warned:?}"
+        );
+    }
+}
+
+#[test]
+fn a_timeout_during_412_then_absent_rounds_is_still_a_timeout() {
+    let mut acq = acquire(opts(Wait::For(secs(5)), false));
+    let t0 = origin();
+    assert!(matches!(acq.step(Event::Start, t0), Action::Send(_)));
+    let get = acq.step(Event::Response(precondition_failed().unwrap()), t0);
+    assert!(
+        matches!(&get, Action::Send(r) if r.method() == Method::GET),
+        "{get:?}"
+    );
+    // The GET's answer arrives after the wait ran out.
+    let late = t0.advanced(secs(6));
+    let done = acq.step(Event::Response(no_such_key().unwrap()), late);
+    assert!(
+        matches!(done, Action::Done(Err(Error::Timeout { .. }))),
+        "{done:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -22,6 +22,8 @@ pub mod verdict;
 #[cfg(test)]
 mod classify_tests;
 #[cfg(test)]
+mod log_capture;
+#[cfg(test)]
 mod machine_tests;
 
 pub use acquire::{Acquire, AcquireOptions, Entropy, HeldLock};
