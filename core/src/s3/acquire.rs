@@ -21,7 +21,7 @@ use super::config::{Credentials, S3LockConfig};
 use super::lease::{LeaseTerms, Takeover};
 use super::lockinfo::{LeaseInfo, LockHolder, LockInfo};
 use super::request::{self, PutCondition};
-use super::response::{classify, ResponseClass};
+use super::response::{classify_redacted, ResponseClass};
 use super::retry::Retry;
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
@@ -462,7 +462,7 @@ impl Acquire {
                 return self.retry_later(again, Error::Transport { message: transport }, now);
             }
         };
-        let class = classify(&resp);
+        let class = classify_redacted(&resp, &self.config, &self.credentials);
         if let ResponseClass::ClockSkewed { server_time } = &class {
             if self.retry.correct_clock(*server_time, now) {
                 return self.send(step, now);

@@ -1503,6 +1503,94 @@ fn status_retries_transient_errors_and_reports_final_ones() {
 }
 
 // ---------------------------------------------------------------------------
+// Server messages never carry our secrets back to the user
+// ---------------------------------------------------------------------------
+
+/// An error body whose message echoes every secret we hold, in raw and
+/// base64 forms (a hostile or buggy server).
+fn echoing_secrets(status: u16, code: &str) -> Reply {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    // SSE_C_KEY decodes to printable ASCII, so its raw form can be echoed too.
+    let raw_sse_c = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(SSE_C_KEY)
+            .unwrap(),
+    )
+    .unwrap();
+    Ok(resp(
+        status,
+        &[],
+        format!(
+            "<Error><Code>{code}</Code><Message>token {SESSION_TOKEN} ({}) secret {SECRET_KEY} \
+             ({}) sse-c {SSE_C_KEY} raw {raw_sse_c}</Message></Error>",
+            b64(SESSION_TOKEN),
+            b64(SECRET_KEY)
+        ),
+    ))
+}
+
+fn assert_no_secret_in(err: &Error) {
+    let raw_sse_c = base64::engine::general_purpose::STANDARD
+        .decode(SSE_C_KEY)
+        .unwrap();
+    let raw_sse_c = String::from_utf8(raw_sse_c).unwrap();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    for shown in [err.to_string(), format!("{err:?}")] {
+        for secret in [
+            SESSION_TOKEN.to_string(),
+            SECRET_KEY.to_string(),
+            SSE_C_KEY.to_string(),
+            raw_sse_c.clone(),
+            b64(SESSION_TOKEN),
+            b64(SECRET_KEY),
+        ] {
+            assert!(!shown.contains(&secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+}
+
+#[test]
+fn server_messages_echoing_our_secrets_are_redacted_in_errors() {
+    let config = Arc::new(sse_c_config());
+    let entropy = Entropy {
+        lock_id: OUR_ID_BYTES,
+        jitter_seed: 1,
+    };
+    // Acquire: 403 (AccessDenied) and 400 (Rejected).
+    for (status, code) in [(403, "AccessDenied"), (400, "InvalidRequest")] {
+        let mut acq = Acquire::new(
+            config.clone(),
+            token_creds(),
+            opts(Wait::No, false),
+            entropy,
+            ClockOffset::default(),
+            origin(),
+        );
+        let (result, _) = run(&mut acq, vec![echoing_secrets(status, code)]);
+        assert_no_secret_in(&result.unwrap_err());
+    }
+    // Release: a 5xx until the budget (Server).
+    let mut rel = Unlock::release(
+        config.clone(),
+        token_creds(),
+        &our_info(),
+        "\"e\"",
+        secs(1),
+        9,
+        ClockOffset::default(),
+    );
+    let (result, _) = run_virtual(&mut rel, origin(), |_, _| {
+        echoing_secrets(500, "InternalError")
+    });
+    assert_no_secret_in(&result.unwrap_err());
+    // Status: 400 (Rejected).
+    let mut st = Status::new(config, token_creds(), secs(1), 9, ClockOffset::default());
+    let (result, _) = run(&mut st, vec![echoing_secrets(400, "InvalidRequest")]);
+    assert_no_secret_in(&result.unwrap_err());
+}
+
+// ---------------------------------------------------------------------------
 // Request building
 // ---------------------------------------------------------------------------
 

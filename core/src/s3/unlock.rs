@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::config::{Credentials, S3LockConfig};
 use super::lockinfo::{LockHolder, LockInfo};
 use super::request;
-use super::response::{classify, ResponseClass};
+use super::response::{classify_redacted, ResponseClass};
 use super::retry::Retry;
 use crate::backoff::Backoff;
 use crate::error::Error;
@@ -344,7 +344,7 @@ impl Machine for Unlock {
             }
             (Phase::Ready(step), Event::TimerFired) if self.started => self.send(step, now),
             (Phase::InFlight(step), Event::Response(resp)) => {
-                let class = classify(&resp);
+                let class = classify_redacted(&resp, &self.config, &self.credentials);
                 if let ResponseClass::ClockSkewed { server_time } = &class {
                     if self.retry.correct_clock(*server_time, now) {
                         return self.send(step, now);
