@@ -357,6 +357,11 @@ impl Acquire {
         self.send(next, now)
     }
 
+    /// `s3://bucket/key` of the lock object, for messages asking a human to act.
+    fn lock_uri(&self) -> String {
+        format!("s3://{}/{}", self.config.bucket(), self.config.lock_key())
+    }
+
     fn end_cleanup(&mut self) -> Action<HeldLock> {
         let err = self
             .pending_error
@@ -374,7 +379,9 @@ impl Acquire {
             }
             None if self.pending_error.is_some() => {
                 log::warn!(
-                    "could not confirm the removal of our lock before the cleanup deadline: {err}"
+                    "could not confirm the removal of our lock {} before the cleanup deadline: \
+                     {err}",
+                    self.lock_uri()
                 );
                 self.end_cleanup()
             }
@@ -796,16 +803,28 @@ impl Acquire {
 
     fn on_cleanup_read(&mut self, class: ResponseClass, body: Body, now: Now) -> Action<HeldLock> {
         match class {
-            ResponseClass::Success {
-                etag,
-                last_modified,
-            } => match self.holder_from(&body, etag, last_modified) {
-                Ok(h) if h.id() == Some(self.info.id.as_str()) => {
-                    let etag = (!self.cleanup_fallback).then_some(h.etag);
-                    self.send(Step::CleanupDelete { etag }, now)
+            ResponseClass::Success { etag, .. } => {
+                let ours = LockInfo::parse(&body).is_ok_and(|info| info.id == self.info.id);
+                match (ours, etag) {
+                    (true, _) if self.cleanup_fallback => {
+                        self.send(Step::CleanupDelete { etag: None }, now)
+                    }
+                    (true, Some(etag)) => self.send(Step::CleanupDelete { etag: Some(etag) }, now),
+                    // Without an ETag our lock cannot be deleted safely (an
+                    // unconditional DELETE could hit a lock taken meanwhile),
+                    // so it stays: whoever must remove it needs to know where.
+                    (true, None) => {
+                        log::warn!(
+                            "our lock {} stays: the store returned it without an ETag, so it \
+                             cannot be deleted conditionally; remove it by hand (its ID is {})",
+                            self.lock_uri(),
+                            self.info.id
+                        );
+                        self.end_cleanup()
+                    }
+                    (false, _) => self.end_cleanup(),
                 }
-                _ => self.end_cleanup(),
-            },
+            }
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
                 let err = self.final_error(class);
                 self.retry_later(Step::CleanupRead, err, now)

@@ -326,6 +326,33 @@ fn put_success_without_etag_reads_it_back() {
 // ---------------------------------------------------------------------------
 
 #[test]
+fn a_lock_of_ours_that_cannot_be_removed_for_want_of_an_etag_is_named_in_a_warning() {
+    // A store that never returns an ETag: the lock we wrote cannot be released
+    // conditionally, so acquire gives up; the cleanup read finds our lock but
+    // cannot delete it by ETag either. The lock stays: say where, loudly.
+    let mut acq = acquire(opts(Wait::No, false));
+    let no_etag = || lock_object_without_etag(our_info().to_json());
+    let ((result, sent), logs) =
+        log_capture::capture(|| run(&mut acq, vec![Ok(resp(200, &[], "")), no_etag(), no_etag()]));
+    assert!(
+        matches!(result, Err(Error::MalformedResponse { .. })),
+        "{result:?}"
+    );
+    assert_eq!(lines(&sent), [PUT, "GET", "GET"]);
+    let warned = log_capture::warnings(&logs);
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("s3://tfstate/envs/dev/terraform.tfstate.tflock")),
+        "{warned:?}"
+    );
+}
+
+fn lock_object_without_etag(body: Vec<u8>) -> Reply {
+    Ok(resp(200, &[("Content-Type", "application/json")], body))
+}
+
+#[test]
 fn held_with_wait_no_reports_the_holder() {
     let mut acq = acquire(opts(Wait::No, true));
     let (result, sent) = run(
