@@ -274,7 +274,8 @@ impl<T: HttpTransport> S3Lock<T> {
             entropy(),
             self.clock_offset(),
             self.clock.now(),
-        );
+        )
+        .with_verdicts(verdicts().clone());
         let result = self.drive(&mut machine, cancel, on_wait).await;
         if let Ok(held) = &result {
             if held.verified_conditional_writes {
@@ -306,7 +307,8 @@ impl<T: HttpTransport> S3Lock<T> {
             budget,
             entropy().jitter_seed,
             self.clock_offset(),
-        );
+        )
+        .with_verdicts(verdicts().clone());
         self.run_unlock(&mut machine).await
     }
 
@@ -324,7 +326,8 @@ impl<T: HttpTransport> S3Lock<T> {
             self.release_budget,
             entropy().jitter_seed,
             self.clock_offset(),
-        );
+        )
+        .with_verdicts(verdicts().clone());
         self.run_unlock(&mut machine).await
     }
 

@@ -9,7 +9,11 @@
 //! - Right after acquiring, it can prove the store enforces `If-None-Match` by
 //!   repeating the same conditional PUT and requiring 412; a store that lets it
 //!   through yields [`Error::ConditionalWritesUnsupported`] and our lock is
-//!   removed.
+//!   removed. The same proof then sends a `DELETE If-Match` naming a wrong
+//!   ETag, which must get 412: a store that deletes anyway (Ceph radosgw)
+//!   would let a stale release delete another holder's lock, so it is
+//!   remembered as [`ConditionalDelete::Unsupported`] (releases then read,
+//!   compare and delete), and since our lock is gone, acquire starts over.
 //! - Whenever it gives up (error, timeout, cancellation) after a PUT whose
 //!   outcome it does not know, it reads the lock back and deletes it if it is
 //!   ours: a lost response never leaks a lock.
@@ -23,6 +27,7 @@ use super::lockinfo::{LeaseInfo, LockHolder, LockInfo};
 use super::request::{self, PutCondition};
 use super::response::{classify_redacted, ResponseClass};
 use super::retry::Retry;
+use super::verdict::{self, ConditionalDelete, ConditionalWriteVerdicts};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
 use crate::sansio::{Action, Body, Deadline, Event, Machine, Wait};
@@ -48,9 +53,10 @@ pub struct AcquireOptions {
     /// Fresh deadline for removing a lock we may have written when we give up
     /// or are cancelled.
     pub cleanup_budget: Duration,
-    /// Prove the store enforces `If-None-Match` before trusting it (one extra
-    /// request). Drivers turn it on for the first acquire per endpoint and
-    /// bucket; turning it off for good must be an explicit choice.
+    /// Prove the store enforces `If-None-Match` (one extra PUT) and
+    /// `DELETE If-Match` (one DELETE naming a wrong ETag) before trusting it.
+    /// Drivers turn it on for the first acquire per endpoint and bucket;
+    /// turning it off for good must be an explicit choice.
     pub verify_conditional_writes: bool,
     /// Hold the lock with a lease that must be renewed (see [`super::lease`]).
     /// `None` (default): a lock that never expires, as Terraform's.
@@ -86,7 +92,8 @@ pub struct HeldLock {
     pub info: LockInfo,
     /// The ETag of our current lock object: the release token.
     pub etag: String,
-    /// True when this acquisition proved the store enforces `If-None-Match`.
+    /// True when this acquisition proved the store enforces `If-None-Match`
+    /// (and learnt what it does with `DELETE If-Match`, when it could).
     pub verified_conditional_writes: bool,
     /// The lease terms, when held with a lease.
     pub lease: Option<LeaseTerms>,
@@ -122,6 +129,12 @@ enum Step {
     TakeOver { etag: String },
     /// The verification PUT, repeated after a successful acquire.
     Probe { etag: String },
+    /// The verification of conditional DELETE: `DELETE If-Match` naming an
+    /// ETag our lock (`etag`) does not have; must get 412.
+    ProbeDelete { etag: String },
+    /// After a `ProbeDelete` whose outcome we did not learn: is our lock
+    /// (`etag`) still there? A store ignoring If-Match may have deleted it.
+    ProbeReadBack { etag: String },
     /// Giving up: find out whether a lock of ours exists.
     CleanupRead,
     /// Giving up: delete our lock, `If-Match: etag`; `None` is the
@@ -133,6 +146,10 @@ enum Step {
 /// While cleaning up, after this many rounds of "412, read: still ours under
 /// another ETag", stop: something keeps rewriting the lock.
 const MAX_CLEANUP_CHASES: u32 = 3;
+
+/// The `If-Match` of the conditional-DELETE proof: an ETag no object has
+/// (quoted like every real one, so stores that compare quoted ETags compare it).
+pub const PROOF_MISMATCH_ETAG: &str = "\"condlock-proof-mismatch\"";
 
 /// After this many rounds in a row of "412 to our create, then no lock on
 /// GET", the store is named as refusing conditional creates. A holder
@@ -188,6 +205,14 @@ pub struct Acquire {
     cleanup_fallback: bool,
     /// Rounds of "our cleanup DELETE got 412, the lock is still ours".
     cleanup_chases: u32,
+    /// The driver's memory of what stores proved (see [`Self::with_verdicts`]).
+    verdicts: Option<ConditionalWriteVerdicts>,
+    /// This acquisition proved that the store enforces `If-None-Match`.
+    put_proven: bool,
+    /// What the store does with `DELETE If-Match`, as far as we know.
+    conditional_delete: ConditionalDelete,
+    /// The conditional-DELETE proof ran (or was abandoned) in this acquisition.
+    delete_probed: bool,
 }
 
 impl Acquire {
@@ -237,7 +262,24 @@ impl Acquire {
             takeover_refused: None,
             cleanup_fallback: false,
             cleanup_chases: 0,
+            verdicts: None,
+            put_proven: false,
+            conditional_delete: ConditionalDelete::Unknown,
+            delete_probed: false,
         }
+    }
+
+    /// Share the driver's memory of what stores proved (clones share it).
+    /// This acquisition then records there what it proves, including whether
+    /// the store enforces `DELETE If-Match`; skips a conditional-DELETE proof
+    /// the memory shows would only delete our lock again; cleans up a store
+    /// known to ignore that header by GET-compare-DELETE; and, when told not
+    /// to verify a store that never proved itself
+    /// (`VerifyConditionalWrites::TrustWithoutProof`), logs a WARNING once
+    /// per store.
+    pub fn with_verdicts(mut self, verdicts: ConditionalWriteVerdicts) -> Self {
+        self.verdicts = Some(verdicts);
+        self
     }
 
     /// The lock body this acquisition writes (its `id` identifies us).
@@ -295,9 +337,15 @@ impl Acquire {
                 PutCondition::IfNoneMatch,
                 t,
             ),
-            Step::ReadHolder | Step::CleanupRead => {
+            Step::ReadHolder | Step::CleanupRead | Step::ProbeReadBack { .. } => {
                 request::get_lock(&self.config, &self.credentials, t)
             }
+            Step::ProbeDelete { .. } => request::delete_lock(
+                &self.config,
+                &self.credentials,
+                Some(PROOF_MISMATCH_ETAG),
+                t,
+            ),
             Step::CleanupDelete { etag } => {
                 request::delete_lock(&self.config, &self.credentials, etag.as_deref(), t)
             }
@@ -343,12 +391,14 @@ impl Acquire {
             let first = self.pending_error.take().unwrap_or(err);
             return self.finish(Err(first));
         }
-        let next = if let Some(etag) = self.held_etag.clone() {
-            Step::CleanupDelete { etag: Some(etag) }
-        } else if self.uncertain {
-            Step::CleanupRead
-        } else {
-            return self.finish(Err(err));
+        let next = match (&self.held_etag, self.uncertain) {
+            (Some(etag), _) if !self.cleanup_fallback => Step::CleanupDelete {
+                etag: Some(etag.clone()),
+            },
+            // A store that does not enforce If-Match on DELETE: read and
+            // compare first, even though we know our ETag.
+            (Some(_), _) | (None, true) => Step::CleanupRead,
+            (None, false) => return self.finish(Err(err)),
         };
         log::info!("giving up ({err}); removing the lock we may have written");
         self.pending_error = Some(err);
@@ -406,6 +456,9 @@ impl Acquire {
     fn retry_of(step: Step) -> Step {
         match step {
             Step::CleanupDelete { etag: None } => Step::CleanupRead,
+            // On a store ignoring If-Match, the proof DELETE may have removed
+            // our lock and someone else may hold it now: never repeat it blind.
+            Step::ProbeDelete { etag } => Step::ProbeReadBack { etag },
             other => other,
         }
     }
@@ -428,11 +481,59 @@ impl Acquire {
         self.first_uncertain_write = None;
         self.held_etag = Some(etag.clone());
         self.retry.progressed();
-        if self.opts.verify_conditional_writes {
-            self.send(Step::Probe { etag }, now)
-        } else {
-            self.done_holding(etag, false)
+        self.prove_or_hold(etag, now)
+    }
+
+    /// Holding `etag`: run what is left of the proof, or return the lock.
+    fn prove_or_hold(&mut self, etag: String, now: Now) -> Action<HeldLock> {
+        if !self.opts.verify_conditional_writes {
+            return self.done_holding(etag, false);
         }
+        if !self.put_proven {
+            return self.send(Step::Probe { etag }, now);
+        }
+        // A store known to ignore If-Match on DELETE is not asked again: the
+        // proof would delete our lock once more.
+        if !self.delete_probed && self.conditional_delete != ConditionalDelete::Unsupported {
+            return self.send(Step::ProbeDelete { etag }, now);
+        }
+        self.done_holding(etag, true)
+    }
+
+    /// Learn (and remember, with a memory attached) what the store does with
+    /// `DELETE If-Match`. "Unsupported" is never overturned.
+    fn learn_conditional_delete(&mut self, verdict: ConditionalDelete) {
+        self.delete_probed = true;
+        if self.conditional_delete != ConditionalDelete::Unsupported {
+            self.conditional_delete = verdict;
+        }
+        if self.conditional_delete == ConditionalDelete::Unsupported {
+            self.cleanup_fallback = true;
+        }
+        if let Some(v) = &self.verdicts {
+            v.record_conditional_delete(&self.config, verdict);
+        }
+    }
+
+    /// The GET-compare-DELETE fallback is in use: WARNING once per store (on
+    /// every use without a memory attached).
+    fn log_delete_fallback(&self) {
+        match &self.verdicts {
+            Some(v) => {
+                v.warn_delete_fallback(&self.config);
+            }
+            None => verdict::log_delete_fallback(&self.config, true),
+        }
+    }
+
+    /// Our lock is gone (deleted by the proof DELETE, or by someone else):
+    /// nothing of ours is left to hold or clean up. Start over.
+    fn start_over(&mut self, now: Now) -> Action<HeldLock> {
+        self.held_etag = None;
+        self.uncertain = false;
+        self.first_uncertain_write = None;
+        self.retry.progressed();
+        self.send(Step::Put, now)
     }
 
     fn became_uncertain(&mut self) {
@@ -480,6 +581,10 @@ impl Acquire {
             Step::TakeOver { etag } => self.on_takeover(class, etag, now),
             Step::ReadHolder => self.on_read_holder(class, resp.into_body(), now),
             Step::Probe { etag } => self.on_probe(class, etag, now),
+            Step::ProbeDelete { etag } => self.on_probe_delete(class, etag, now),
+            Step::ProbeReadBack { etag } => {
+                self.on_probe_read_back(class, resp.into_body(), etag, now)
+            }
             Step::CleanupRead => self.on_cleanup_read(class, resp.into_body(), now),
             Step::CleanupDelete { etag } => self.on_cleanup_delete(class, etag, now),
         }
@@ -775,7 +880,13 @@ impl Acquire {
 
     fn on_probe(&mut self, class: ResponseClass, etag: String, now: Now) -> Action<HeldLock> {
         match class {
-            ResponseClass::PreconditionFailed => self.done_holding(etag, true),
+            ResponseClass::PreconditionFailed => {
+                self.put_proven = true;
+                if let Some(v) = &self.verdicts {
+                    v.mark_verified(&self.config);
+                }
+                self.prove_or_hold(etag, now)
+            }
             ResponseClass::Success { etag: new_etag, .. } => {
                 log::error!(
                     "{} accepted a second If-None-Match write of an existing lock: it ignores conditional writes",
@@ -793,6 +904,121 @@ impl Acquire {
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
                 let err = self.final_error(class);
                 self.retry_later(Step::Probe { etag }, err, now)
+            }
+            other => {
+                let err = self.final_error(other);
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn on_probe_delete(
+        &mut self,
+        class: ResponseClass,
+        etag: String,
+        now: Now,
+    ) -> Action<HeldLock> {
+        match class {
+            ResponseClass::PreconditionFailed => {
+                self.learn_conditional_delete(ConditionalDelete::Proven);
+                self.prove_or_hold(etag, now)
+            }
+            ResponseClass::Success { .. } => {
+                // Re-creating "our" lock now would not be holding it: anyone
+                // could have taken it since. We hold nothing: acquire anew.
+                log::warn!(
+                    "{} (bucket {}) deleted our lock on a DELETE whose If-Match named another \
+                     ETag: it ignores If-Match on DELETE, so a stale release could delete \
+                     another holder's lock; releases will read, compare and delete instead. \
+                     Acquiring {} again",
+                    self.config.endpoint_display(),
+                    self.config.bucket(),
+                    self.config.lock_key()
+                );
+                self.learn_conditional_delete(ConditionalDelete::Unsupported);
+                self.start_over(now)
+            }
+            ResponseClass::NotImplemented { .. } => {
+                self.learn_conditional_delete(ConditionalDelete::Unsupported);
+                self.log_delete_fallback();
+                self.prove_or_hold(etag, now)
+            }
+            ResponseClass::Rejected {
+                status: 400,
+                ref message,
+                ..
+            } if message.to_ascii_lowercase().contains("if-match") => {
+                self.learn_conditional_delete(ConditionalDelete::Unsupported);
+                self.log_delete_fallback();
+                self.prove_or_hold(etag, now)
+            }
+            // Gone, though not by this DELETE (it would have said 2xx):
+            // force-unlocked, say. Nothing of ours to hold; the store's
+            // verdict stays unknown (and is not probed again this time).
+            ResponseClass::NoSuchKey => {
+                self.delete_probed = true;
+                log::warn!(
+                    "{} vanished right after we acquired it; acquiring again",
+                    self.config.lock_key()
+                );
+                self.start_over(now)
+            }
+            ResponseClass::Conflict | ResponseClass::Transient { .. } => {
+                // It may have been applied: compare before anything else, and
+                // clean up (if it comes to that) the same way.
+                self.cleanup_fallback = true;
+                let err = self.final_error(class);
+                self.retry_later(Step::ProbeReadBack { etag }, err, now)
+            }
+            other => {
+                let err = self.final_error(other);
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn on_probe_read_back(
+        &mut self,
+        class: ResponseClass,
+        body: Body,
+        etag: String,
+        now: Now,
+    ) -> Action<HeldLock> {
+        match class {
+            ResponseClass::Success { etag: current, .. } => {
+                let ours = LockInfo::parse(&body).is_ok_and(|info| info.id == self.info.id);
+                match (ours, current) {
+                    // Still ours: the proof DELETE did nothing. Prove again.
+                    (true, Some(current)) => {
+                        self.held_etag = Some(current.clone());
+                        self.send(Step::ProbeDelete { etag: current }, now)
+                    }
+                    (true, None) => self.fail(
+                        Error::malformed("the lock object was returned without an ETag"),
+                        now,
+                    ),
+                    (false, _) => {
+                        self.delete_probed = true;
+                        log::warn!(
+                            "{} is no longer ours after a DELETE proof whose answer was lost; \
+                             acquiring again",
+                            self.config.lock_key()
+                        );
+                        self.start_over(now)
+                    }
+                }
+            }
+            ResponseClass::NoSuchKey => {
+                self.delete_probed = true;
+                log::warn!(
+                    "{} is gone after a DELETE proof whose answer was lost; acquiring again",
+                    self.config.lock_key()
+                );
+                self.start_over(now)
+            }
+            ResponseClass::Conflict | ResponseClass::Transient { .. } => {
+                let err = self.final_error(class);
+                self.retry_later(Step::ProbeReadBack { etag }, err, now)
             }
             other => {
                 let err = self.final_error(other);
@@ -861,11 +1087,9 @@ impl Acquire {
             ResponseClass::NotImplemented { .. } if etag.is_some() => {
                 // No conditional DELETE on this store: Terraform's
                 // GET-compare-DELETE is the best available.
-                log::warn!(
-                    "store refuses conditional DELETE; removing our lock by GET-compare-DELETE"
-                );
+                self.learn_conditional_delete(ConditionalDelete::Unsupported);
+                self.log_delete_fallback();
                 self.held_etag = None;
-                self.cleanup_fallback = true;
                 self.send(Step::CleanupRead, now)
             }
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
@@ -894,6 +1118,14 @@ impl Machine for Acquire {
                     Wait::Forever => None,
                 };
                 self.retry.deadline = Deadline::after(now, budget);
+                if let Some(v) = &self.verdicts {
+                    self.conditional_delete = v.conditional_delete(&self.config);
+                    self.cleanup_fallback =
+                        self.conditional_delete == ConditionalDelete::Unsupported;
+                    if !self.opts.verify_conditional_writes {
+                        v.warn_trusted_without_proof(&self.config);
+                    }
+                }
                 self.send(step, now)
             }
             (Phase::Ready(step), Event::TimerFired) if self.started.is_some() => {

@@ -16,6 +16,7 @@ use super::log_capture;
 use super::request::{delete_lock, get_lock, put_lock, PutCondition};
 use super::status::Status;
 use super::unlock::{Unlock, UnlockOutcome};
+use super::verdict::{ConditionalDelete, ConditionalWriteVerdicts};
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::sansio::{run_virtual, Action, Body, Event, Machine, Wait};
@@ -253,6 +254,7 @@ fn uncontended_acquire_with_verification_then_release_in_one_request() {
         vec![
             put_ok("\"9b2cf535f27731c974343645a3985328\""),
             precondition_failed(),
+            precondition_failed(),
         ],
     );
     let held = result.unwrap();
@@ -266,10 +268,13 @@ fn uncontended_acquire_with_verification_then_release_in_one_request() {
             written_at: Duration::ZERO,
         }
     );
-    assert_eq!(lines(&sent), [PUT, PUT]);
-    assert_eq!(times(&sent), [Duration::ZERO, Duration::ZERO]);
+    // The proof: the same create again must get 412, and so must a DELETE
+    // naming a wrong ETag.
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE]);
+    assert_eq!(times(&sent), [Duration::ZERO; 3]);
     assert_all_to_lock_url(&sent);
-    for (_, r) in &sent {
+    assert_eq!(sent[2].1.body(), &Vec::<u8>::new());
+    for (_, r) in &sent[..2] {
         assert_eq!(r.body(), &acq.lock_info().to_json());
         assert_eq!(
             header(r, "content-type").as_deref(),
@@ -473,12 +478,16 @@ fn holder_leaves_after_three_attempts_then_acquired() {
             }
         }
         Method::GET => other_holder("\"theirs\""),
+        Method::DELETE => precondition_failed(), // the verification DELETE
         _ => panic!("unexpected {}", line(req)),
     });
     let held = result.unwrap();
     assert_eq!(held.etag, "\"mine\"");
     assert!(held.verified_conditional_writes);
-    assert_eq!(lines(&sent), [PUT, "GET", PUT, "GET", PUT, "GET", PUT, PUT]);
+    assert_eq!(
+        lines(&sent),
+        [PUT, "GET", PUT, "GET", PUT, "GET", PUT, PUT, PROOF_DELETE]
+    );
     let t = times(&sent);
     for (i, (a, b)) in [(0usize, 2usize), (2, 4), (4, 6)].into_iter().enumerate() {
         let ceiling = Backoff::WAIT_FOR_HOLDER.ceiling(i as u32);
@@ -526,17 +535,19 @@ fn own_lock_after_lost_put_response_is_acquired_not_waited_on() {
             Err("connection reset by peer".into()),
             precondition_failed(),
             lock_object(ours_body, "\"landed\""),
-            precondition_failed(), // verification
+            precondition_failed(), // verification PUT
+            precondition_failed(), // verification DELETE
         ],
     );
     let held = result.unwrap();
     assert_eq!(held.etag, "\"landed\"");
     assert!(held.verified_conditional_writes);
-    assert_eq!(lines(&sent), [PUT, PUT, "GET", PUT]);
+    assert_eq!(lines(&sent), [PUT, PUT, "GET", PUT, PROOF_DELETE]);
     let t = times(&sent);
     assert!(within(t[1], Backoff::TRANSIENT.ceiling(0)), "{:?}", t[1]);
     assert_eq!(t[1], t[2]);
     assert_eq!(t[2], t[3]);
+    assert_eq!(t[3], t[4]);
 }
 
 #[test]
@@ -1527,6 +1538,242 @@ fn status_retries_transient_errors_and_reports_final_ones() {
         matches!(result, Err(Error::MalformedResponse { .. })),
         "{result:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The once-per-store proof covers DELETE If-Match; the verdict reaches release
+// ---------------------------------------------------------------------------
+
+const PROOF_DELETE: &str = "DELETE If-Match: \"condlock-proof-mismatch\"";
+
+fn fallback_warnings(logs: &[(log::Level, String)]) -> usize {
+    log_capture::warnings(logs)
+        .iter()
+        .filter(|w| w.contains("GET-compare-DELETE"))
+        .count()
+}
+
+#[test]
+fn verification_proves_conditional_delete_and_release_trusts_it() {
+    let verdicts = ConditionalWriteVerdicts::new();
+    let mut acq = acquire(opts(Wait::No, true)).with_verdicts(verdicts.clone());
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            precondition_failed(),
+            precondition_failed(),
+        ],
+    );
+    let held = result.unwrap();
+    assert_eq!(held.etag, "\"e1\"");
+    assert!(held.verified_conditional_writes);
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE]);
+    assert!(verdicts.is_verified(&config()));
+    assert_eq!(
+        verdicts.conditional_delete(&config()),
+        ConditionalDelete::Proven
+    );
+
+    let mut rel = release("\"e1\"").with_verdicts(verdicts);
+    let (result, sent) = run(&mut rel, vec![deleted()]);
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(lines(&sent), ["DELETE If-Match: \"e1\""]);
+    assert!(!rel.used_fallback());
+}
+
+#[test]
+fn a_store_ignoring_if_match_on_delete_is_found_out_and_never_trusted_to_release() {
+    // Ceph radosgw: If-None-Match enforced, If-Match on DELETE ignored. The
+    // proof DELETE with a wrong ETag deletes our lock: we no longer hold it,
+    // so acquire starts over (no re-creation of "our" lock behind anyone's
+    // back), and the verdict is remembered.
+    let verdicts = ConditionalWriteVerdicts::new();
+    let mut acq = acquire(opts(Wait::No, true)).with_verdicts(verdicts.clone());
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            precondition_failed(),
+            deleted(),
+            put_ok("\"e2\""),
+        ],
+    );
+    let held = result.unwrap();
+    assert_eq!(held.etag, "\"e2\"");
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE, PUT]);
+    assert!(verdicts.is_verified(&config()));
+    assert_eq!(
+        verdicts.conditional_delete(&config()),
+        ConditionalDelete::Unsupported
+    );
+
+    // A stale release (our lock was since taken over) must not delete the
+    // new holder's lock: read, compare, leave it.
+    let ((result, sent), logs) = log_capture::capture(|| {
+        let mut rel = release("\"e2\"").with_verdicts(verdicts.clone());
+        run(&mut rel, vec![other_holder("\"theirs\"")])
+    });
+    assert!(
+        matches!(result, Err(Error::NotOwned { holder: Some(_) })),
+        "{result:?}"
+    );
+    assert_eq!(lines(&sent), ["GET"]);
+    assert_eq!(fallback_warnings(&logs), 1, "{logs:?}");
+
+    // Our own lock: read, compare, delete; the fallback is not warned again.
+    let ((result, sent), logs) = log_capture::capture(|| {
+        let mut rel = release("\"e2\"").with_verdicts(verdicts.clone());
+        let out = run(&mut rel, vec![ours("\"e2\""), deleted()]);
+        assert!(rel.used_fallback());
+        out
+    });
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(lines(&sent), ["GET", "DELETE"]);
+    assert_eq!(fallback_warnings(&logs), 0, "{logs:?}");
+
+    // A later acquire does not prove it again (the driver sees is_verified),
+    // and its release is the fallback too.
+    let mut acq = acquire(opts(Wait::No, false)).with_verdicts(verdicts.clone());
+    let (result, sent) = run(&mut acq, vec![put_ok("\"e3\"")]);
+    assert_eq!(result.unwrap().etag, "\"e3\"");
+    assert_eq!(lines(&sent), [PUT]);
+}
+
+#[test]
+fn a_store_refusing_conditional_delete_during_the_proof_keeps_our_lock() {
+    let verdicts = ConditionalWriteVerdicts::new();
+    let mut acq = acquire(opts(Wait::No, true)).with_verdicts(verdicts.clone());
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            precondition_failed(),
+            Ok(s3_error(501, "NotImplemented")),
+        ],
+    );
+    assert_eq!(result.unwrap().etag, "\"e1\"");
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE]);
+    assert!(verdicts.is_verified(&config()));
+    assert_eq!(
+        verdicts.conditional_delete(&config()),
+        ConditionalDelete::Unsupported
+    );
+    let mut rel = release("\"e1\"").with_verdicts(verdicts);
+    let (result, sent) = run(&mut rel, vec![ours("\"e1\""), deleted()]);
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(lines(&sent), ["GET", "DELETE"]);
+}
+
+#[test]
+fn an_answer_lost_on_the_proof_delete_is_read_back_before_anything_else() {
+    // The proof DELETE's answer is lost: on a store ignoring If-Match it may
+    // have deleted our lock, and someone else may hold the lock by now, so
+    // it is never repeated blind. The read shows our lock: prove again.
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            precondition_failed(),
+            Err("connection reset".into()),
+            ours("\"e1\""),
+            precondition_failed(),
+        ],
+    );
+    assert_eq!(result.unwrap().etag, "\"e1\"");
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE, "GET", PROOF_DELETE]);
+
+    // The read shows another holder: our lock is gone, start over (and wait
+    // as asked: Wait::No reports the holder).
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            precondition_failed(),
+            Ok(s3_error(503, "SlowDown")),
+            other_holder("\"theirs\""),
+            precondition_failed(),
+            other_holder("\"theirs\""),
+        ],
+    );
+    assert!(
+        matches!(result, Err(Error::Held { holder: Some(_) })),
+        "{result:?}"
+    );
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE, "GET", PUT, "GET"]);
+}
+
+#[test]
+fn the_501_fallback_of_release_is_warned_once_per_store() {
+    let verdicts = ConditionalWriteVerdicts::new();
+    let ((), logs) = log_capture::capture(|| {
+        let mut rel = release("\"e\"").with_verdicts(verdicts.clone());
+        let (result, sent) = run(
+            &mut rel,
+            vec![
+                Ok(s3_error(501, "NotImplemented")),
+                ours("\"e\""),
+                deleted(),
+            ],
+        );
+        assert_eq!(result.unwrap(), UnlockOutcome::Released);
+        assert_eq!(lines(&sent), ["DELETE If-Match: \"e\"", "GET", "DELETE"]);
+        // Remembered: the next release goes straight to the fallback.
+        let mut rel = release("\"e\"").with_verdicts(verdicts.clone());
+        let (result, sent) = run(&mut rel, vec![ours("\"e\""), deleted()]);
+        assert_eq!(result.unwrap(), UnlockOutcome::Released);
+        assert_eq!(lines(&sent), ["GET", "DELETE"]);
+    });
+    assert_eq!(fallback_warnings(&logs), 1, "{logs:?}");
+    assert_eq!(
+        verdicts.conditional_delete(&config()),
+        ConditionalDelete::Unsupported
+    );
+}
+
+#[test]
+fn trusting_a_store_without_proof_is_warned_once_per_store() {
+    let verdicts = ConditionalWriteVerdicts::new();
+    let trusting = |verdicts: &ConditionalWriteVerdicts, config: Arc<S3LockConfig>| {
+        let mut acq = Acquire::new(
+            config,
+            creds(),
+            opts(Wait::No, false),
+            Entropy {
+                lock_id: OUR_ID_BYTES,
+                jitter_seed: 1,
+            },
+            ClockOffset::default(),
+            origin(),
+        )
+        .with_verdicts(verdicts.clone());
+        let ((result, _), logs) = log_capture::capture(|| run(&mut acq, vec![put_ok("\"e\"")]));
+        result.unwrap();
+        log_capture::warnings(&logs)
+            .iter()
+            .filter(|w| w.contains("without proof"))
+            .count()
+    };
+    assert_eq!(trusting(&verdicts, config()), 1);
+    assert_eq!(trusting(&verdicts, config()), 0, "once per store");
+    let other_bucket = Arc::new(
+        S3LockConfig::builder("other-bucket", "envs/dev/terraform.tfstate")
+            .endpoint(ENDPOINT)
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(trusting(&verdicts, other_bucket), 1, "another store");
+    // A store that proved itself needs no warning.
+    let proven = Arc::new(
+        S3LockConfig::builder("proven", "k")
+            .endpoint(ENDPOINT)
+            .build()
+            .unwrap(),
+    );
+    verdicts.mark_verified(&proven);
+    assert_eq!(trusting(&verdicts, proven), 0);
 }
 
 // ---------------------------------------------------------------------------

@@ -32,6 +32,6 @@ pub use lease::{LeaseTerms, LostReason, Renew, Takeover};
 pub use lockinfo::{LeaseInfo, LockHolder, LockInfo, LockInfoError};
 pub use status::Status;
 pub use unlock::{Unlock, UnlockOutcome};
-pub use verdict::ConditionalWriteVerdicts;
+pub use verdict::{ConditionalDelete, ConditionalWriteVerdicts};
 #[cfg(test)]
 mod lease_tests;
