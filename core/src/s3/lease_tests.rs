@@ -658,3 +658,33 @@ fn a_fresh_lock_after_losing_a_takeover_race_is_generation_one() {
     assert_eq!(held.generation(), 1);
     assert_eq!(held.etag, "\"fresh\"");
 }
+
+#[test]
+fn a_renewal_error_echoing_our_secrets_is_redacted() {
+    let token = "FwoGZXIvYXdzEXAMPLESESSIONTOKENdoNotLeakMe";
+    let creds = Credentials::new(
+        "AKID",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        Some(crate::secret::Secret::new(token)),
+    )
+    .unwrap();
+    let held = held_with_lease("\"e1\"", secs(0));
+    let now = Now::virtual_origin().advanced(secs(10));
+    let mut renew = Renew::new(config(), creds, &held, 1, ClockOffset::default(), now).unwrap();
+    let echo = format!(
+        "<Error><Code>InternalError</Code><Message>token {token} secret \
+         wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY</Message></Error>"
+    );
+    let (result, _) = run_virtual(&mut renew, now, |_, _| {
+        Ok(Response::builder()
+            .status(500)
+            .body(echo.clone().into_bytes())
+            .unwrap())
+    });
+    let err = result.unwrap_err();
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains(token), "{shown}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+}
