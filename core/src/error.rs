@@ -178,6 +178,22 @@ pub enum Error {
         /// The blueprint ID.
         blueprint: String,
     },
+
+    /// The store answered `412 Precondition Failed` to `PUT If-None-Match: *`
+    /// round after round although reading the lock found none: it refuses
+    /// conditional creates (or evaluates `If-None-Match` wrongly), so this
+    /// lock can never be taken there. Nothing was written.
+    #[error(
+        "the store at {endpoint} (bucket {bucket}) answers 412 Precondition Failed to \
+         If-None-Match although no lock exists: it cannot provide a lock; use a store that \
+         supports conditional writes"
+    )]
+    ConditionalCreateRefused {
+        /// The endpoint (without credentials).
+        endpoint: String,
+        /// The bucket.
+        bucket: String,
+    },
 }
 
 /// Which lock an error is about, for [`Error::explain`].
@@ -296,7 +312,9 @@ impl Error {
             Error::Held { .. } | Error::BlueprintLocked { .. } => "held",
             Error::Timeout { .. } | Error::BlueprintLockTimeout { .. } => "timeout",
             Error::Cancelled => "cancelled",
-            Error::ConditionalWritesUnsupported { .. } => "conditional_writes_unsupported",
+            Error::ConditionalWritesUnsupported { .. } | Error::ConditionalCreateRefused { .. } => {
+                "conditional_writes_unsupported"
+            }
             Error::NotOwned { .. } => "not_owned",
             Error::AccessDenied { .. } => "access_denied",
             Error::NoSuchBucket { .. } => "no_such_bucket",
@@ -501,6 +519,7 @@ impl Error {
                 "{target} is no longer ours ({reason}); stop the work that relied on it (another \
                  holder may be running), and acquire the lock again if needed"
             ),
+            Error::ConditionalCreateRefused { .. } => self.to_string(),
             Error::LoginRefused {
                 url,
                 username,

@@ -160,12 +160,14 @@ async fn held_lock_reports_its_holder_and_the_body_is_terraforms() {
 async fn an_uncontended_cycle_costs_two_requests_after_the_store_is_proven() {
     let moto = started();
     let l = lock(&moto, "cycle.tfstate");
-    // First acquire in this process also proves If-None-Match is enforced.
+    // First acquire in this process also proves If-None-Match is enforced
+    // (a second create gets 412) and so is DELETE If-Match (a DELETE naming a
+    // wrong ETag gets 412): PUT, PUT, DELETE.
     let held = l.acquire(quick(&l, "me@here", Wait::No)).await.unwrap();
     assert!(held.verified_conditional_writes);
-    assert_eq!(l.transport().requests_sent(), 2);
-    assert_eq!(l.release(&held).await.unwrap(), UnlockOutcome::Released);
     assert_eq!(l.transport().requests_sent(), 3);
+    assert_eq!(l.release(&held).await.unwrap(), UnlockOutcome::Released);
+    assert_eq!(l.transport().requests_sent(), 4);
     for cycle in 1..=5 {
         let before = l.transport().requests_sent();
         let held = l.acquire(quick(&l, "me@here", Wait::No)).await.unwrap();

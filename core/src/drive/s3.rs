@@ -54,8 +54,9 @@ impl CredentialSource for Credentials {
 /// When to prove that a store enforces conditional writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum VerifyConditionalWrites {
-    /// On the first successful acquire per endpoint and bucket (one extra
-    /// request, once per [`S3Lock`] and those sharing its verdicts).
+    /// On the first successful acquire per endpoint and bucket (two extra
+    /// requests, a conditional PUT and a conditional DELETE that must both be
+    /// refused, once per [`S3Lock`] and those sharing its verdicts).
     #[default]
     OncePerStore,
     /// On every acquire.
@@ -105,7 +106,7 @@ pub struct S3Lock<I, C> {
     io: I,
     offset: Mutex<ClockOffset>,
     verify: Mutex<VerifyConditionalWrites>,
-    verdicts: Arc<ConditionalWriteVerdicts>,
+    verdicts: ConditionalWriteVerdicts,
     who: String,
 }
 
@@ -189,20 +190,20 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
             io,
             offset: Mutex::new(ClockOffset::default()),
             verify: Mutex::new(VerifyConditionalWrites::default()),
-            verdicts: Arc::new(ConditionalWriteVerdicts::new()),
+            verdicts: ConditionalWriteVerdicts::new(),
             who: who.into(),
         }
     }
 
     /// Share the memory of proved stores with another lock (so a store is
     /// proved once for both).
-    pub fn sharing_verdicts(mut self, verdicts: Arc<ConditionalWriteVerdicts>) -> Self {
+    pub fn sharing_verdicts(mut self, verdicts: ConditionalWriteVerdicts) -> Self {
         self.verdicts = verdicts;
         self
     }
 
     /// The memory of proved stores this lock uses.
-    pub fn verdicts(&self) -> &Arc<ConditionalWriteVerdicts> {
+    pub fn verdicts(&self) -> &ConditionalWriteVerdicts {
         &self.verdicts
     }
 
@@ -282,7 +283,8 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
             entropy(&self.io),
             self.clock_offset(),
             self.io.now(),
-        );
+        )
+        .with_verdicts(self.verdicts.clone());
         let result = self.run(&mut machine, cancel, on_notice).await;
         let held = result?;
         if held.verified_conditional_writes {
@@ -320,7 +322,8 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
             budget,
             entropy(&self.io).jitter_seed,
             self.clock_offset(),
-        );
+        )
+        .with_verdicts(self.verdicts.clone());
         self.run(&mut machine, &Cancel::new(), |_| {}).await
     }
 
@@ -341,7 +344,8 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
             RELEASE_BUDGET,
             entropy(&self.io).jitter_seed,
             self.clock_offset(),
-        );
+        )
+        .with_verdicts(self.verdicts.clone());
         self.run(&mut machine, &Cancel::new(), |_| {}).await
     }
 

@@ -9,7 +9,11 @@
 //! - Right after acquiring, it can prove the store enforces `If-None-Match` by
 //!   repeating the same conditional PUT and requiring 412; a store that lets it
 //!   through yields [`Error::ConditionalWritesUnsupported`] and our lock is
-//!   removed.
+//!   removed. The same proof then sends a `DELETE If-Match` naming a wrong
+//!   ETag, which must get 412: a store that deletes anyway (Ceph radosgw)
+//!   would let a stale release delete another holder's lock, so it is
+//!   remembered as [`ConditionalDelete::Unsupported`] (releases then read,
+//!   compare and delete), and since our lock is gone, acquire starts over.
 //! - Whenever it gives up (error, timeout, cancellation) after a PUT whose
 //!   outcome it does not know, it reads the lock back and deletes it if it is
 //!   ours: a lost response never leaks a lock.
@@ -21,8 +25,9 @@ use super::config::{Credentials, S3LockConfig};
 use super::lease::{LeaseTerms, Takeover};
 use super::lockinfo::{LeaseInfo, LockHolder, LockInfo};
 use super::request::{self, PutCondition};
-use super::response::{classify, ResponseClass};
+use super::response::{classify_redacted, ResponseClass};
 use super::retry::Retry;
+use super::verdict::{self, ConditionalDelete, ConditionalWriteVerdicts};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
 use crate::progress::{FailureStreak, Holder, Notice, Notices};
@@ -49,9 +54,10 @@ pub struct AcquireOptions {
     /// Fresh deadline for removing a lock we may have written when we give up
     /// or are cancelled.
     pub cleanup_budget: Duration,
-    /// Prove the store enforces `If-None-Match` before trusting it (one extra
-    /// request). Drivers turn it on for the first acquire per endpoint and
-    /// bucket; turning it off for good must be an explicit choice.
+    /// Prove the store enforces `If-None-Match` (one extra PUT) and
+    /// `DELETE If-Match` (one DELETE naming a wrong ETag) before trusting it.
+    /// Drivers turn it on for the first acquire per endpoint and bucket;
+    /// turning it off for good must be an explicit choice.
     pub verify_conditional_writes: bool,
     /// Hold the lock with a lease that must be renewed (see [`super::lease`]).
     /// `None` (default): a lock that never expires, as Terraform's.
@@ -94,7 +100,8 @@ pub struct HeldLock {
     pub info: LockInfo,
     /// The ETag of our current lock object: the release token.
     pub etag: String,
-    /// True when this acquisition proved the store enforces `If-None-Match`.
+    /// True when this acquisition proved the store enforces `If-None-Match`
+    /// (and learnt what it does with `DELETE If-Match`, when it could).
     pub verified_conditional_writes: bool,
     /// The lease terms, when held with a lease.
     pub lease: Option<LeaseTerms>,
@@ -130,6 +137,12 @@ enum Step {
     TakeOver { etag: String },
     /// The verification PUT, repeated after a successful acquire.
     Probe { etag: String },
+    /// The verification of conditional DELETE: `DELETE If-Match` naming an
+    /// ETag our lock (`etag`) does not have; must get 412.
+    ProbeDelete { etag: String },
+    /// After a `ProbeDelete` whose outcome we did not learn: is our lock
+    /// (`etag`) still there? A store ignoring If-Match may have deleted it.
+    ProbeReadBack { etag: String },
     /// Giving up: find out whether a lock of ours exists.
     CleanupRead,
     /// Giving up: delete our lock, `If-Match: etag`; `None` is the
@@ -141,6 +154,15 @@ enum Step {
 /// While cleaning up, after this many rounds of "412, read: still ours under
 /// another ETag", stop: something keeps rewriting the lock.
 const MAX_CLEANUP_CHASES: u32 = 3;
+
+/// The `If-Match` of the conditional-DELETE proof: an ETag no object has
+/// (quoted like every real one, so stores that compare quoted ETags compare it).
+pub const PROOF_MISMATCH_ETAG: &str = "\"condlock-proof-mismatch\"";
+
+/// After this many rounds in a row of "412 to our create, then no lock on
+/// GET", the store is named as refusing conditional creates. A holder
+/// releasing between our PUT and GET explains one round, rarely two.
+const MAX_VANISHED_ROUNDS: u32 = 3;
 
 #[derive(Clone, Debug)]
 enum Phase {
@@ -195,6 +217,14 @@ pub struct Acquire {
     notices: Notices,
     /// The current streak of transient failures.
     failures: FailureStreak,
+    /// The driver's memory of what stores proved (see [`Self::with_verdicts`]).
+    verdicts: Option<ConditionalWriteVerdicts>,
+    /// This acquisition proved that the store enforces `If-None-Match`.
+    put_proven: bool,
+    /// What the store does with `DELETE If-Match`, as far as we know.
+    conditional_delete: ConditionalDelete,
+    /// The conditional-DELETE proof ran (or was abandoned) in this acquisition.
+    delete_probed: bool,
 }
 
 impl Acquire {
@@ -246,7 +276,24 @@ impl Acquire {
             cleanup_chases: 0,
             notices: Notices::default(),
             failures: FailureStreak::default(),
+            verdicts: None,
+            put_proven: false,
+            conditional_delete: ConditionalDelete::Unknown,
+            delete_probed: false,
         }
+    }
+
+    /// Share the driver's memory of what stores proved (clones share it).
+    /// This acquisition then records there what it proves, including whether
+    /// the store enforces `DELETE If-Match`; skips a conditional-DELETE proof
+    /// the memory shows would only delete our lock again; cleans up a store
+    /// known to ignore that header by GET-compare-DELETE; and, when told not
+    /// to verify a store that never proved itself
+    /// (`VerifyConditionalWrites::TrustWithoutProof`), logs a WARNING once
+    /// per store.
+    pub fn with_verdicts(mut self, verdicts: ConditionalWriteVerdicts) -> Self {
+        self.verdicts = Some(verdicts);
+        self
     }
 
     /// The lock body this acquisition writes (its `id` identifies us).
@@ -275,6 +322,12 @@ impl Acquire {
     }
 
     fn send(&mut self, step: Step, now: Now) -> Action<HeldLock> {
+        if step == Step::Put {
+            // A create (If-None-Match) starts a fresh lock: generation 1, even
+            // after a takeover of ours lost its race and left previous + 1
+            // in our body. Only a takeover (If-Match) writes previous + 1.
+            self.adopt_generation(Some(1));
+        }
         let t = self.retry.signing_time(now);
         let built = match &step {
             Step::Put => request::put_lock(
@@ -298,9 +351,15 @@ impl Acquire {
                 PutCondition::IfNoneMatch,
                 t,
             ),
-            Step::ReadHolder | Step::CleanupRead => {
+            Step::ReadHolder | Step::CleanupRead | Step::ProbeReadBack { .. } => {
                 request::get_lock(&self.config, &self.credentials, t)
             }
+            Step::ProbeDelete { .. } => request::delete_lock(
+                &self.config,
+                &self.credentials,
+                Some(PROOF_MISMATCH_ETAG),
+                t,
+            ),
             Step::CleanupDelete { etag } => {
                 request::delete_lock(&self.config, &self.credentials, etag.as_deref(), t)
             }
@@ -315,6 +374,16 @@ impl Acquire {
                 Action::Send(req)
             }
             Err(e) => self.fail(e, now),
+        }
+    }
+
+    /// Make our body carry `generation` (when we hold with a lease).
+    fn adopt_generation(&mut self, generation: Option<u64>) {
+        if let (Some(lease), Some(generation)) = (self.info.lease.as_mut(), generation) {
+            if lease.generation != generation {
+                lease.generation = generation;
+                self.body = self.info.to_json();
+            }
         }
     }
 
@@ -336,12 +405,14 @@ impl Acquire {
             let first = self.pending_error.take().unwrap_or(err);
             return self.finish(Err(first));
         }
-        let next = if let Some(etag) = self.held_etag.clone() {
-            Step::CleanupDelete { etag: Some(etag) }
-        } else if self.uncertain {
-            Step::CleanupRead
-        } else {
-            return self.finish(Err(err));
+        let next = match (&self.held_etag, self.uncertain) {
+            (Some(etag), _) if !self.cleanup_fallback => Step::CleanupDelete {
+                etag: Some(etag.clone()),
+            },
+            // A store that does not enforce If-Match on DELETE: read and
+            // compare first, even though we know our ETag.
+            (Some(_), _) | (None, true) => Step::CleanupRead,
+            (None, false) => return self.finish(Err(err)),
         };
         log::info!("giving up ({err}); removing the lock we may have written");
         self.pending_error = Some(err);
@@ -349,6 +420,11 @@ impl Acquire {
         self.retry.progressed();
         self.failures = FailureStreak::default();
         self.send(next, now)
+    }
+
+    /// `s3://bucket/key` of the lock object, for messages asking a human to act.
+    fn lock_uri(&self) -> String {
+        format!("s3://{}/{}", self.config.bucket(), self.config.lock_key())
     }
 
     fn end_cleanup(&mut self) -> Action<HeldLock> {
@@ -375,7 +451,9 @@ impl Acquire {
             }
             None if self.pending_error.is_some() => {
                 log::warn!(
-                    "could not confirm the removal of our lock before the cleanup deadline: {err}"
+                    "could not confirm the removal of our lock {} before the cleanup deadline: \
+                     {err}",
+                    self.lock_uri()
                 );
                 self.end_cleanup()
             }
@@ -400,6 +478,9 @@ impl Acquire {
     fn retry_of(step: Step) -> Step {
         match step {
             Step::CleanupDelete { etag: None } => Step::CleanupRead,
+            // On a store ignoring If-Match, the proof DELETE may have removed
+            // our lock and someone else may hold it now: never repeat it blind.
+            Step::ProbeDelete { etag } => Step::ProbeReadBack { etag },
             other => other,
         }
     }
@@ -423,11 +504,59 @@ impl Acquire {
         self.held_etag = Some(etag.clone());
         self.retry.progressed();
         self.failures = FailureStreak::default();
-        if self.opts.verify_conditional_writes {
-            self.send(Step::Probe { etag }, now)
-        } else {
-            self.done_holding(etag, false)
+        self.prove_or_hold(etag, now)
+    }
+
+    /// Holding `etag`: run what is left of the proof, or return the lock.
+    fn prove_or_hold(&mut self, etag: String, now: Now) -> Action<HeldLock> {
+        if !self.opts.verify_conditional_writes {
+            return self.done_holding(etag, false);
         }
+        if !self.put_proven {
+            return self.send(Step::Probe { etag }, now);
+        }
+        // A store known to ignore If-Match on DELETE is not asked again: the
+        // proof would delete our lock once more.
+        if !self.delete_probed && self.conditional_delete != ConditionalDelete::Unsupported {
+            return self.send(Step::ProbeDelete { etag }, now);
+        }
+        self.done_holding(etag, true)
+    }
+
+    /// Learn (and remember, with a memory attached) what the store does with
+    /// `DELETE If-Match`. "Unsupported" is never overturned.
+    fn learn_conditional_delete(&mut self, verdict: ConditionalDelete) {
+        self.delete_probed = true;
+        if self.conditional_delete != ConditionalDelete::Unsupported {
+            self.conditional_delete = verdict;
+        }
+        if self.conditional_delete == ConditionalDelete::Unsupported {
+            self.cleanup_fallback = true;
+        }
+        if let Some(v) = &self.verdicts {
+            v.record_conditional_delete(&self.config, verdict);
+        }
+    }
+
+    /// The GET-compare-DELETE fallback is in use: WARNING once per store (on
+    /// every use without a memory attached).
+    fn log_delete_fallback(&self) {
+        match &self.verdicts {
+            Some(v) => {
+                v.warn_delete_fallback(&self.config);
+            }
+            None => verdict::log_delete_fallback(&self.config, true),
+        }
+    }
+
+    /// Our lock is gone (deleted by the proof DELETE, or by someone else):
+    /// nothing of ours is left to hold or clean up. Start over.
+    fn start_over(&mut self, now: Now) -> Action<HeldLock> {
+        self.held_etag = None;
+        self.uncertain = false;
+        self.first_uncertain_write = None;
+        self.retry.progressed();
+        self.send(Step::Put, now)
     }
 
     fn became_uncertain(&mut self) {
@@ -464,7 +593,7 @@ impl Acquire {
                 return self.retry_later(again, Error::Transport { message: transport }, now);
             }
         };
-        let class = classify(&resp);
+        let class = classify_redacted(&resp, &self.config, &self.credentials);
         if let ResponseClass::ClockSkewed { server_time } = &class {
             if self.retry.correct_clock(*server_time, now) {
                 return self.send(step, now);
@@ -475,6 +604,10 @@ impl Acquire {
             Step::TakeOver { etag } => self.on_takeover(class, etag, now),
             Step::ReadHolder => self.on_read_holder(class, resp.into_body(), now),
             Step::Probe { etag } => self.on_probe(class, etag, now),
+            Step::ProbeDelete { etag } => self.on_probe_delete(class, etag, now),
+            Step::ProbeReadBack { etag } => {
+                self.on_probe_read_back(class, resp.into_body(), etag, now)
+            }
             Step::CleanupRead => self.on_cleanup_read(class, resp.into_body(), now),
             Step::CleanupDelete { etag } => self.on_cleanup_delete(class, etag, now),
         }
@@ -543,25 +676,26 @@ impl Acquire {
                     log::info!(
                         "the lock already carries our ID: an earlier attempt of ours succeeded"
                     );
+                    // That attempt may have been a takeover or a fresh create:
+                    // hold the generation it wrote, not the one we last sent.
+                    if let Ok(landed) = &holder.info {
+                        self.adopt_generation(landed.lease.as_ref().map(|l| l.generation));
+                    }
                     return self.acquired(holder.etag, true, now);
                 }
-                // Someone else's lock is in place, so no PUT of ours landed.
+                // Someone else's lock is in place, so no PUT of ours landed
+                // (or one did and was replaced since): every uncertain write
+                // so far is resolved. Forgetting the earliest one matters for
+                // a lease: were a later write of ours recognised, the lease
+                // would otherwise run from this long-gone one and could be
+                // over the moment acquire returns.
                 self.uncertain = false;
+                self.first_uncertain_write = None;
                 self.retry.progressed();
                 self.failures = FailureStreak::default();
                 self.held_by(Some(holder), now)
             }
-            ResponseClass::NoSuchKey => {
-                // Released between our PUT and our GET: try again at once, but
-                // back off if it keeps happening.
-                self.vanished_in_a_row += 1;
-                if self.vanished_in_a_row <= 3 {
-                    self.send(Step::Put, now)
-                } else {
-                    let err = Error::malformed("the lock keeps vanishing between PUT and GET");
-                    self.retry_later(Step::Put, err, now)
-                }
-            }
+            ResponseClass::NoSuchKey => self.vanished(now),
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
                 let err = self.final_error(class);
                 self.retry_later(Step::ReadHolder, err, now)
@@ -576,6 +710,52 @@ impl Acquire {
                 let err = self.final_error(other);
                 self.fail(err, now)
             }
+        }
+    }
+
+    /// Our `PUT If-None-Match` got 412, yet the lock is not there. Once, it
+    /// is a holder releasing between our PUT and our GET: try again at once,
+    /// then after a backoff. Round after round, it is the store refusing
+    /// conditional creates although no lock exists: say so instead of
+    /// retrying until a deadline (or forever) with a misleading error. A
+    /// deadline that has passed meanwhile still ends in a timeout.
+    fn vanished(&mut self, now: Now) -> Action<HeldLock> {
+        self.vanished_in_a_row += 1;
+        if self.vanished_in_a_row == 1 {
+            log::warn!(
+                "{} answered 412 to If-None-Match on {}, yet there is no lock: a holder released \
+                 meanwhile, or the store refuses conditional creates; trying again",
+                self.config.endpoint_display(),
+                self.config.lock_key()
+            );
+        }
+        if self.retry.deadline.wake_for(now, Duration::ZERO).is_none() {
+            let err = match self.opts.wait {
+                Wait::For(_) | Wait::Forever => Error::Timeout {
+                    waited: self.waited(now),
+                    holder: self.holder.clone().map(Box::new),
+                },
+                Wait::No => self.create_refused(),
+            };
+            return self.fail(err, now);
+        }
+        match self.vanished_in_a_row {
+            1 => self.send(Step::Put, now),
+            n if n < MAX_VANISHED_ROUNDS => {
+                let err = self.create_refused();
+                self.retry_later(Step::Put, err, now)
+            }
+            _ => {
+                let err = self.create_refused();
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn create_refused(&self) -> Error {
+        Error::ConditionalCreateRefused {
+            endpoint: self.config.endpoint_display(),
+            bucket: self.config.bucket().to_string(),
         }
     }
 
@@ -734,7 +914,13 @@ impl Acquire {
 
     fn on_probe(&mut self, class: ResponseClass, etag: String, now: Now) -> Action<HeldLock> {
         match class {
-            ResponseClass::PreconditionFailed => self.done_holding(etag, true),
+            ResponseClass::PreconditionFailed => {
+                self.put_proven = true;
+                if let Some(v) = &self.verdicts {
+                    v.mark_verified(&self.config);
+                }
+                self.prove_or_hold(etag, now)
+            }
             ResponseClass::Success { etag: new_etag, .. } => {
                 log::error!(
                     "{} accepted a second If-None-Match write of an existing lock: it ignores conditional writes",
@@ -760,18 +946,145 @@ impl Acquire {
         }
     }
 
+    fn on_probe_delete(
+        &mut self,
+        class: ResponseClass,
+        etag: String,
+        now: Now,
+    ) -> Action<HeldLock> {
+        match class {
+            ResponseClass::PreconditionFailed => {
+                self.learn_conditional_delete(ConditionalDelete::Proven);
+                self.prove_or_hold(etag, now)
+            }
+            ResponseClass::Success { .. } => {
+                // Re-creating "our" lock now would not be holding it: anyone
+                // could have taken it since. We hold nothing: acquire anew.
+                log::warn!(
+                    "{} (bucket {}) deleted our lock on a DELETE whose If-Match named another \
+                     ETag: it ignores If-Match on DELETE, so a stale release could delete \
+                     another holder's lock; releases will read, compare and delete instead. \
+                     Acquiring {} again",
+                    self.config.endpoint_display(),
+                    self.config.bucket(),
+                    self.config.lock_key()
+                );
+                self.learn_conditional_delete(ConditionalDelete::Unsupported);
+                self.start_over(now)
+            }
+            ResponseClass::NotImplemented { .. } => {
+                self.learn_conditional_delete(ConditionalDelete::Unsupported);
+                self.log_delete_fallback();
+                self.prove_or_hold(etag, now)
+            }
+            ResponseClass::Rejected {
+                status: 400,
+                ref message,
+                ..
+            } if message.to_ascii_lowercase().contains("if-match") => {
+                self.learn_conditional_delete(ConditionalDelete::Unsupported);
+                self.log_delete_fallback();
+                self.prove_or_hold(etag, now)
+            }
+            // Gone, though not by this DELETE (it would have said 2xx):
+            // force-unlocked, say. Nothing of ours to hold; the store's
+            // verdict stays unknown (and is not probed again this time).
+            ResponseClass::NoSuchKey => {
+                self.delete_probed = true;
+                log::warn!(
+                    "{} vanished right after we acquired it; acquiring again",
+                    self.config.lock_key()
+                );
+                self.start_over(now)
+            }
+            ResponseClass::Conflict | ResponseClass::Transient { .. } => {
+                // It may have been applied: compare before anything else, and
+                // clean up (if it comes to that) the same way.
+                self.cleanup_fallback = true;
+                let err = self.final_error(class);
+                self.retry_later(Step::ProbeReadBack { etag }, err, now)
+            }
+            other => {
+                let err = self.final_error(other);
+                self.fail(err, now)
+            }
+        }
+    }
+
+    fn on_probe_read_back(
+        &mut self,
+        class: ResponseClass,
+        body: Body,
+        etag: String,
+        now: Now,
+    ) -> Action<HeldLock> {
+        match class {
+            ResponseClass::Success { etag: current, .. } => {
+                let ours = LockInfo::parse(&body).is_ok_and(|info| info.id == self.info.id);
+                match (ours, current) {
+                    // Still ours: the proof DELETE did nothing. Prove again.
+                    (true, Some(current)) => {
+                        self.held_etag = Some(current.clone());
+                        self.send(Step::ProbeDelete { etag: current }, now)
+                    }
+                    (true, None) => self.fail(
+                        Error::malformed("the lock object was returned without an ETag"),
+                        now,
+                    ),
+                    (false, _) => {
+                        self.delete_probed = true;
+                        log::warn!(
+                            "{} is no longer ours after a DELETE proof whose answer was lost; \
+                             acquiring again",
+                            self.config.lock_key()
+                        );
+                        self.start_over(now)
+                    }
+                }
+            }
+            ResponseClass::NoSuchKey => {
+                self.delete_probed = true;
+                log::warn!(
+                    "{} is gone after a DELETE proof whose answer was lost; acquiring again",
+                    self.config.lock_key()
+                );
+                self.start_over(now)
+            }
+            ResponseClass::Conflict | ResponseClass::Transient { .. } => {
+                let err = self.final_error(class);
+                self.retry_later(Step::ProbeReadBack { etag }, err, now)
+            }
+            other => {
+                let err = self.final_error(other);
+                self.fail(err, now)
+            }
+        }
+    }
+
     fn on_cleanup_read(&mut self, class: ResponseClass, body: Body, now: Now) -> Action<HeldLock> {
         match class {
-            ResponseClass::Success {
-                etag,
-                last_modified,
-            } => match self.holder_from(&body, etag, last_modified) {
-                Ok(h) if h.id() == Some(self.info.id.as_str()) => {
-                    let etag = (!self.cleanup_fallback).then_some(h.etag);
-                    self.send(Step::CleanupDelete { etag }, now)
+            ResponseClass::Success { etag, .. } => {
+                let ours = LockInfo::parse(&body).is_ok_and(|info| info.id == self.info.id);
+                match (ours, etag) {
+                    (true, _) if self.cleanup_fallback => {
+                        self.send(Step::CleanupDelete { etag: None }, now)
+                    }
+                    (true, Some(etag)) => self.send(Step::CleanupDelete { etag: Some(etag) }, now),
+                    // Without an ETag our lock cannot be deleted safely (an
+                    // unconditional DELETE could hit a lock taken meanwhile),
+                    // so it stays: whoever must remove it needs to know where.
+                    (true, None) => {
+                        log::warn!(
+                            "our lock {} stays: the store returned it without an ETag, so it \
+                             cannot be deleted conditionally; remove it by hand (its ID is {})",
+                            self.lock_uri(),
+                            self.info.id
+                        );
+                        self.end_cleanup()
+                    }
+                    (false, _) => self.end_cleanup(),
                 }
-                _ => self.end_cleanup(),
-            },
+            }
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
                 let err = self.final_error(class);
                 self.retry_later(Step::CleanupRead, err, now)
@@ -808,11 +1121,9 @@ impl Acquire {
             ResponseClass::NotImplemented { .. } if etag.is_some() => {
                 // No conditional DELETE on this store: Terraform's
                 // GET-compare-DELETE is the best available.
-                log::warn!(
-                    "store refuses conditional DELETE; removing our lock by GET-compare-DELETE"
-                );
+                self.learn_conditional_delete(ConditionalDelete::Unsupported);
+                self.log_delete_fallback();
                 self.held_etag = None;
-                self.cleanup_fallback = true;
                 self.send(Step::CleanupRead, now)
             }
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
@@ -848,6 +1159,14 @@ impl Machine for Acquire {
                     Wait::Forever => None,
                 };
                 self.retry.deadline = Deadline::after(now, budget);
+                if let Some(v) = &self.verdicts {
+                    self.conditional_delete = v.conditional_delete(&self.config);
+                    self.cleanup_fallback =
+                        self.conditional_delete == ConditionalDelete::Unsupported;
+                    if !self.opts.verify_conditional_writes {
+                        v.warn_trusted_without_proof(&self.config);
+                    }
+                }
                 self.send(step, now)
             }
             (Phase::Ready(step), Event::TimerFired) if self.started.is_some() => {

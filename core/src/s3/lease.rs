@@ -31,7 +31,7 @@ use super::acquire::HeldLock;
 use super::config::{Credentials, S3LockConfig};
 use super::lockinfo::{LockHolder, LockInfo};
 use super::request::{self, PutCondition};
-use super::response::{classify, ResponseClass};
+use super::response::{classify_redacted, ResponseClass};
 use super::retry::Retry;
 use crate::backoff::Backoff;
 use crate::error::Error;
@@ -390,7 +390,7 @@ impl Machine for Renew {
             (Phase::Sleeping, Event::TimerFired) => self.write(now),
             (Phase::ReadSleeping, Event::TimerFired) => self.read(now),
             (Phase::Writing | Phase::Reading, Event::Response(resp)) => {
-                let class = classify(&resp);
+                let class = classify_redacted(&resp, &self.config, &self.credentials);
                 let reading = self.phase == Phase::Reading;
                 if let ResponseClass::ClockSkewed { server_time } = &class {
                     if self.retry.correct_clock(*server_time, now) {

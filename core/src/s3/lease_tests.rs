@@ -588,3 +588,103 @@ fn lease_terms_near_the_largest_duration_are_refused_or_saturate_never_panic() {
     assert_eq!(edge.give_up_at(secs(5)), Duration::MAX);
     assert_eq!(edge.renew_at(Duration::MAX), Duration::MAX);
 }
+
+#[test]
+fn an_uncertain_write_disproved_by_another_holders_lock_does_not_age_the_lease() {
+    // PUT -> 503 (it may have landed); PUT -> 412; GET -> someone else's lock,
+    // so that first write did not land. The holder releases; our next PUT's
+    // response is lost; its retry gets 412 on our own lock. The lease runs
+    // from that lost PUT, not from the long-gone 503 one.
+    let mut acq = lease_acquire(
+        Wait::Forever,
+        Some(LeaseTerms::new(secs(30))),
+        Takeover::default(),
+    );
+    let ours_body = acq.lock_info().to_json();
+    let mut step = 0;
+    let (result, sent) = run_virtual(&mut acq, Now::virtual_origin(), |_, _| {
+        step += 1;
+        match step {
+            1 => Ok(error(503, "SlowDown")),
+            2 => Ok(error(412, "PreconditionFailed")),
+            3 => Ok(body_response("\"theirs\"", other_body(None))),
+            4 => Err("connection reset".to_string()), // landed, answer lost
+            5 => Ok(error(412, "PreconditionFailed")),
+            _ => Ok(body_response("\"ours\"", ours_body.clone())),
+        }
+    });
+    let held = result.unwrap();
+    assert_eq!(sent.len(), 6);
+    assert_eq!(held.etag, "\"ours\"");
+    let lost_put = sent[3].0.monotonic;
+    assert!(lost_put > sent[0].0.monotonic);
+    assert_eq!(
+        held.written_at, lost_put,
+        "the lease runs from the write that landed, not from the disproved 503 one"
+    );
+}
+
+#[test]
+fn a_fresh_lock_after_losing_a_takeover_race_is_generation_one() {
+    // Our takeover of a dead generation-1 lock loses the race to another
+    // waiter (generation 2). When that winner releases, we create a fresh
+    // lock with If-None-Match: generation 1, not the 2 of our failed takeover.
+    let mut acq = expired_lease_taker(secs(60));
+    let dead = other_body(Some((10_000, 1)));
+    let winner = other_body(Some((10_000, 2)));
+    let stage = std::cell::Cell::new(0); // 0: dead lock, 1: winner holds, 2: released
+    let (result, sent) = run_virtual(&mut acq, Now::virtual_origin(), |req, _| {
+        Ok(match (req.method().clone(), header(req, "if-match")) {
+            (Method::PUT, None) if stage.get() == 2 => ok("\"fresh\""),
+            (Method::PUT, None) => error(412, "PreconditionFailed"),
+            (Method::PUT, Some(_)) => {
+                stage.set(1);
+                error(412, "PreconditionFailed")
+            }
+            (Method::GET, _) if stage.get() == 0 => body_response("\"dead\"", dead.clone()),
+            (Method::GET, _) => {
+                stage.set(2); // the winner releases right after we read it
+                body_response("\"winner\"", winner.clone())
+            }
+            _ => error(400, "Unexpected"),
+        })
+    });
+    let held = result.unwrap();
+    assert_eq!(takeover_puts(&sent).len(), 1);
+    let last = &sent.last().unwrap().1;
+    assert_eq!(header(last, "if-none-match"), Some("*"));
+    let body = String::from_utf8(last.body().clone()).unwrap();
+    assert!(body.contains(r#""Generation":1"#), "{body}");
+    assert_eq!(held.generation(), 1);
+    assert_eq!(held.etag, "\"fresh\"");
+}
+
+#[test]
+fn a_renewal_error_echoing_our_secrets_is_redacted() {
+    let token = "FwoGZXIvYXdzEXAMPLESESSIONTOKENdoNotLeakMe";
+    let creds = Credentials::new(
+        "AKID",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        Some(crate::secret::Secret::new(token)),
+    )
+    .unwrap();
+    let held = held_with_lease("\"e1\"", secs(0));
+    let now = Now::virtual_origin().advanced(secs(10));
+    let mut renew = Renew::new(config(), creds, &held, 1, ClockOffset::default(), now).unwrap();
+    let echo = format!(
+        "<Error><Code>InternalError</Code><Message>token {token} secret \
+         wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY</Message></Error>"
+    );
+    let (result, _) = run_virtual(&mut renew, now, |_, _| {
+        Ok(Response::builder()
+            .status(500)
+            .body(echo.clone().into_bytes())
+            .unwrap())
+    });
+    let err = result.unwrap_err();
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains(token), "{shown}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+}

@@ -12,9 +12,11 @@ use sha2::Digest as _;
 use super::acquire::{Acquire, AcquireOptions, Entropy, HeldLock};
 use super::config::{Credentials, Encryption, S3LockConfig};
 use super::lockinfo::{LockHolder, LockInfo};
+use super::log_capture;
 use super::request::{delete_lock, get_lock, put_lock, PutCondition};
 use super::status::Status;
 use super::unlock::{Unlock, UnlockOutcome};
+use super::verdict::{ConditionalDelete, ConditionalWriteVerdicts};
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::sansio::{run_virtual, Action, Body, Event, Machine, Wait};
@@ -252,6 +254,7 @@ fn uncontended_acquire_with_verification_then_release_in_one_request() {
         vec![
             put_ok("\"9b2cf535f27731c974343645a3985328\""),
             precondition_failed(),
+            precondition_failed(),
         ],
     );
     let held = result.unwrap();
@@ -265,10 +268,13 @@ fn uncontended_acquire_with_verification_then_release_in_one_request() {
             written_at: Duration::ZERO,
         }
     );
-    assert_eq!(lines(&sent), [PUT, PUT]);
-    assert_eq!(times(&sent), [Duration::ZERO, Duration::ZERO]);
+    // The proof: the same create again must get 412, and so must a DELETE
+    // naming a wrong ETag.
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE]);
+    assert_eq!(times(&sent), [Duration::ZERO; 3]);
     assert_all_to_lock_url(&sent);
-    for (_, r) in &sent {
+    assert_eq!(sent[2].1.body(), &Vec::<u8>::new());
+    for (_, r) in &sent[..2] {
         assert_eq!(r.body(), &acq.lock_info().to_json());
         assert_eq!(
             header(r, "content-type").as_deref(),
@@ -323,6 +329,33 @@ fn put_success_without_etag_reads_it_back() {
 // ---------------------------------------------------------------------------
 // Acquire: someone else holds the lock
 // ---------------------------------------------------------------------------
+
+#[test]
+fn a_lock_of_ours_that_cannot_be_removed_for_want_of_an_etag_is_named_in_a_warning() {
+    // A store that never returns an ETag: the lock we wrote cannot be released
+    // conditionally, so acquire gives up; the cleanup read finds our lock but
+    // cannot delete it by ETag either. The lock stays: say where, loudly.
+    let mut acq = acquire(opts(Wait::No, false));
+    let no_etag = || lock_object_without_etag(our_info().to_json());
+    let ((result, sent), logs) =
+        log_capture::capture(|| run(&mut acq, vec![Ok(resp(200, &[], "")), no_etag(), no_etag()]));
+    assert!(
+        matches!(result, Err(Error::MalformedResponse { .. })),
+        "{result:?}"
+    );
+    assert_eq!(lines(&sent), [PUT, "GET", "GET"]);
+    let warned = log_capture::warnings(&logs);
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("s3://tfstate/envs/dev/terraform.tfstate.tflock")),
+        "{warned:?}"
+    );
+}
+
+fn lock_object_without_etag(body: Vec<u8>) -> Reply {
+    Ok(resp(200, &[("Content-Type", "application/json")], body))
+}
 
 #[test]
 fn held_with_wait_no_reports_the_holder() {
@@ -445,12 +478,16 @@ fn holder_leaves_after_three_attempts_then_acquired() {
             }
         }
         Method::GET => other_holder("\"theirs\""),
+        Method::DELETE => precondition_failed(), // the verification DELETE
         _ => panic!("unexpected {}", line(req)),
     });
     let held = result.unwrap();
     assert_eq!(held.etag, "\"mine\"");
     assert!(held.verified_conditional_writes);
-    assert_eq!(lines(&sent), [PUT, "GET", PUT, "GET", PUT, "GET", PUT, PUT]);
+    assert_eq!(
+        lines(&sent),
+        [PUT, "GET", PUT, "GET", PUT, "GET", PUT, PUT, PROOF_DELETE]
+    );
     let t = times(&sent);
     for (i, (a, b)) in [(0usize, 2usize), (2, 4), (4, 6)].into_iter().enumerate() {
         let ceiling = Backoff::WAIT_FOR_HOLDER.ceiling(i as u32);
@@ -498,17 +535,19 @@ fn own_lock_after_lost_put_response_is_acquired_not_waited_on() {
             Err("connection reset by peer".into()),
             precondition_failed(),
             lock_object(ours_body, "\"landed\""),
-            precondition_failed(), // verification
+            precondition_failed(), // verification PUT
+            precondition_failed(), // verification DELETE
         ],
     );
     let held = result.unwrap();
     assert_eq!(held.etag, "\"landed\"");
     assert!(held.verified_conditional_writes);
-    assert_eq!(lines(&sent), [PUT, PUT, "GET", PUT]);
+    assert_eq!(lines(&sent), [PUT, PUT, "GET", PUT, PROOF_DELETE]);
     let t = times(&sent);
     assert!(within(t[1], Backoff::TRANSIENT.ceiling(0)), "{:?}", t[1]);
     assert_eq!(t[1], t[2]);
     assert_eq!(t[2], t[3]);
+    assert_eq!(t[3], t[4]);
 }
 
 #[test]
@@ -661,10 +700,10 @@ fn lock_vanishing_between_412_and_get_triggers_an_immediate_put() {
 }
 
 #[test]
-fn lock_vanishing_repeatedly_backs_off_after_three() {
+fn lock_vanishing_twice_backs_off_before_the_third_put() {
     let mut acq = acquire(opts(Wait::Forever, false));
     let mut script = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..2 {
         script.push(precondition_failed());
         script.push(no_such_key());
     }
@@ -672,8 +711,69 @@ fn lock_vanishing_repeatedly_backs_off_after_three() {
     let (result, sent) = run(&mut acq, script);
     assert_eq!(result.unwrap().etag, "\"e\"");
     let t = times(&sent);
-    assert!(t[..8].iter().all(|x| x.is_zero()), "{t:?}");
-    assert!(within(t[8], Backoff::TRANSIENT.ceiling(0)), "{t:?}");
+    assert!(t[..4].iter().all(|x| x.is_zero()), "{t:?}");
+    assert!(within(t[4], Backoff::TRANSIENT.ceiling(0)), "{t:?}");
+}
+
+#[test]
+fn a_store_answering_412_to_if_none_match_without_a_lock_is_named_after_three_rounds() {
+    // Before: Wait::No spent its 30 s transient budget, a 5 s wait ended in a
+    // malformed-response error, and waiting forever never ended.
+    for wait in [Wait::No, Wait::For(secs(5)), Wait::Forever] {
+        let mut acq = acquire(opts(wait, true));
+        let ((result, sent), logs) = log_capture::capture(|| {
+            run_virtual(&mut acq, origin(), |req, _| match *req.method() {
+                Method::PUT => precondition_failed(),
+                Method::GET => no_such_key(),
+                _ => panic!("unexpected {}", line(req)),
+            })
+        });
+        let err = match result {
+            Err(e @ Error::ConditionalCreateRefused { .. }) => e,
+            other => panic!("{wait:?}: expected ConditionalCreateRefused, got {other:?}"),
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "answers 412 Precondition Failed to If-None-Match although no lock exists"
+            ) && text.contains(ENDPOINT)
+                && text.contains("tfstate"),
+            "{text}"
+        );
+        assert_eq!(
+            lines(&sent),
+            [PUT, "GET", PUT, "GET", PUT, "GET"],
+            "{wait:?}"
+        );
+        let warned = log_capture::warnings(&logs);
+        assert_eq!(
+            warned
+                .iter()
+                .filter(|w| w.contains("412") && w.contains("no lock"))
+                .count(),
+            1,
+            "one warning at the first occurrence: {warned:?}"
+        );
+    }
+}
+
+#[test]
+fn a_timeout_during_412_then_absent_rounds_is_still_a_timeout() {
+    let mut acq = acquire(opts(Wait::For(secs(5)), false));
+    let t0 = origin();
+    assert!(matches!(acq.step(Event::Start, t0), Action::Send(_)));
+    let get = acq.step(Event::Response(precondition_failed().unwrap()), t0);
+    assert!(
+        matches!(&get, Action::Send(r) if r.method() == Method::GET),
+        "{get:?}"
+    );
+    // The GET's answer arrives after the wait ran out.
+    let late = t0.advanced(secs(6));
+    let done = acq.step(Event::Response(no_such_key().unwrap()), late);
+    assert!(
+        matches!(done, Action::Done(Err(Error::Timeout { .. }))),
+        "{done:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1204,6 +1304,8 @@ fn release_400_refusing_if_match_falls_back() {
 fn release_fallback_never_repeats_a_blind_delete() {
     // GET-compare-DELETE whose DELETE fails in transit. Repeating the blind
     // DELETE could remove a lock taken meanwhile by someone else: compare again.
+    // The lock now carries another ID, so our DELETE did land (the read had
+    // just found our ID): released, and theirs untouched.
     let mut rel = release("\"e\"");
     let (result, sent) = run(
         &mut rel,
@@ -1214,10 +1316,7 @@ fn release_fallback_never_repeats_a_blind_delete() {
             other_holder("\"b\""),
         ],
     );
-    assert!(
-        matches!(result, Err(Error::NotOwned { holder: Some(_) })),
-        "{result:?}"
-    );
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
     assert_eq!(
         lines(&sent),
         ["DELETE If-Match: \"e\"", "GET", "DELETE", "GET"]
@@ -1249,6 +1348,52 @@ fn release_transport_error_then_404_counts_as_released() {
     assert_eq!(lines(&sent), ["DELETE If-Match: \"e\""; 2]);
     let t = times(&sent);
     assert!(within(t[1], Backoff::TRANSIENT.ceiling(0)), "{t:?}");
+}
+
+#[test]
+fn release_whose_delete_landed_unheard_then_412_on_the_next_holder_is_released() {
+    // Our DELETE If-Match lands but its answer is lost; meanwhile the next
+    // holder takes the lock, so the retry gets 412. Our lock is gone and theirs
+    // was never touched: released, not NotOwned.
+    for first in [
+        Err("connection reset".to_string()),
+        Ok(s3_error(503, "SlowDown")),
+    ] {
+        let mut rel = release("\"e\"");
+        let (result, sent) = run(
+            &mut rel,
+            vec![first, precondition_failed(), other_holder("\"theirs\"")],
+        );
+        assert_eq!(result.unwrap(), UnlockOutcome::Released);
+        assert_eq!(
+            lines(&sent),
+            ["DELETE If-Match: \"e\"", "DELETE If-Match: \"e\"", "GET"]
+        );
+    }
+    // A 412 on our first DELETE, or after a 409 (a concurrent write won, so
+    // our DELETE was not applied), is someone else's lock: NotOwned.
+    for first in [
+        precondition_failed(),
+        Ok(s3_error(409, "ConditionalRequestConflict")),
+    ] {
+        let mut rel = release("\"e\"");
+        let mut replies = vec![first];
+        if rel_needs_second_412(&replies) {
+            replies.push(precondition_failed());
+        }
+        replies.push(other_holder("\"theirs\""));
+        let (result, _) = run(&mut rel, replies);
+        assert!(
+            matches!(result, Err(Error::NotOwned { holder: Some(_) })),
+            "{result:?}"
+        );
+    }
+}
+
+/// After a 409 the DELETE is repeated (and then gets 412); after a 412 the
+/// lock is read at once.
+fn rel_needs_second_412(replies: &[Reply]) -> bool {
+    matches!(&replies[0], Ok(r) if r.status() == 409)
 }
 
 #[test]
@@ -1393,6 +1538,330 @@ fn status_retries_transient_errors_and_reports_final_ones() {
         matches!(result, Err(Error::MalformedResponse { .. })),
         "{result:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The once-per-store proof covers DELETE If-Match; the verdict reaches release
+// ---------------------------------------------------------------------------
+
+const PROOF_DELETE: &str = "DELETE If-Match: \"condlock-proof-mismatch\"";
+
+fn fallback_warnings(logs: &[(log::Level, String)]) -> usize {
+    log_capture::warnings(logs)
+        .iter()
+        .filter(|w| w.contains("GET-compare-DELETE"))
+        .count()
+}
+
+#[test]
+fn verification_proves_conditional_delete_and_release_trusts_it() {
+    let verdicts = ConditionalWriteVerdicts::new();
+    let mut acq = acquire(opts(Wait::No, true)).with_verdicts(verdicts.clone());
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            precondition_failed(),
+            precondition_failed(),
+        ],
+    );
+    let held = result.unwrap();
+    assert_eq!(held.etag, "\"e1\"");
+    assert!(held.verified_conditional_writes);
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE]);
+    assert!(verdicts.is_verified(&config()));
+    assert_eq!(
+        verdicts.conditional_delete(&config()),
+        ConditionalDelete::Proven
+    );
+
+    let mut rel = release("\"e1\"").with_verdicts(verdicts);
+    let (result, sent) = run(&mut rel, vec![deleted()]);
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(lines(&sent), ["DELETE If-Match: \"e1\""]);
+    assert!(!rel.used_fallback());
+}
+
+#[test]
+fn a_store_ignoring_if_match_on_delete_is_found_out_and_never_trusted_to_release() {
+    // Ceph radosgw: If-None-Match enforced, If-Match on DELETE ignored. The
+    // proof DELETE with a wrong ETag deletes our lock: we no longer hold it,
+    // so acquire starts over (no re-creation of "our" lock behind anyone's
+    // back), and the verdict is remembered.
+    let verdicts = ConditionalWriteVerdicts::new();
+    let mut acq = acquire(opts(Wait::No, true)).with_verdicts(verdicts.clone());
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            precondition_failed(),
+            deleted(),
+            put_ok("\"e2\""),
+        ],
+    );
+    let held = result.unwrap();
+    assert_eq!(held.etag, "\"e2\"");
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE, PUT]);
+    assert!(verdicts.is_verified(&config()));
+    assert_eq!(
+        verdicts.conditional_delete(&config()),
+        ConditionalDelete::Unsupported
+    );
+
+    // A stale release (our lock was since taken over) must not delete the
+    // new holder's lock: read, compare, leave it.
+    let ((result, sent), logs) = log_capture::capture(|| {
+        let mut rel = release("\"e2\"").with_verdicts(verdicts.clone());
+        run(&mut rel, vec![other_holder("\"theirs\"")])
+    });
+    assert!(
+        matches!(result, Err(Error::NotOwned { holder: Some(_) })),
+        "{result:?}"
+    );
+    assert_eq!(lines(&sent), ["GET"]);
+    assert_eq!(fallback_warnings(&logs), 1, "{logs:?}");
+
+    // Our own lock: read, compare, delete; the fallback is not warned again.
+    let ((result, sent), logs) = log_capture::capture(|| {
+        let mut rel = release("\"e2\"").with_verdicts(verdicts.clone());
+        let out = run(&mut rel, vec![ours("\"e2\""), deleted()]);
+        assert!(rel.used_fallback());
+        out
+    });
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(lines(&sent), ["GET", "DELETE"]);
+    assert_eq!(fallback_warnings(&logs), 0, "{logs:?}");
+
+    // A later acquire does not prove it again (the driver sees is_verified),
+    // and its release is the fallback too.
+    let mut acq = acquire(opts(Wait::No, false)).with_verdicts(verdicts.clone());
+    let (result, sent) = run(&mut acq, vec![put_ok("\"e3\"")]);
+    assert_eq!(result.unwrap().etag, "\"e3\"");
+    assert_eq!(lines(&sent), [PUT]);
+}
+
+#[test]
+fn a_store_refusing_conditional_delete_during_the_proof_keeps_our_lock() {
+    let verdicts = ConditionalWriteVerdicts::new();
+    let mut acq = acquire(opts(Wait::No, true)).with_verdicts(verdicts.clone());
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            precondition_failed(),
+            Ok(s3_error(501, "NotImplemented")),
+        ],
+    );
+    assert_eq!(result.unwrap().etag, "\"e1\"");
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE]);
+    assert!(verdicts.is_verified(&config()));
+    assert_eq!(
+        verdicts.conditional_delete(&config()),
+        ConditionalDelete::Unsupported
+    );
+    let mut rel = release("\"e1\"").with_verdicts(verdicts);
+    let (result, sent) = run(&mut rel, vec![ours("\"e1\""), deleted()]);
+    assert_eq!(result.unwrap(), UnlockOutcome::Released);
+    assert_eq!(lines(&sent), ["GET", "DELETE"]);
+}
+
+#[test]
+fn an_answer_lost_on_the_proof_delete_is_read_back_before_anything_else() {
+    // The proof DELETE's answer is lost: on a store ignoring If-Match it may
+    // have deleted our lock, and someone else may hold the lock by now, so
+    // it is never repeated blind. The read shows our lock: prove again.
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            precondition_failed(),
+            Err("connection reset".into()),
+            ours("\"e1\""),
+            precondition_failed(),
+        ],
+    );
+    assert_eq!(result.unwrap().etag, "\"e1\"");
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE, "GET", PROOF_DELETE]);
+
+    // The read shows another holder: our lock is gone, start over (and wait
+    // as asked: Wait::No reports the holder).
+    let mut acq = acquire(opts(Wait::No, true));
+    let (result, sent) = run(
+        &mut acq,
+        vec![
+            put_ok("\"e1\""),
+            precondition_failed(),
+            Ok(s3_error(503, "SlowDown")),
+            other_holder("\"theirs\""),
+            precondition_failed(),
+            other_holder("\"theirs\""),
+        ],
+    );
+    assert!(
+        matches!(result, Err(Error::Held { holder: Some(_) })),
+        "{result:?}"
+    );
+    assert_eq!(lines(&sent), [PUT, PUT, PROOF_DELETE, "GET", PUT, "GET"]);
+}
+
+#[test]
+fn the_501_fallback_of_release_is_warned_once_per_store() {
+    let verdicts = ConditionalWriteVerdicts::new();
+    let ((), logs) = log_capture::capture(|| {
+        let mut rel = release("\"e\"").with_verdicts(verdicts.clone());
+        let (result, sent) = run(
+            &mut rel,
+            vec![
+                Ok(s3_error(501, "NotImplemented")),
+                ours("\"e\""),
+                deleted(),
+            ],
+        );
+        assert_eq!(result.unwrap(), UnlockOutcome::Released);
+        assert_eq!(lines(&sent), ["DELETE If-Match: \"e\"", "GET", "DELETE"]);
+        // Remembered: the next release goes straight to the fallback.
+        let mut rel = release("\"e\"").with_verdicts(verdicts.clone());
+        let (result, sent) = run(&mut rel, vec![ours("\"e\""), deleted()]);
+        assert_eq!(result.unwrap(), UnlockOutcome::Released);
+        assert_eq!(lines(&sent), ["GET", "DELETE"]);
+    });
+    assert_eq!(fallback_warnings(&logs), 1, "{logs:?}");
+    assert_eq!(
+        verdicts.conditional_delete(&config()),
+        ConditionalDelete::Unsupported
+    );
+}
+
+#[test]
+fn trusting_a_store_without_proof_is_warned_once_per_store() {
+    let verdicts = ConditionalWriteVerdicts::new();
+    let trusting = |verdicts: &ConditionalWriteVerdicts, config: Arc<S3LockConfig>| {
+        let mut acq = Acquire::new(
+            config,
+            creds(),
+            opts(Wait::No, false),
+            Entropy {
+                lock_id: OUR_ID_BYTES,
+                jitter_seed: 1,
+            },
+            ClockOffset::default(),
+            origin(),
+        )
+        .with_verdicts(verdicts.clone());
+        let ((result, _), logs) = log_capture::capture(|| run(&mut acq, vec![put_ok("\"e\"")]));
+        result.unwrap();
+        log_capture::warnings(&logs)
+            .iter()
+            .filter(|w| w.contains("without proof"))
+            .count()
+    };
+    assert_eq!(trusting(&verdicts, config()), 1);
+    assert_eq!(trusting(&verdicts, config()), 0, "once per store");
+    let other_bucket = Arc::new(
+        S3LockConfig::builder("other-bucket", "envs/dev/terraform.tfstate")
+            .endpoint(ENDPOINT)
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(trusting(&verdicts, other_bucket), 1, "another store");
+    // A store that proved itself needs no warning.
+    let proven = Arc::new(
+        S3LockConfig::builder("proven", "k")
+            .endpoint(ENDPOINT)
+            .build()
+            .unwrap(),
+    );
+    verdicts.mark_verified(&proven);
+    assert_eq!(trusting(&verdicts, proven), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Server messages never carry our secrets back to the user
+// ---------------------------------------------------------------------------
+
+/// An error body whose message echoes every secret we hold, in raw and
+/// base64 forms (a hostile or buggy server).
+fn echoing_secrets(status: u16, code: &str) -> Reply {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    // SSE_C_KEY decodes to printable ASCII, so its raw form can be echoed too.
+    let raw_sse_c = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(SSE_C_KEY)
+            .unwrap(),
+    )
+    .unwrap();
+    Ok(resp(
+        status,
+        &[],
+        format!(
+            "<Error><Code>{code}</Code><Message>token {SESSION_TOKEN} ({}) secret {SECRET_KEY} \
+             ({}) sse-c {SSE_C_KEY} raw {raw_sse_c}</Message></Error>",
+            b64(SESSION_TOKEN),
+            b64(SECRET_KEY)
+        ),
+    ))
+}
+
+fn assert_no_secret_in(err: &Error) {
+    let raw_sse_c = base64::engine::general_purpose::STANDARD
+        .decode(SSE_C_KEY)
+        .unwrap();
+    let raw_sse_c = String::from_utf8(raw_sse_c).unwrap();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    for shown in [err.to_string(), format!("{err:?}")] {
+        for secret in [
+            SESSION_TOKEN.to_string(),
+            SECRET_KEY.to_string(),
+            SSE_C_KEY.to_string(),
+            raw_sse_c.clone(),
+            b64(SESSION_TOKEN),
+            b64(SECRET_KEY),
+        ] {
+            assert!(!shown.contains(&secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+}
+
+#[test]
+fn server_messages_echoing_our_secrets_are_redacted_in_errors() {
+    let config = Arc::new(sse_c_config());
+    let entropy = Entropy {
+        lock_id: OUR_ID_BYTES,
+        jitter_seed: 1,
+    };
+    // Acquire: 403 (AccessDenied) and 400 (Rejected).
+    for (status, code) in [(403, "AccessDenied"), (400, "InvalidRequest")] {
+        let mut acq = Acquire::new(
+            config.clone(),
+            token_creds(),
+            opts(Wait::No, false),
+            entropy,
+            ClockOffset::default(),
+            origin(),
+        );
+        let (result, _) = run(&mut acq, vec![echoing_secrets(status, code)]);
+        assert_no_secret_in(&result.unwrap_err());
+    }
+    // Release: a 5xx until the budget (Server).
+    let mut rel = Unlock::release(
+        config.clone(),
+        token_creds(),
+        &our_info(),
+        "\"e\"",
+        secs(1),
+        9,
+        ClockOffset::default(),
+    );
+    let (result, _) = run_virtual(&mut rel, origin(), |_, _| {
+        echoing_secrets(500, "InternalError")
+    });
+    assert_no_secret_in(&result.unwrap_err());
+    // Status: 400 (Rejected).
+    let mut st = Status::new(config, token_creds(), secs(1), 9, ClockOffset::default());
+    let (result, _) = run(&mut st, vec![echoing_secrets(400, "InvalidRequest")]);
+    assert_no_secret_in(&result.unwrap_err());
 }
 
 // ---------------------------------------------------------------------------

@@ -22,6 +22,8 @@ pub mod verdict;
 #[cfg(test)]
 mod classify_tests;
 #[cfg(test)]
+mod log_capture;
+#[cfg(test)]
 mod machine_tests;
 #[cfg(test)]
 mod validation_tests;
@@ -32,6 +34,6 @@ pub use lease::{LeaseTerms, LostReason, Renew, Takeover};
 pub use lockinfo::{LeaseInfo, LockHolder, LockInfo, LockInfoError};
 pub use status::Status;
 pub use unlock::{Unlock, UnlockOutcome};
-pub use verdict::ConditionalWriteVerdicts;
+pub use verdict::{ConditionalDelete, ConditionalWriteVerdicts};
 #[cfg(test)]
 mod lease_tests;

@@ -7,10 +7,15 @@
 
 use std::time::SystemTime;
 
+use base64::Engine as _;
 use http::Response;
 
+use super::config::{Credentials, Encryption, S3LockConfig};
 use crate::error::Error;
 use crate::sansio::Body;
+
+/// What replaces a secret found in a server's error code or message.
+pub const REDACTED: &str = "[redacted]";
 
 /// Error bodies beyond this size are not parsed (a store answering with a
 /// megabyte of XML is not telling us anything useful).
@@ -153,6 +158,102 @@ impl ResponseClass {
             ResponseClass::Success { .. } => Error::Misuse("a success is not an error"),
         }
     }
+}
+
+impl ResponseClass {
+    /// The same class with every secret in `secrets` struck from the server's
+    /// code and message. Those texts reach errors and logs as they are, and a
+    /// hostile or buggy server can echo what we sent it, session token and
+    /// SSE-C key included.
+    pub(crate) fn redacted(self, secrets: &Secrets) -> Self {
+        let r = |text: String| secrets.redact(text);
+        match self {
+            ResponseClass::NotImplemented { code, message } => ResponseClass::NotImplemented {
+                code: r(code),
+                message: r(message),
+            },
+            ResponseClass::Denied { code, message } => ResponseClass::Denied {
+                code: r(code),
+                message: r(message),
+            },
+            ResponseClass::Transient {
+                status,
+                code,
+                message,
+            } => ResponseClass::Transient {
+                status,
+                code: r(code),
+                message: r(message),
+            },
+            ResponseClass::Rejected {
+                status,
+                code,
+                message,
+            } => ResponseClass::Rejected {
+                status,
+                code: r(code),
+                message: r(message),
+            },
+            ResponseClass::WrongRegion { region } => ResponseClass::WrongRegion {
+                region: region.map(r),
+            },
+            other => other,
+        }
+    }
+}
+
+/// The secrets a server could echo back, in every form we send or hold them:
+/// the secret access key and session token (as given, and base64-encoded),
+/// the SSE-C key (base64, as sent in its header, and its raw bytes when they
+/// happen to be text).
+pub(crate) struct Secrets(Vec<String>);
+
+impl Secrets {
+    /// The secrets of requests signed with `credentials` for `config`.
+    pub(crate) fn of(config: &S3LockConfig, credentials: &Credentials) -> Self {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let mut all = Vec::new();
+        let mut add_with_base64 = |s: &str| {
+            all.push(s.to_string());
+            all.push(b64(s));
+        };
+        add_with_base64(credentials.secret_access_key.expose());
+        if let Some(token) = &credentials.session_token {
+            add_with_base64(token.expose());
+        }
+        if let Encryption::CustomerKey(key) = config.encryption() {
+            let encoded = key.key_base64().expose();
+            all.push(encoded.to_string());
+            if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(encoded) {
+                if let Ok(text) = String::from_utf8(raw) {
+                    all.push(text);
+                }
+            }
+        }
+        all.retain(|s| !s.is_empty());
+        // Longest first, so a secret containing another is struck whole.
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Secrets(all)
+    }
+
+    fn redact(&self, mut text: String) -> String {
+        for secret in &self.0 {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), REDACTED);
+            }
+        }
+        text
+    }
+}
+
+/// [`classify`], with our secrets struck from whatever text the server sent
+/// (see [`ResponseClass::redacted`]). What every state machine uses.
+pub(crate) fn classify_redacted(
+    resp: &Response<Body>,
+    config: &S3LockConfig,
+    credentials: &Credentials,
+) -> ResponseClass {
+    classify(resp).redacted(&Secrets::of(config, credentials))
 }
 
 /// Classify a response. Never panics, whatever the body.

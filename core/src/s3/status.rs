@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::config::{Credentials, S3LockConfig};
 use super::lockinfo::{LockHolder, LockInfo};
 use super::request;
-use super::response::{classify, ResponseClass};
+use super::response::{classify_redacted, ResponseClass};
 use super::retry::Retry;
 use crate::backoff::Backoff;
 use crate::error::Error;
@@ -94,33 +94,35 @@ impl Machine for Status {
                 self.send(now)
             }
             (State::Sleeping, Event::TimerFired) => self.send(now),
-            (State::InFlight, Event::Response(resp)) => match classify(&resp) {
-                ResponseClass::Success {
-                    etag: Some(etag),
-                    last_modified,
-                } => self.finish(Ok(Some(LockHolder {
-                    info: LockInfo::parse(resp.body()),
-                    etag,
-                    last_modified,
-                }))),
-                ResponseClass::Success { etag: None, .. } => self.finish(Err(Error::malformed(
-                    "the lock object was returned without an ETag",
-                ))),
-                ResponseClass::NoSuchKey => self.finish(Ok(None)),
-                ResponseClass::ClockSkewed { server_time }
-                    if self.retry.correct_clock(server_time, now) =>
-                {
-                    self.send(now)
+            (State::InFlight, Event::Response(resp)) => {
+                match classify_redacted(&resp, &self.config, &self.credentials) {
+                    ResponseClass::Success {
+                        etag: Some(etag),
+                        last_modified,
+                    } => self.finish(Ok(Some(LockHolder {
+                        info: LockInfo::parse(resp.body()),
+                        etag,
+                        last_modified,
+                    }))),
+                    ResponseClass::Success { etag: None, .. } => self.finish(Err(
+                        Error::malformed("the lock object was returned without an ETag"),
+                    )),
+                    ResponseClass::NoSuchKey => self.finish(Ok(None)),
+                    ResponseClass::ClockSkewed { server_time }
+                        if self.retry.correct_clock(server_time, now) =>
+                    {
+                        self.send(now)
+                    }
+                    class @ (ResponseClass::Conflict | ResponseClass::Transient { .. }) => {
+                        let err = class.into_error(self.config.bucket(), self.config.region());
+                        self.retry_later(err, now)
+                    }
+                    other => {
+                        let err = other.into_error(self.config.bucket(), self.config.region());
+                        self.finish(Err(err))
+                    }
                 }
-                class @ (ResponseClass::Conflict | ResponseClass::Transient { .. }) => {
-                    let err = class.into_error(self.config.bucket(), self.config.region());
-                    self.retry_later(err, now)
-                }
-                other => {
-                    let err = other.into_error(self.config.bucket(), self.config.region());
-                    self.finish(Err(err))
-                }
-            },
+            }
             (State::InFlight, Event::TransportFailed(e)) => {
                 self.retry_later(Error::Transport { message: e }, now)
             }

@@ -7,6 +7,11 @@
 //! ETag?) or a store without conditional DELETE (501), where we fall back to
 //! Terraform's GET-compare-DELETE and log that we did.
 //!
+//! With the driver's memory attached ([`Unlock::with_verdicts`]), a store the
+//! acquire proof found ignoring `If-Match` on DELETE (or refusing it) is
+//! released by GET-compare-DELETE from the start: its `DELETE If-Match` would
+//! delete whatever lock is there, a newer holder's included.
+//!
 //! Force-unlock is `terraform force-unlock <ID>`: read the lock, check its ID,
 //! and delete it conditioned on the ETag just read.
 
@@ -16,8 +21,9 @@ use std::time::Duration;
 use super::config::{Credentials, S3LockConfig};
 use super::lockinfo::{LockHolder, LockInfo};
 use super::request;
-use super::response::{classify, ResponseClass};
+use super::response::{classify_redacted, ResponseClass};
 use super::retry::Retry;
+use super::verdict::{self, ConditionalDelete, ConditionalWriteVerdicts};
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::sansio::{Action, Body, Deadline, Event, Machine};
@@ -68,6 +74,8 @@ pub struct Unlock {
     /// A DELETE of ours may have been applied without us hearing back.
     maybe_deleted: bool,
     etag_chases: u32,
+    /// The driver's memory of what stores proved (see [`Self::with_verdicts`]).
+    verdicts: Option<ConditionalWriteVerdicts>,
 }
 
 impl Unlock {
@@ -135,6 +143,30 @@ impl Unlock {
             fallback: false,
             maybe_deleted: false,
             etag_chases: 0,
+            verdicts: None,
+        }
+    }
+
+    /// Share the driver's memory of what stores proved (clones share it). A
+    /// store known not to enforce `DELETE If-Match` is then released by
+    /// GET-compare-DELETE from the start; a store found refusing it (501) is
+    /// remembered as such; and the fallback is logged at WARNING once per
+    /// store instead of on every release.
+    pub fn with_verdicts(mut self, verdicts: ConditionalWriteVerdicts) -> Self {
+        self.verdicts = Some(verdicts);
+        self
+    }
+
+    /// Switch to GET-compare-DELETE, logging it (once per store with a memory
+    /// attached, which also remembers why).
+    fn use_fallback(&mut self) {
+        self.fallback = true;
+        match &self.verdicts {
+            Some(v) => {
+                v.record_conditional_delete(&self.config, ConditionalDelete::Unsupported);
+                v.warn_delete_fallback(&self.config);
+            }
+            None => verdict::log_delete_fallback(&self.config, true),
         }
     }
 
@@ -215,11 +247,7 @@ impl Unlock {
             // Not the version we know: find out what is there now.
             ResponseClass::PreconditionFailed => self.send(Step::Read, now),
             ResponseClass::NotImplemented { .. } if etag.is_some() => {
-                log::warn!(
-                    "{} refuses conditional DELETE; falling back to GET-compare-DELETE (as Terraform does)",
-                    self.config.endpoint_display()
-                );
-                self.fallback = true;
+                self.use_fallback();
                 self.send(Step::Read, now)
             }
             ResponseClass::Rejected {
@@ -227,12 +255,16 @@ impl Unlock {
                 ref message,
                 ..
             } if etag.is_some() && message.to_ascii_lowercase().contains("if-match") => {
-                log::warn!("store rejects If-Match on DELETE ({message}); falling back to GET-compare-DELETE");
-                self.fallback = true;
+                log::debug!("the store rejects If-Match on DELETE: {message}");
+                self.use_fallback();
                 self.send(Step::Read, now)
             }
             ResponseClass::Conflict | ResponseClass::Transient { .. } => {
-                self.maybe_deleted = true;
+                // A 5xx may have been applied; a 409 says a concurrent write
+                // won and ours was not, so it proves nothing about a release.
+                if matches!(class, ResponseClass::Transient { .. }) {
+                    self.maybe_deleted = true;
+                }
                 let err = self.final_error(class);
                 self.retry_later(Self::retry_of_delete(etag), err, now)
             }
@@ -271,6 +303,19 @@ impl Unlock {
                     etag,
                     last_modified,
                 };
+                if holder.id() != Some(self.lock_id.as_str()) && self.maybe_deleted {
+                    // A DELETE of ours may have been applied with its answer
+                    // lost, and the lock changed hands since: ours is gone and
+                    // theirs was never touched (we only ever send DELETE
+                    // If-Match, or an unconditional one right after reading
+                    // our ID). That is a release whose confirmation was lost.
+                    log::warn!(
+                        "the confirmation of our DELETE of {} was lost; the lock is now held by \
+                         {holder}, so ours was removed: released",
+                        self.config.lock_key()
+                    );
+                    return self.finish(Ok(UnlockOutcome::Released));
+                }
                 if holder.id() != Some(self.lock_id.as_str()) {
                     log::warn!(
                         "{} is now held by {holder}; not deleting it",
@@ -323,11 +368,20 @@ impl Machine for Unlock {
             (Phase::Ready(step), Event::Start) if !self.started => {
                 self.started = true;
                 self.retry.deadline = Deadline::after(now, Some(self.budget));
+                let unsupported = self.verdicts.as_ref().is_some_and(|v| {
+                    v.conditional_delete(&self.config) == ConditionalDelete::Unsupported
+                });
+                if unsupported {
+                    // Its If-Match would not protect a newer holder's lock:
+                    // read and compare first, whatever we were asked to send.
+                    self.use_fallback();
+                    return self.send(Step::Read, now);
+                }
                 self.send(step, now)
             }
             (Phase::Ready(step), Event::TimerFired) if self.started => self.send(step, now),
             (Phase::InFlight(step), Event::Response(resp)) => {
-                let class = classify(&resp);
+                let class = classify_redacted(&resp, &self.config, &self.credentials);
                 if let ResponseClass::ClockSkewed { server_time } = &class {
                     if self.retry.correct_clock(*server_time, now) {
                         return self.send(step, now);
