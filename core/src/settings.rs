@@ -551,7 +551,7 @@ mod tests {
             _ => None,
         };
         let r = S3Settings {
-            bucket: "b".into(),
+            bucket: "tfstate".into(),
             key: "k".into(),
             ..Default::default()
         }
@@ -561,7 +561,7 @@ mod tests {
         assert_eq!(r.config.endpoint_display(), "http://127.0.0.1:9000");
         assert_eq!(r.acquire.who, "me@host");
         let r = S3Settings {
-            bucket: "b".into(),
+            bucket: "tfstate".into(),
             key: "k".into(),
             region: Some("ap-south-1".into()),
             ..Default::default()
@@ -620,7 +620,7 @@ mod tests {
     #[test]
     fn durations_and_policies_are_checked_with_the_field_named() {
         let base = || S3Settings {
-            bucket: "b".into(),
+            bucket: "tfstate".into(),
             key: "k".into(),
             ..Default::default()
         };
