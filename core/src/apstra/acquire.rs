@@ -15,6 +15,11 @@
 //! Whenever it gives up (error, timeout, cancellation) after a create whose
 //! outcome it does not know, it lists the tags and deletes the one carrying
 //! our token, so a lost response never leaks a mutex.
+//!
+//! A timeout ([`Wait::For`]) is kept to within one request: every sleep ends
+//! before the deadline, and no request (login, lock-status, create, list or a
+//! retry) starts at or after it, except the cleanup of a tag we may have
+//! created. A create already in flight at the deadline is still honoured.
 
 use std::fmt;
 use std::sync::Arc;
@@ -327,6 +332,10 @@ impl Acquire {
 
     fn begin(&mut self, op: Op, now: Now) -> Action<HeldMutex> {
         self.waiting = false;
+        let cleanup = matches!(op, Op::CleanupList | Op::CleanupDelete { .. });
+        if !cleanup && self.hard_deadline() && self.deadline_passed(now) {
+            return self.out_of_time(now);
+        }
         let call = self.call_for(&op);
         let step = self.api.start(call);
         self.on_step(op, step, now)
@@ -343,6 +352,12 @@ impl Acquire {
                 Action::SleepUntil(until)
             }
             ApiStep::Failed(e) => self.on_failed(op, e, now),
+            ApiStep::OutOfTime => match op {
+                Op::CleanupList | Op::CleanupDelete { .. } => {
+                    self.on_failed(op, Error::Misuse("cleanup ran out of time"), now)
+                }
+                _ => self.out_of_time(now),
+            },
             ApiStep::Reply(class, resp) => self.on_reply(op, class, resp, now),
         }
     }
@@ -362,6 +377,24 @@ impl Acquire {
         self.deadline.0.is_some_and(|d| now.monotonic >= d)
     }
 
+    /// True when the deadline is the caller's timeout ([`Wait::For`]): then
+    /// no request starts after it, whatever step the acquisition is at. With
+    /// [`Wait::No`] the deadline only bounds retries of transient failures.
+    fn hard_deadline(&self) -> bool {
+        matches!(self.opts.wait, Wait::For(_))
+    }
+
+    /// The caller's timeout ran out between two steps: report it with the
+    /// last holder seen (removing a tag of ours that may exist first).
+    fn out_of_time(&mut self, now: Now) -> Action<HeldMutex> {
+        let err = Error::BlueprintLockTimeout {
+            blueprint: self.blueprint.to_string(),
+            waited: self.waited(now),
+            blocker: self.blocker.clone().map(Box::new),
+        };
+        self.fail(err, now)
+    }
+
     /// Give up with `err`, first removing a tag of ours that may exist.
     fn fail(&mut self, err: Error, now: Now) -> Action<HeldMutex> {
         if let Some(first) = self.pending_error.take() {
@@ -375,6 +408,8 @@ impl Acquire {
             self.blueprint
         );
         self.pending_error = Some(err);
+        // The cleanup runs past the caller's timeout, on a budget of its own.
+        self.api.set_cutoff(Deadline(None));
         self.api
             .set_deadline(Deadline::after(now, Some(self.opts.cleanup_budget)));
         self.api.set_transient_budget(self.opts.cleanup_budget);
@@ -644,6 +679,9 @@ impl Machine for Acquire {
                 };
                 self.deadline = Deadline::after(now, budget);
                 self.api.set_deadline(self.deadline);
+                if self.hard_deadline() {
+                    self.api.set_cutoff(self.deadline);
+                }
                 let first = if self.opts.wait_for_blueprint_unlock {
                     Op::LockStatus
                 } else {
@@ -660,7 +698,7 @@ impl Machine for Acquire {
                 self.on_step(op, step, now)
             }
             (Phase::Api(op), Event::TimerFired) => {
-                let step = self.api.resume();
+                let step = self.api.resume(now);
                 self.on_step(op, step, now)
             }
             (Phase::Waiting(op), Event::TimerFired) => self.begin(op, now),

@@ -83,6 +83,9 @@ pub(crate) enum ApiStep {
     Reply(Class, Response<Body>),
     /// The call failed for good.
     Failed(Error),
+    /// A request was due at or after the cutoff (see [`Api::set_cutoff`]):
+    /// none was sent. The operation decides which timeout to report.
+    OutOfTime,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +102,8 @@ pub(crate) struct Api {
     session: Session,
     backoff: BackoffState,
     deadline: Deadline,
+    /// No request starts at or after this instant (a caller's timeout).
+    cutoff: Deadline,
     transient_budget: Duration,
     streak_since: Option<Duration>,
     call: Option<Call>,
@@ -120,6 +125,7 @@ impl Api {
             session,
             backoff: BackoffState::new(retry, seed),
             deadline: Deadline(None),
+            cutoff: Deadline(None),
             transient_budget,
             streak_since: None,
             call: None,
@@ -139,6 +145,24 @@ impl Api {
 
     pub(crate) fn set_deadline(&mut self, deadline: Deadline) {
         self.deadline = deadline;
+    }
+
+    /// No request (login, call or retry) is sent at or after `cutoff`:
+    /// [`ApiStep::OutOfTime`] instead. A caller's timeout sets it, so that a
+    /// login finishing late does not start the call it was for; cleanup
+    /// clears it.
+    pub(crate) fn set_cutoff(&mut self, cutoff: Deadline) {
+        self.cutoff = cutoff;
+    }
+
+    fn past_cutoff(&self, now: Now) -> bool {
+        self.cutoff.0.is_some_and(|c| now.monotonic >= c)
+    }
+
+    /// Give up on what is pending because the cutoff has passed.
+    fn out_of_time(&mut self) -> ApiStep {
+        self.pending = Pending::Idle;
+        ApiStep::OutOfTime
     }
 
     pub(crate) fn set_transient_budget(&mut self, budget: Duration) {
@@ -161,8 +185,12 @@ impl Api {
         self.send_current()
     }
 
-    /// After a [`ApiStep::Sleep`]: send again what was due.
-    pub(crate) fn resume(&mut self) -> ApiStep {
+    /// After a [`ApiStep::Sleep`]: send again what was due (unless the
+    /// driver woke us at or after the cutoff).
+    pub(crate) fn resume(&mut self, now: Now) -> ApiStep {
+        if self.pending != Pending::Idle && self.past_cutoff(now) {
+            return self.out_of_time();
+        }
         match self.pending {
             Pending::Login(path) => self.send_login(path),
             Pending::Call => self.send_current(),
@@ -327,6 +355,11 @@ impl Api {
                         path.path()
                     );
                     self.progressed();
+                    if self.past_cutoff(now) {
+                        // Keep the token for the next operation, but a
+                        // login that ended late does not start its call.
+                        return self.out_of_time();
+                    }
                     self.send_current()
                 }
                 Err(e) => ApiStep::Failed(e),
@@ -337,6 +370,9 @@ impl Api {
                     self.server.url()
                 );
                 self.session.login_path = LoginPath::User;
+                if self.past_cutoff(now) {
+                    return self.out_of_time();
+                }
                 self.send_login(LoginPath::User)
             }
             Class::NotFound { .. } | Class::MethodNotAllowed => ApiStep::Failed(Error::config(
@@ -393,6 +429,9 @@ impl Api {
                 );
                 self.relogged = true;
                 self.session.token = None;
+                if self.past_cutoff(now) {
+                    return self.out_of_time();
+                }
                 self.send_login(self.session.login_path)
             }
             Class::Unauthorized { message } => {
@@ -438,8 +477,16 @@ impl Api {
             }
             delay = delay.max(ra);
         }
+        let wake = now.monotonic.saturating_add(delay);
+        if wake >= end {
+            // The retry would start at or after the deadline, where no
+            // request may start: sleeping until then only delays the
+            // same failure.
+            self.pending = Pending::Idle;
+            return ApiStep::Failed(err);
+        }
         log::debug!("transient failure ({err}); retrying in {delay:?}");
-        ApiStep::Sleep(now.monotonic.saturating_add(delay).min(end))
+        ApiStep::Sleep(wake)
     }
 }
 

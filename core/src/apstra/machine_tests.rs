@@ -1068,3 +1068,142 @@ fn no_error_or_debug_output_ever_contains_the_password() {
     assert!(!format!("{m:?}").contains(PASSWORD));
     assert!(!format!("{:?}", m.session()).contains("token-"));
 }
+
+/// Drive `m` where every request takes `latency` of virtual time (answered
+/// as it arrives, the answer delivered `latency` later). Returns the result,
+/// each request's send time and `METHOD path`, and the time it finished.
+#[allow(clippy::type_complexity)]
+fn run_with_latency<M: Machine>(
+    m: &mut M,
+    fake: &mut Fake,
+    latency: Duration,
+) -> (Result<M::Output, Error>, Vec<(Duration, String)>, Duration) {
+    let mut now = Now::virtual_origin();
+    let mut event = Event::Start;
+    let mut sent = Vec::new();
+    for _ in 0..10_000 {
+        event = match m.step(event, now) {
+            Action::Send(req) => {
+                sent.push((
+                    now.monotonic,
+                    format!("{} {}", req.method(), req.uri().path()),
+                ));
+                let r = fake.respond(&req, now);
+                now = now.advanced(latency);
+                match r {
+                    Ok(r) => Event::Response(r),
+                    Err(e) => Event::TransportFailed(e),
+                }
+            }
+            Action::SleepUntil(t) => {
+                assert!(t >= now.monotonic, "sleep into the past");
+                now = now.advanced(t - now.monotonic);
+                Event::TimerFired
+            }
+            Action::Done(r) => return (r, sent, now.monotonic),
+        };
+    }
+    panic!("did not finish");
+}
+
+#[test]
+fn a_timed_wait_starts_no_request_after_its_deadline() {
+    // Held by someone else; every request takes 200 ms; timeout 1 s. The
+    // wake-up at the deadline used to start one more create (and its list),
+    // overrunning the timeout by two requests.
+    for seed in 0..20 {
+        let mut fake = Fake::new();
+        fake.plant(BP, "held", "2026-11-22T02:00:00Z");
+        let timeout = Duration::from_secs(1);
+        let latency = Duration::from_millis(200);
+        let mut m = Acquire::new(
+            server(),
+            bp(),
+            Session::new(),
+            opts(Wait::For(timeout)),
+            token(1),
+            seed,
+        );
+        let (r, sent, ended) = run_with_latency(&mut m, &mut fake, latency);
+        match r.unwrap_err() {
+            Error::BlueprintLockTimeout { blocker, .. } => {
+                assert_eq!(blocker.unwrap().tag().unwrap().description, "held")
+            }
+            other => panic!("{other:?}"),
+        }
+        for (at, what) in &sent {
+            assert!(*at < timeout, "seed {seed}: {what} started at {at:?}");
+        }
+        assert!(
+            ended <= timeout + latency,
+            "seed {seed}: ended at {ended:?}"
+        );
+    }
+}
+
+#[test]
+fn a_slow_login_and_lock_status_do_not_start_a_create_after_the_deadline() {
+    // Login and lock-status take 600 ms each: the create would start at
+    // 1.2 s, after the 1 s timeout.
+    let mut fake = Fake::new();
+    let mut m = acquire(
+        Session::new(),
+        opts(Wait::For(Duration::from_secs(1))),
+        token(1),
+    );
+    let (r, sent, ended) = run_with_latency(&mut m, &mut fake, Duration::from_millis(600));
+    match r.unwrap_err() {
+        Error::BlueprintLockTimeout {
+            blocker, waited, ..
+        } => {
+            assert!(blocker.is_none());
+            assert_eq!(waited, Duration::from_millis(1200));
+        }
+        other => panic!("{other:?}"),
+    }
+    let paths: Vec<&str> = sent.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "POST /api/aaa/login",
+            "GET /api/blueprints/bp-1/lock-status"
+        ]
+    );
+    assert_eq!(ended, Duration::from_millis(1200));
+    assert!(fake.tags.is_empty());
+    // The login is kept for the next operation.
+    assert!(m.session().is_logged_in());
+}
+
+#[test]
+fn transient_retries_never_sleep_to_the_deadline_and_send_again() {
+    let mut fake = Fake::new();
+    for _ in 0..100 {
+        fake.fault(Method::POST, "/api/design/tags", Fault::Status(502, None));
+    }
+    let timeout = Duration::from_secs(1);
+    let mut o = opts(Wait::For(timeout));
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let (r, sent) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    match r.unwrap_err() {
+        Error::Server { status: 502, .. } => {}
+        other => panic!("{other:?}"),
+    }
+    let creates: Vec<Duration> = sent
+        .iter()
+        .filter(|(_, req)| req.method() == Method::POST && req.uri().path() == "/api/design/tags")
+        .map(|(now, _)| now.monotonic)
+        .collect();
+    assert!(creates.len() >= 3, "{creates:?}");
+    for at in &creates {
+        assert!(*at < timeout, "a create started at {at:?}: {creates:?}");
+    }
+    // A 502 may have created the tag: the cleanup looked (and found none).
+    let (last_at, last) = sent.last().unwrap();
+    assert_eq!(last.uri().path(), "/api/design/tags");
+    assert_eq!(last.method(), Method::GET);
+    assert!(last_at.monotonic < timeout);
+}
