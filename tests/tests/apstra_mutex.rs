@@ -486,6 +486,19 @@ async fn bad_blueprint_ids_are_refused() {
         Error::NoSuchBlueprint { blueprint, .. } => assert_eq!(blueprint, "no-such-blueprint"),
         other => panic!("{other:?}"),
     }
+    // Without the lock-status wait too: a tag for a mistyped ID would be a
+    // mutex that excludes no one.
+    let mut opts = fast(m.options(), Wait::No);
+    opts.wait_for_blueprint_unlock = false;
+    match m.try_acquire(opts).await.unwrap_err() {
+        Error::NoSuchBlueprint { blueprint, .. } => assert_eq!(blueprint, "no-such-blueprint"),
+        other => panic!("{other:?}"),
+    }
+    // Its status is that error, not "free".
+    match m.status().await.unwrap_err() {
+        Error::NoSuchBlueprint { blueprint, .. } => assert_eq!(blueprint, "no-such-blueprint"),
+        other => panic!("{other:?}"),
+    }
     assert!(tags(&emu).is_empty());
 }
 

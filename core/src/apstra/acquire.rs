@@ -1,9 +1,11 @@
 //! Taking a blueprint mutex: create the tag `blueprint <ID> locked`.
 //!
 //! The SDK's algorithm, with its gaps filled:
-//! 1. Optionally (on by default, as the SDK does) wait until the blueprint's
-//!    own lock-status is `unlocked`; a `locked` status whose `user_id` is ours
-//!    counts as free.
+//! 1. Read the blueprint's own lock-status: a 404 means the blueprint does
+//!    not exist ([`Error::NoSuchBlueprint`]; a tag for a mistyped ID would
+//!    exclude no one). Optionally (on by default, as the SDK does) wait until
+//!    it is `unlocked`; a `locked` status whose `user_id` is ours counts as
+//!    free.
 //! 2. `POST /api/design/tags`. A 422 containing `already exists` means held:
 //!    list the tags, match the label exactly, and report the holder's
 //!    description, tag ID and creation time (the SDK shows an empty ID).
@@ -47,7 +49,9 @@ pub struct AcquireOptions {
     /// Whether and how long to wait for a holder to let go.
     pub wait: Wait,
     /// First wait until the blueprint's own lock-status is unlocked (or
-    /// locked by our own user), as the SDK does. On by default.
+    /// locked by our own user), as the SDK does. On by default. Off, the
+    /// lock-status is still read once, to refuse an unknown blueprint
+    /// ([`Error::NoSuchBlueprint`]) instead of creating a tag for it.
     pub wait_for_blueprint_unlock: bool,
     /// Delays between attempts while the mutex is held.
     pub wait_backoff: Backoff,
@@ -493,6 +497,8 @@ impl Acquire {
 
     fn on_lock_status(&mut self, class: Class, body: &[u8], now: Now) -> Action<HeldMutex> {
         match class {
+            // Without the wait, the call only proves the blueprint exists.
+            Class::Success if !self.opts.wait_for_blueprint_unlock => self.begin(Op::Create, now),
             Class::Success => match LockStatus::parse(body) {
                 Ok(status) if status.is_free_for(self.api.session().user_id()) => {
                     self.begin(Op::Create, now)
@@ -682,12 +688,9 @@ impl Machine for Acquire {
                 if self.hard_deadline() {
                     self.api.set_cutoff(self.deadline);
                 }
-                let first = if self.opts.wait_for_blueprint_unlock {
-                    Op::LockStatus
-                } else {
-                    Op::Create
-                };
-                self.begin(first, now)
+                // Always first: a 404 there is a mistyped blueprint ID,
+                // whose tag would be a mutex that excludes no one.
+                self.begin(Op::LockStatus, now)
             }
             (Phase::Api(op), Event::Response(resp)) => {
                 let step = self.api.on_response(Ok(resp), now);

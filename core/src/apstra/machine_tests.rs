@@ -46,6 +46,8 @@ struct Fake {
     tags: Vec<Tag>,
     lock_status: Value,
     blueprint_exists: bool,
+    /// Blueprints that exist besides `BP`.
+    other_blueprints: Vec<&'static str>,
     faults: VecDeque<(Method, &'static str, Fault)>,
     /// Every call to a non-login path answers 401 (a server refusing tokens).
     refuse_tokens: bool,
@@ -66,6 +68,7 @@ impl Fake {
             lock_status: json!({"lock_status": "unlocked", "lock_type": "", "username": "",
                 "first_name": "", "last_name": "", "user_id": "", "possible_override": false}),
             blueprint_exists: true,
+            other_blueprints: Vec::new(),
             faults: VecDeque::new(),
             refuse_tokens: false,
             echo_login_body: false,
@@ -230,7 +233,7 @@ impl Fake {
                 }
             }
             ("GET", ["api", "blueprints", bp, "lock-status"]) => {
-                if *bp == BP && self.blueprint_exists {
+                if (*bp == BP && self.blueprint_exists) || self.other_blueprints.contains(bp) {
                     (200, self.lock_status.clone())
                 } else {
                     (404, json!({"errors": "no such blueprint"}))
@@ -370,6 +373,7 @@ fn aaa_login_absent_falls_back_to_user_login_and_remembers_it() {
         [
             "POST /api/aaa/login",
             "POST /api/user/login",
+            "GET /api/blueprints/bp-1/lock-status",
             "POST /api/design/tags"
         ]
     );
@@ -430,8 +434,9 @@ fn expired_token_triggers_one_login_and_a_retry() {
     assert_eq!(
         fake.paths(),
         [
-            "POST /api/design/tags",
+            "GET /api/blueprints/bp-1/lock-status",
             "POST /api/aaa/login",
+            "GET /api/blueprints/bp-1/lock-status",
             "POST /api/design/tags"
         ]
     );
@@ -990,6 +995,7 @@ fn listing_stale_and_force_unlock() {
         }
     );
     // Status of one blueprint.
+    fake.other_blueprints.push("bp-new");
     let mut m = ListMutexes::blueprint(
         server(),
         Session::new(),
@@ -1206,4 +1212,72 @@ fn transient_retries_never_sleep_to_the_deadline_and_send_again() {
     assert_eq!(last.uri().path(), "/api/design/tags");
     assert_eq!(last.method(), Method::GET);
     assert!(last_at.monotonic < timeout);
+}
+
+#[test]
+fn a_mistyped_blueprint_is_refused_even_without_the_lock_status_wait() {
+    // With the lock-status wait off, a wrong ID used to create a tag
+    // `blueprint <typo> locked` that excludes no one.
+    for wait in [Wait::No, Wait::For(Duration::from_secs(5)), Wait::Forever] {
+        let mut fake = Fake::new();
+        fake.blueprint_exists = false;
+        let mut o = opts(wait);
+        o.wait_for_blueprint_unlock = false;
+        let mut m = acquire(Session::new(), o, token(1));
+        let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+            fake.respond(req, now)
+        });
+        match r.unwrap_err() {
+            Error::NoSuchBlueprint { blueprint, url } => {
+                assert_eq!(blueprint, BP);
+                assert_eq!(url, "https://apstra.test");
+            }
+            other => panic!("{wait:?}: {other:?}"),
+        }
+        assert!(fake.tags.is_empty(), "{wait:?}: a tag was created");
+        assert!(!fake.paths().contains(&"POST /api/design/tags".to_string()));
+    }
+}
+
+#[test]
+fn without_the_lock_status_wait_a_locked_blueprint_is_not_waited_for() {
+    // The lock-status call then only proves the blueprint exists.
+    let mut fake = Fake::new();
+    fake.lock_status = json!({"lock_status": "locked", "username": "bob", "user_id": "user-bob"});
+    let mut o = opts(Wait::No);
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    r.unwrap();
+    assert_eq!(
+        fake.paths(),
+        [
+            "POST /api/aaa/login",
+            "GET /api/blueprints/bp-1/lock-status",
+            "POST /api/design/tags"
+        ]
+    );
+}
+
+#[test]
+fn the_status_of_an_unknown_blueprint_is_an_error_not_free() {
+    let mut fake = Fake::new();
+    let typo = BlueprintId::new("bp-typo").unwrap();
+    let mut m = ListMutexes::blueprint(server(), Session::new(), &typo, Duration::from_secs(5), 1);
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    match r.unwrap_err() {
+        Error::NoSuchBlueprint { blueprint, .. } => assert_eq!(blueprint, "bp-typo"),
+        other => panic!("{other:?}"),
+    }
+    // A known blueprint: its mutex, or free.
+    fake.plant(BP, "held", "2026-11-22T02:00:00Z");
+    let mut m = ListMutexes::blueprint(server(), Session::new(), &bp(), Duration::from_secs(5), 1);
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    assert_eq!(r.unwrap()[0].description, "held");
 }
