@@ -12,6 +12,7 @@ pub mod apstra;
 pub mod blocking;
 mod lease;
 mod s3;
+mod tls;
 mod transport;
 
 use std::time::{Duration, Instant, SystemTime};
