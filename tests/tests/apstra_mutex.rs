@@ -639,6 +639,53 @@ fn the_blocking_wrapper_locks_and_releases_on_drop() {
     assert!(tags(&emu).is_empty());
 }
 
+/// Warnings logged in this test binary.
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct CaptureWarnings;
+
+impl log::Log for CaptureWarnings {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() <= log::Level::Warn {
+            WARNINGS.lock().unwrap().push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn a_guard_dropped_after_a_force_unlock_warns_once() {
+    if log::set_logger(&CaptureWarnings).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+    let emu = start(&[]);
+    let bp = BlueprintId::new("bp-dropped-guard").unwrap();
+    control(
+        &emu,
+        "PUT",
+        "blueprints/bp-dropped-guard",
+        json!({"lock_status": "unlocked"}),
+    );
+    let m = blocking::ApstraMutex::new(server_for(&emu.url(), "admin", PASSWORD), bp).unwrap();
+    {
+        let _guard = m.lock(fast(m.options(), Wait::No)).unwrap();
+        m.force_unlock().unwrap();
+    }
+    let about_it: Vec<String> = WARNINGS
+        .lock()
+        .unwrap()
+        .iter()
+        // (The force-unlock itself warns too, on purpose: another event.)
+        .filter(|w| w.contains("already gone"))
+        .cloned()
+        .collect();
+    assert_eq!(about_it.len(), 1, "{about_it:?}");
+    assert!(about_it[0].contains("bp-dropped-guard"), "{about_it:?}");
+}
+
 // ---------------------------------------------------------------------------
 // TLS
 // ---------------------------------------------------------------------------

@@ -13,8 +13,8 @@
 //! - by blueprint: list, pick the tag with that blueprint's label, delete it by
 //!   the ID just read (if the holder released and someone else took the mutex
 //!   in between, the new tag has another ID and is left alone);
-//! - by tag ID: read the tag, refuse if its label is not a blueprint mutex,
-//!   delete it.
+//! - by tag ID: read the tag, refuse ([`Error::InvalidConfig`] naming
+//!   `tag_id`) if its label is not a blueprint mutex, delete it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -283,8 +283,10 @@ impl ForceUnlock {
         ForceUnlock(Scripted::new(server, session, script, budget, seed))
     }
 
-    /// Remove the mutex tag with ID `tag_id`; refused if that tag is not a
-    /// blueprint mutex.
+    /// Remove the mutex tag with ID `tag_id`. A tag that is not a blueprint
+    /// mutex (its label is not `blueprint <id> locked`) is refused with
+    /// [`Error::InvalidConfig`] naming the field `tag_id`, and left alone; an
+    /// empty or control-character ID is refused the same way, at once.
     pub fn tag(
         server: Arc<ApstraServer>,
         session: Session,

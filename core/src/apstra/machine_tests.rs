@@ -1281,3 +1281,107 @@ fn the_status_of_an_unknown_blueprint_is_an_error_not_free() {
     });
     assert_eq!(r.unwrap()[0].description, "held");
 }
+
+#[test]
+fn a_422_that_is_not_already_exists_carries_the_servers_text() {
+    let mut fake = Fake::new();
+    let mut o = opts(Wait::Forever);
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        if req.method() == Method::POST && req.uri().path() == "/api/design/tags" {
+            return Ok(Response::builder()
+                .status(422)
+                .body(br#"{"errors": {"description": "Longer than maximum length 255."}}"#.to_vec())
+                .unwrap());
+        }
+        fake.respond(req, now)
+    });
+    let err = r.unwrap_err();
+    match &err {
+        Error::Rejected {
+            status, message, ..
+        } => {
+            assert_eq!(*status, 422);
+            assert!(
+                message.contains("description: Longer than maximum length 255."),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string().contains("Longer than maximum length 255."),
+        "{err}"
+    );
+    assert!(fake.tags.is_empty());
+}
+
+/// Log records of this test binary (each test filters by a unique string).
+static LOGGED: std::sync::Mutex<Vec<(log::Level, String)>> = std::sync::Mutex::new(Vec::new());
+
+struct CaptureLogs;
+
+impl log::Log for CaptureLogs {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if let Ok(mut logged) = LOGGED.lock() {
+            logged.push((record.level(), record.args().to_string()));
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if log::set_logger(&CaptureLogs).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+    });
+}
+
+fn logged_with(level: log::Level, needle: &str) -> usize {
+    LOGGED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(l, m)| *l == level && m.contains(needle))
+        .count()
+}
+
+#[test]
+fn releasing_an_already_gone_tag_leaves_the_warning_to_the_caller() {
+    // The outcome says AlreadyGone; the caller (the Python binding, the
+    // blocking guard) warns once. A warning here too made it twice.
+    capture_logs();
+    let mut fake = Fake::new();
+    let id = "gone-tag-7731";
+    // A 429 first: refused, not carried out, then retried.
+    fake.fault(
+        Method::DELETE,
+        "/api/design/tags/gone-tag-7731",
+        Fault::Status(429, None),
+    );
+    let held = HeldMutex {
+        blueprint: bp(),
+        tag_id: id.into(),
+        label: "blueprint bp-1 locked".into(),
+        description: "x".into(),
+        token: token(1),
+        recovered: false,
+    };
+    let mut rel = Release::new(server(), Session::new(), &held, Duration::from_secs(5), 1);
+    let (r, _) = run_virtual(&mut rel, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    assert_eq!(r.unwrap(), UnlockOutcome::AlreadyGone, "{:?}", fake.log);
+    assert_eq!(logged_with(log::Level::Warn, id), 0);
+    assert_eq!(
+        logged_with(log::Level::Info, id),
+        1,
+        "said once, not per retry"
+    );
+}
