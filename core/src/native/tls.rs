@@ -138,3 +138,26 @@ impl ServerCertVerifier for PinningVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(e: Error) -> &'static str {
+        match e {
+            Error::InvalidConfig { field, .. } => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn broken_bundles_are_refused_naming_the_field() {
+        let bad = b"-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n";
+        assert_eq!(field(parse_bundle(bad).unwrap_err()), "ca_bundle");
+        assert_eq!(
+            field(parse_bundle(b"no pem here").unwrap_err()),
+            "ca_bundle"
+        );
+        assert_eq!(field(client_config(b"").unwrap_err()), "ca_bundle");
+    }
+}
