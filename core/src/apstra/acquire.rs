@@ -440,14 +440,16 @@ impl Acquire {
             Op::Create if self.api.maybe_applied() => self.uncertain = true,
             _ => {}
         }
+        // Waiting for a holder and out of time (or giving up a retry that
+        // would have started after the deadline): a timeout naming the
+        // holder, rather than the last transient failure.
+        let out_of_time = self.deadline_passed(now) || self.api.stopped_by_deadline();
         let err = match (&self.blocker, self.opts.wait) {
-            (Some(b), Wait::For(_) | Wait::Forever) if self.deadline_passed(now) => {
-                Error::BlueprintLockTimeout {
-                    blueprint: self.blueprint.to_string(),
-                    waited: self.waited(now),
-                    blocker: Some(Box::new(b.clone())),
-                }
-            }
+            (Some(b), Wait::For(_) | Wait::Forever) if out_of_time => Error::BlueprintLockTimeout {
+                blueprint: self.blueprint.to_string(),
+                waited: self.waited(now),
+                blocker: Some(Box::new(b.clone())),
+            },
             _ => err,
         };
         self.fail(err, now)

@@ -110,6 +110,9 @@ pub(crate) struct Api {
     pending: Pending,
     relogged: bool,
     maybe_applied: bool,
+    /// The last call was given up because the operation's deadline (not the
+    /// transient budget) left no time for another attempt.
+    stopped_by_deadline: bool,
 }
 
 impl Api {
@@ -132,6 +135,7 @@ impl Api {
             pending: Pending::Idle,
             relogged: false,
             maybe_applied: false,
+            stopped_by_deadline: false,
         }
     }
 
@@ -175,11 +179,19 @@ impl Api {
         self.maybe_applied
     }
 
+    /// True when the last call failed because the operation's deadline left
+    /// no time for another attempt (rather than the transient budget running
+    /// out): an operation waiting for a holder reports its timeout then.
+    pub(crate) fn stopped_by_deadline(&self) -> bool {
+        self.stopped_by_deadline
+    }
+
     /// Begin `call` (logging in first if there is no token).
     pub(crate) fn start(&mut self, call: Call) -> ApiStep {
         self.call = Some(call);
         self.relogged = false;
         self.maybe_applied = false;
+        self.stopped_by_deadline = false;
         self.streak_since = None;
         self.backoff.reset();
         self.send_current()
@@ -462,8 +474,12 @@ impl Api {
             Some(d) => d.min(streak_end),
             None => streak_end,
         };
+        // Whichever way this gives up below, it is for lack of time before
+        // `end`: whether that was the operation's deadline is remembered.
+        let by_deadline = self.deadline.0.is_some_and(|d| d <= streak_end);
         if now.monotonic >= end {
             self.pending = Pending::Idle;
+            self.stopped_by_deadline = by_deadline;
             return ApiStep::Failed(err);
         }
         let mut delay = self.backoff.next_delay();
@@ -473,6 +489,7 @@ impl Api {
                     "the server asked to retry after {ra:?}, past the deadline; giving up: {err}"
                 );
                 self.pending = Pending::Idle;
+                self.stopped_by_deadline = by_deadline;
                 return ApiStep::Failed(err);
             }
             delay = delay.max(ra);
@@ -483,6 +500,7 @@ impl Api {
             // request may start: sleeping until then only delays the
             // same failure.
             self.pending = Pending::Idle;
+            self.stopped_by_deadline = by_deadline;
             return ApiStep::Failed(err);
         }
         log::debug!("transient failure ({err}); retrying in {delay:?}");

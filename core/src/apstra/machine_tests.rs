@@ -1385,3 +1385,40 @@ fn releasing_an_already_gone_tag_leaves_the_warning_to_the_caller() {
         "said once, not per retry"
     );
 }
+
+#[test]
+fn giving_up_retries_at_the_deadline_while_held_is_a_timeout_naming_the_holder() {
+    // Held by someone else, then the server fails until the timeout: the
+    // caller waited for a holder, so the answer is a timeout naming it, not
+    // the last 503.
+    let mut fake = Fake::new();
+    fake.plant(BP, "held", "2026-11-22T02:00:00Z");
+    let mut o = opts(Wait::For(Duration::from_secs(1)));
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let mut creates = 0;
+    let (r, sent) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        if req.method() == Method::POST && req.uri().path() == "/api/design/tags" {
+            creates += 1;
+            if creates > 1 {
+                return Ok(Response::builder()
+                    .status(503)
+                    .body(br#"{"errors": "busy"}"#.to_vec())
+                    .unwrap());
+            }
+        }
+        fake.respond(req, now)
+    });
+    match r.unwrap_err() {
+        Error::BlueprintLockTimeout { blocker, .. } => {
+            assert_eq!(blocker.unwrap().tag().unwrap().description, "held")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(creates > 1);
+    for (at, req) in &sent {
+        if req.method() == Method::POST {
+            assert!(at.monotonic < Duration::from_secs(1), "{:?}", at.monotonic);
+        }
+    }
+}
