@@ -254,6 +254,8 @@ pub struct Acquire {
     /// A create of ours may have landed without us knowing.
     uncertain: bool,
     vanished: u32,
+    /// The server's text of the last 422 "already exists".
+    last_conflict: Option<String>,
     pending_error: Option<Error>,
 }
 
@@ -292,6 +294,7 @@ impl Acquire {
             waiting: false,
             uncertain: false,
             vanished: 0,
+            last_conflict: None,
             pending_error: None,
         }
     }
@@ -545,7 +548,8 @@ impl Acquire {
                     }
                 }
             }
-            Class::AlreadyExists { .. } => {
+            Class::AlreadyExists { message } => {
+                self.last_conflict = Some(message);
                 // A create of ours whose answer was lost may be what exists
                 // now: until the list tells, a tag of ours may exist, and
                 // giving up (cancelled, list failed) must look for it.
@@ -598,11 +602,21 @@ impl Acquire {
                 if self.vanished <= MAX_VANISHED {
                     self.begin(Op::Create, now)
                 } else if self.opts.wait == Wait::No {
-                    let err = Error::malformed(
-                        "the mutex tag keeps vanishing between create (422) and list",
-                    );
+                    let said = self.last_conflict.as_deref().unwrap_or("");
+                    let err = Error::malformed(format!(
+                        "the server refuses the create with 422 ({said}) but lists no tag \
+                         labelled {:?}: the mutex tag keeps vanishing between create and list",
+                        self.label
+                    ));
                     self.fail(err, now)
                 } else {
+                    log::warn!(
+                        "blueprint {}: the server refuses the create with 422 ({}) but lists \
+                         no tag labelled {:?}; backing off",
+                        self.blueprint,
+                        self.last_conflict.as_deref().unwrap_or(""),
+                        self.label
+                    );
                     self.vanished = 0;
                     self.sleep_then(Op::Create, now)
                 }

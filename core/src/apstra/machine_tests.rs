@@ -1422,3 +1422,31 @@ fn giving_up_retries_at_the_deadline_while_held_is_a_timeout_naming_the_holder()
         }
     }
 }
+
+#[test]
+fn a_422_already_exists_with_no_such_tag_in_the_list_quotes_the_server() {
+    // The server says "already exists" but the global catalog has no tag
+    // with our label (e.g. it refers to something else): the error must
+    // carry what the server said.
+    let mut fake = Fake::new();
+    let mut o = opts(Wait::No);
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        if req.method() == Method::POST && req.uri().path() == "/api/design/tags" {
+            return Ok(Response::builder()
+                .status(422)
+                .body(
+                    br#"{"errors": {"label": "Label already exists in blueprint scope"}}"#.to_vec(),
+                )
+                .unwrap());
+        }
+        fake.respond(req, now)
+    });
+    let err = r.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("label: Label already exists in blueprint scope"),
+        "{err}"
+    );
+}
