@@ -1,9 +1,11 @@
 //! Taking a blueprint mutex: create the tag `blueprint <ID> locked`.
 //!
 //! The SDK's algorithm, with its gaps filled:
-//! 1. Optionally (on by default, as the SDK does) wait until the blueprint's
-//!    own lock-status is `unlocked`; a `locked` status whose `user_id` is ours
-//!    counts as free.
+//! 1. Read the blueprint's own lock-status: a 404 means the blueprint does
+//!    not exist ([`Error::NoSuchBlueprint`]; a tag for a mistyped ID would
+//!    exclude no one). Optionally (on by default, as the SDK does) wait until
+//!    it is `unlocked`; a `locked` status whose `user_id` is ours counts as
+//!    free.
 //! 2. `POST /api/design/tags`. A 422 containing `already exists` means held:
 //!    list the tags, match the label exactly, and report the holder's
 //!    description, tag ID and creation time (the SDK shows an empty ID).
@@ -15,6 +17,11 @@
 //! Whenever it gives up (error, timeout, cancellation) after a create whose
 //! outcome it does not know, it lists the tags and deletes the one carrying
 //! our token, so a lost response never leaks a mutex.
+//!
+//! A timeout ([`Wait::For`]) is kept to within one request: every sleep ends
+//! before the deadline, and no request (login, lock-status, create, list or a
+//! retry) starts at or after it, except the cleanup of a tag we may have
+//! created. A create already in flight at the deadline is still honoured.
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,7 +50,9 @@ pub struct AcquireOptions {
     /// Whether and how long to wait for a holder to let go.
     pub wait: Wait,
     /// First wait until the blueprint's own lock-status is unlocked (or
-    /// locked by our own user), as the SDK does. On by default.
+    /// locked by our own user), as the SDK does. On by default. Off, the
+    /// lock-status is still read once, to refuse an unknown blueprint
+    /// ([`Error::NoSuchBlueprint`]) instead of creating a tag for it.
     pub wait_for_blueprint_unlock: bool,
     /// Delays between attempts while the mutex is held.
     pub wait_backoff: Backoff,
@@ -246,6 +255,8 @@ pub struct Acquire {
     /// A create of ours may have landed without us knowing.
     uncertain: bool,
     vanished: u32,
+    /// The server's text of the last 422 "already exists".
+    last_conflict: Option<String>,
     pending_error: Option<Error>,
     /// The blocker changed since the last wait notice.
     new_blocker: bool,
@@ -288,6 +299,7 @@ impl Acquire {
             waiting: false,
             uncertain: false,
             vanished: 0,
+            last_conflict: None,
             pending_error: None,
             new_blocker: false,
             notices: Notices::default(),
@@ -334,6 +346,10 @@ impl Acquire {
 
     fn begin(&mut self, op: Op, now: Now) -> Action<HeldMutex> {
         self.waiting = false;
+        let cleanup = matches!(op, Op::CleanupList | Op::CleanupDelete { .. });
+        if !cleanup && self.hard_deadline() && self.deadline_passed(now) {
+            return self.out_of_time(now);
+        }
         let call = self.call_for(&op);
         let step = self.api.start(call);
         self.on_step(op, step, now)
@@ -350,6 +366,12 @@ impl Acquire {
                 Action::SleepUntil(until)
             }
             ApiStep::Failed(e) => self.on_failed(op, e, now),
+            ApiStep::OutOfTime => match op {
+                Op::CleanupList | Op::CleanupDelete { .. } => {
+                    self.on_failed(op, Error::Misuse("cleanup ran out of time"), now)
+                }
+                _ => self.out_of_time(now),
+            },
             ApiStep::Reply(class, resp) => self.on_reply(op, class, resp, now),
         }
     }
@@ -369,6 +391,24 @@ impl Acquire {
         self.deadline.0.is_some_and(|d| now.monotonic >= d)
     }
 
+    /// True when the deadline is the caller's timeout ([`Wait::For`]): then
+    /// no request starts after it, whatever step the acquisition is at. With
+    /// [`Wait::No`] the deadline only bounds retries of transient failures.
+    fn hard_deadline(&self) -> bool {
+        matches!(self.opts.wait, Wait::For(_))
+    }
+
+    /// The caller's timeout ran out between two steps: report it with the
+    /// last holder seen (removing a tag of ours that may exist first).
+    fn out_of_time(&mut self, now: Now) -> Action<HeldMutex> {
+        let err = Error::BlueprintLockTimeout {
+            blueprint: self.blueprint.to_string(),
+            waited: self.waited(now),
+            blocker: self.blocker.clone().map(Box::new),
+        };
+        self.fail(err, now)
+    }
+
     /// Give up with `err`, first removing a tag of ours that may exist.
     fn fail(&mut self, err: Error, now: Now) -> Action<HeldMutex> {
         if let Some(first) = self.pending_error.take() {
@@ -382,6 +422,8 @@ impl Acquire {
             self.blueprint
         );
         self.pending_error = Some(err);
+        // The cleanup runs past the caller's timeout, on a budget of its own.
+        self.api.set_cutoff(Deadline(None));
         self.api
             .set_deadline(Deadline::after(now, Some(self.opts.cleanup_budget)));
         self.api.set_transient_budget(self.opts.cleanup_budget);
@@ -408,14 +450,16 @@ impl Acquire {
             Op::Create if self.api.maybe_applied() => self.uncertain = true,
             _ => {}
         }
+        // Waiting for a holder and out of time (or giving up a retry that
+        // would have started after the deadline): a timeout naming the
+        // holder, rather than the last transient failure.
+        let out_of_time = self.deadline_passed(now) || self.api.stopped_by_deadline();
         let err = match (&self.blocker, self.opts.wait) {
-            (Some(b), Wait::For(_) | Wait::Forever) if self.deadline_passed(now) => {
-                Error::BlueprintLockTimeout {
-                    blueprint: self.blueprint.to_string(),
-                    waited: self.waited(now),
-                    blocker: Some(Box::new(b.clone())),
-                }
-            }
+            (Some(b), Wait::For(_) | Wait::Forever) if out_of_time => Error::BlueprintLockTimeout {
+                blueprint: self.blueprint.to_string(),
+                waited: self.waited(now),
+                blocker: Some(Box::new(b.clone())),
+            },
             _ => err,
         };
         self.fail(err, now)
@@ -465,6 +509,8 @@ impl Acquire {
 
     fn on_lock_status(&mut self, class: Class, body: &[u8], now: Now) -> Action<HeldMutex> {
         match class {
+            // Without the wait, the call only proves the blueprint exists.
+            Class::Success if !self.opts.wait_for_blueprint_unlock => self.begin(Op::Create, now),
             Class::Success => match LockStatus::parse(body) {
                 Ok(status) if status.is_free_for(self.api.session().user_id()) => {
                     self.begin(Op::Create, now)
@@ -509,7 +555,8 @@ impl Acquire {
                     }
                 }
             }
-            Class::AlreadyExists { .. } => {
+            Class::AlreadyExists { message } => {
+                self.last_conflict = Some(message);
                 // A create of ours whose answer was lost may be what exists
                 // now: until the list tells, a tag of ours may exist, and
                 // giving up (cancelled, list failed) must look for it.
@@ -562,11 +609,21 @@ impl Acquire {
                 if self.vanished <= MAX_VANISHED {
                     self.begin(Op::Create, now)
                 } else if self.opts.wait == Wait::No {
-                    let err = Error::malformed(
-                        "the mutex tag keeps vanishing between create (422) and list",
-                    );
+                    let said = self.last_conflict.as_deref().unwrap_or("");
+                    let err = Error::malformed(format!(
+                        "the server refuses the create with 422 ({said}) but lists no tag \
+                         labelled {:?}: the mutex tag keeps vanishing between create and list",
+                        self.label
+                    ));
                     self.fail(err, now)
                 } else {
+                    log::warn!(
+                        "blueprint {}: the server refuses the create with 422 ({}) but lists \
+                         no tag labelled {:?}; backing off",
+                        self.blueprint,
+                        self.last_conflict.as_deref().unwrap_or(""),
+                        self.label
+                    );
                     self.vanished = 0;
                     self.sleep_then(Op::Create, now)
                 }
@@ -664,12 +721,12 @@ impl Machine for Acquire {
                 };
                 self.deadline = Deadline::after(now, budget);
                 self.api.set_deadline(self.deadline);
-                let first = if self.opts.wait_for_blueprint_unlock {
-                    Op::LockStatus
-                } else {
-                    Op::Create
-                };
-                self.begin(first, now)
+                if self.hard_deadline() {
+                    self.api.set_cutoff(self.deadline);
+                }
+                // Always first: a 404 there is a mistyped blueprint ID,
+                // whose tag would be a mutex that excludes no one.
+                self.begin(Op::LockStatus, now)
             }
             (Phase::Api(op), Event::Response(resp)) => {
                 let step = self.api.on_response(Ok(resp), now);
@@ -680,7 +737,7 @@ impl Machine for Acquire {
                 self.on_step(op, step, now)
             }
             (Phase::Api(op), Event::TimerFired) => {
-                let step = self.api.resume();
+                let step = self.api.resume(now);
                 self.on_step(op, step, now)
             }
             (Phase::Waiting(op), Event::TimerFired) => self.begin(op, now),

@@ -13,8 +13,8 @@
 //! - by blueprint: list, pick the tag with that blueprint's label, delete it by
 //!   the ID just read (if the holder released and someone else took the mutex
 //!   in between, the new tag has another ID and is left alone);
-//! - by tag ID: read the tag, refuse if its label is not a blueprint mutex,
-//!   delete it.
+//! - by tag ID: read the tag, refuse ([`Error::InvalidConfig`] naming
+//!   `tag_id`) if its label is not a blueprint mutex, delete it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,13 +45,22 @@ pub fn stale(tags: &[MutexTag], older_than: Duration) -> Vec<MutexTag> {
 #[derive(Debug)]
 struct ListScript {
     blueprint: Option<String>,
+    /// The blueprint's lock-status was read: it exists.
+    checked: bool,
 }
 
 impl Script for ListScript {
     type Output = Vec<MutexTag>;
 
     fn first(&mut self) -> Call {
-        Call::ListTags
+        match &self.blueprint {
+            // One blueprint: check that it exists first, so that a mistyped
+            // ID is an error rather than "free".
+            Some(bp) => Call::LockStatus {
+                blueprint: bp.clone(),
+            },
+            None => Call::ListTags,
+        }
     }
 
     fn on_reply(
@@ -61,6 +70,19 @@ impl Script for ListScript {
         resp: Response<Body>,
         now: Now,
     ) -> Next<Vec<MutexTag>> {
+        if let (Some(bp), false) = (&self.blueprint, self.checked) {
+            return match class {
+                Class::Success => {
+                    self.checked = true;
+                    Next::Call(Call::ListTags)
+                }
+                Class::NotFound { .. } => Next::Done(Err(Error::NoSuchBlueprint {
+                    url: api.server().url().to_string(),
+                    blueprint: bp.clone(),
+                })),
+                other => Next::Done(Err(api.final_error(other))),
+            };
+        }
         if class != Class::Success {
             return Next::Done(Err(api.final_error(class)));
         }
@@ -83,14 +105,18 @@ impl ListMutexes {
         ListMutexes(Scripted::new(
             server,
             session,
-            ListScript { blueprint: None },
+            ListScript {
+                blueprint: None,
+                checked: false,
+            },
             budget,
             seed,
         ))
     }
 
     /// The mutex of one blueprint (an empty list when it is free): the
-    /// status of a blueprint mutex.
+    /// status of a blueprint mutex. The blueprint's lock-status is read
+    /// first: an unknown blueprint is [`Error::NoSuchBlueprint`], not free.
     pub fn blueprint(
         server: Arc<ApstraServer>,
         session: Session,
@@ -100,6 +126,7 @@ impl ListMutexes {
     ) -> Self {
         let script = ListScript {
             blueprint: Some(blueprint.as_str().to_string()),
+            checked: false,
         };
         ListMutexes(Scripted::new(server, session, script, budget, seed))
     }
@@ -256,8 +283,10 @@ impl ForceUnlock {
         ForceUnlock(Scripted::new(server, session, script, budget, seed))
     }
 
-    /// Remove the mutex tag with ID `tag_id`; refused if that tag is not a
-    /// blueprint mutex.
+    /// Remove the mutex tag with ID `tag_id`. A tag that is not a blueprint
+    /// mutex (its label is not `blueprint <id> locked`) is refused with
+    /// [`Error::InvalidConfig`] naming the field `tag_id`, and left alone; an
+    /// empty or control-character ID is refused the same way, at once.
     pub fn tag(
         server: Arc<ApstraServer>,
         session: Session,

@@ -194,6 +194,11 @@ impl ApstraServerBuilder {
     }
 
     /// Trust these PEM root certificates in addition to the system ones.
+    /// With the native transport, a certificate of the bundle that the server
+    /// presents as is is accepted too (pinning: its chain, name and dates are
+    /// not checked, the handshake signature is): an appliance's self-signed
+    /// certificate, as `openssl req -x509` makes it, works as its own bundle,
+    /// as it does with curl's `--cacert` or Python's `ssl`.
     pub fn ca_bundle_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_bundle_pem = Some(pem.into());
         self

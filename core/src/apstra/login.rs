@@ -83,6 +83,9 @@ pub(crate) enum ApiStep {
     Reply(Class, Response<Body>),
     /// The call failed for good.
     Failed(Error),
+    /// A request was due at or after the cutoff (see [`Api::set_cutoff`]):
+    /// none was sent. The operation decides which timeout to report.
+    OutOfTime,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,12 +102,17 @@ pub(crate) struct Api {
     session: Session,
     backoff: BackoffState,
     deadline: Deadline,
+    /// No request starts at or after this instant (a caller's timeout).
+    cutoff: Deadline,
     transient_budget: Duration,
     streak_since: Option<Duration>,
     call: Option<Call>,
     pending: Pending,
     relogged: bool,
     maybe_applied: bool,
+    /// The last call was given up because the operation's deadline (not the
+    /// transient budget) left no time for another attempt.
+    stopped_by_deadline: bool,
 }
 
 impl Api {
@@ -120,12 +128,14 @@ impl Api {
             session,
             backoff: BackoffState::new(retry, seed),
             deadline: Deadline(None),
+            cutoff: Deadline(None),
             transient_budget,
             streak_since: None,
             call: None,
             pending: Pending::Idle,
             relogged: false,
             maybe_applied: false,
+            stopped_by_deadline: false,
         }
     }
 
@@ -141,6 +151,24 @@ impl Api {
         self.deadline = deadline;
     }
 
+    /// No request (login, call or retry) is sent at or after `cutoff`:
+    /// [`ApiStep::OutOfTime`] instead. A caller's timeout sets it, so that a
+    /// login finishing late does not start the call it was for; cleanup
+    /// clears it.
+    pub(crate) fn set_cutoff(&mut self, cutoff: Deadline) {
+        self.cutoff = cutoff;
+    }
+
+    fn past_cutoff(&self, now: Now) -> bool {
+        self.cutoff.0.is_some_and(|c| now.monotonic >= c)
+    }
+
+    /// Give up on what is pending because the cutoff has passed.
+    fn out_of_time(&mut self) -> ApiStep {
+        self.pending = Pending::Idle;
+        ApiStep::OutOfTime
+    }
+
     pub(crate) fn set_transient_budget(&mut self, budget: Duration) {
         self.transient_budget = budget;
     }
@@ -151,18 +179,30 @@ impl Api {
         self.maybe_applied
     }
 
+    /// True when the last call failed because the operation's deadline left
+    /// no time for another attempt (rather than the transient budget running
+    /// out): an operation waiting for a holder reports its timeout then.
+    pub(crate) fn stopped_by_deadline(&self) -> bool {
+        self.stopped_by_deadline
+    }
+
     /// Begin `call` (logging in first if there is no token).
     pub(crate) fn start(&mut self, call: Call) -> ApiStep {
         self.call = Some(call);
         self.relogged = false;
         self.maybe_applied = false;
+        self.stopped_by_deadline = false;
         self.streak_since = None;
         self.backoff.reset();
         self.send_current()
     }
 
-    /// After a [`ApiStep::Sleep`]: send again what was due.
-    pub(crate) fn resume(&mut self) -> ApiStep {
+    /// After a [`ApiStep::Sleep`]: send again what was due (unless the
+    /// driver woke us at or after the cutoff).
+    pub(crate) fn resume(&mut self, now: Now) -> ApiStep {
+        if self.pending != Pending::Idle && self.past_cutoff(now) {
+            return self.out_of_time();
+        }
         match self.pending {
             Pending::Login(path) => self.send_login(path),
             Pending::Call => self.send_current(),
@@ -327,6 +367,11 @@ impl Api {
                         path.path()
                     );
                     self.progressed();
+                    if self.past_cutoff(now) {
+                        // Keep the token for the next operation, but a
+                        // login that ended late does not start its call.
+                        return self.out_of_time();
+                    }
                     self.send_current()
                 }
                 Err(e) => ApiStep::Failed(e),
@@ -337,6 +382,9 @@ impl Api {
                     self.server.url()
                 );
                 self.session.login_path = LoginPath::User;
+                if self.past_cutoff(now) {
+                    return self.out_of_time();
+                }
                 self.send_login(LoginPath::User)
             }
             Class::NotFound { .. } | Class::MethodNotAllowed => ApiStep::Failed(Error::config(
@@ -393,6 +441,9 @@ impl Api {
                 );
                 self.relogged = true;
                 self.session.token = None;
+                if self.past_cutoff(now) {
+                    return self.out_of_time();
+                }
                 self.send_login(self.session.login_path)
             }
             Class::Unauthorized { message } => {
@@ -423,8 +474,12 @@ impl Api {
             Some(d) => d.min(streak_end),
             None => streak_end,
         };
+        // Whichever way this gives up below, it is for lack of time before
+        // `end`: whether that was the operation's deadline is remembered.
+        let by_deadline = self.deadline.0.is_some_and(|d| d <= streak_end);
         if now.monotonic >= end {
             self.pending = Pending::Idle;
+            self.stopped_by_deadline = by_deadline;
             return ApiStep::Failed(err);
         }
         let mut delay = self.backoff.next_delay();
@@ -434,12 +489,22 @@ impl Api {
                     "the server asked to retry after {ra:?}, past the deadline; giving up: {err}"
                 );
                 self.pending = Pending::Idle;
+                self.stopped_by_deadline = by_deadline;
                 return ApiStep::Failed(err);
             }
             delay = delay.max(ra);
         }
+        let wake = now.monotonic.saturating_add(delay);
+        if wake >= end {
+            // The retry would start at or after the deadline, where no
+            // request may start: sleeping until then only delays the
+            // same failure.
+            self.pending = Pending::Idle;
+            self.stopped_by_deadline = by_deadline;
+            return ApiStep::Failed(err);
+        }
         log::debug!("transient failure ({err}); retrying in {delay:?}");
-        ApiStep::Sleep(now.monotonic.saturating_add(delay).min(end))
+        ApiStep::Sleep(wake)
     }
 }
 

@@ -46,6 +46,8 @@ struct Fake {
     tags: Vec<Tag>,
     lock_status: Value,
     blueprint_exists: bool,
+    /// Blueprints that exist besides `BP`.
+    other_blueprints: Vec<&'static str>,
     faults: VecDeque<(Method, &'static str, Fault)>,
     /// Every call to a non-login path answers 401 (a server refusing tokens).
     refuse_tokens: bool,
@@ -66,6 +68,7 @@ impl Fake {
             lock_status: json!({"lock_status": "unlocked", "lock_type": "", "username": "",
                 "first_name": "", "last_name": "", "user_id": "", "possible_override": false}),
             blueprint_exists: true,
+            other_blueprints: Vec::new(),
             faults: VecDeque::new(),
             refuse_tokens: false,
             echo_login_body: false,
@@ -230,7 +233,7 @@ impl Fake {
                 }
             }
             ("GET", ["api", "blueprints", bp, "lock-status"]) => {
-                if *bp == BP && self.blueprint_exists {
+                if (*bp == BP && self.blueprint_exists) || self.other_blueprints.contains(bp) {
                     (200, self.lock_status.clone())
                 } else {
                     (404, json!({"errors": "no such blueprint"}))
@@ -370,6 +373,7 @@ fn aaa_login_absent_falls_back_to_user_login_and_remembers_it() {
         [
             "POST /api/aaa/login",
             "POST /api/user/login",
+            "GET /api/blueprints/bp-1/lock-status",
             "POST /api/design/tags"
         ]
     );
@@ -430,8 +434,9 @@ fn expired_token_triggers_one_login_and_a_retry() {
     assert_eq!(
         fake.paths(),
         [
-            "POST /api/design/tags",
+            "GET /api/blueprints/bp-1/lock-status",
             "POST /api/aaa/login",
+            "GET /api/blueprints/bp-1/lock-status",
             "POST /api/design/tags"
         ]
     );
@@ -990,6 +995,7 @@ fn listing_stale_and_force_unlock() {
         }
     );
     // Status of one blueprint.
+    fake.other_blueprints.push("bp-new");
     let mut m = ListMutexes::blueprint(
         server(),
         Session::new(),
@@ -1067,4 +1073,380 @@ fn no_error_or_debug_output_ever_contains_the_password() {
     r.unwrap();
     assert!(!format!("{m:?}").contains(PASSWORD));
     assert!(!format!("{:?}", m.session()).contains("token-"));
+}
+
+/// Drive `m` where every request takes `latency` of virtual time (answered
+/// as it arrives, the answer delivered `latency` later). Returns the result,
+/// each request's send time and `METHOD path`, and the time it finished.
+#[allow(clippy::type_complexity)]
+fn run_with_latency<M: Machine>(
+    m: &mut M,
+    fake: &mut Fake,
+    latency: Duration,
+) -> (Result<M::Output, Error>, Vec<(Duration, String)>, Duration) {
+    let mut now = Now::virtual_origin();
+    let mut event = Event::Start;
+    let mut sent = Vec::new();
+    for _ in 0..10_000 {
+        event = match m.step(event, now) {
+            Action::Send(req) => {
+                sent.push((
+                    now.monotonic,
+                    format!("{} {}", req.method(), req.uri().path()),
+                ));
+                let r = fake.respond(&req, now);
+                now = now.advanced(latency);
+                match r {
+                    Ok(r) => Event::Response(r),
+                    Err(e) => Event::TransportFailed(e),
+                }
+            }
+            Action::SleepUntil(t) => {
+                assert!(t >= now.monotonic, "sleep into the past");
+                now = now.advanced(t - now.monotonic);
+                Event::TimerFired
+            }
+            Action::Done(r) => return (r, sent, now.monotonic),
+        };
+    }
+    panic!("did not finish");
+}
+
+#[test]
+fn a_timed_wait_starts_no_request_after_its_deadline() {
+    // Held by someone else; every request takes 200 ms; timeout 1 s. The
+    // wake-up at the deadline used to start one more create (and its list),
+    // overrunning the timeout by two requests.
+    for seed in 0..20 {
+        let mut fake = Fake::new();
+        fake.plant(BP, "held", "2026-11-22T02:00:00Z");
+        let timeout = Duration::from_secs(1);
+        let latency = Duration::from_millis(200);
+        let mut m = Acquire::new(
+            server(),
+            bp(),
+            Session::new(),
+            opts(Wait::For(timeout)),
+            token(1),
+            seed,
+        );
+        let (r, sent, ended) = run_with_latency(&mut m, &mut fake, latency);
+        match r.unwrap_err() {
+            Error::BlueprintLockTimeout { blocker, .. } => {
+                assert_eq!(blocker.unwrap().tag().unwrap().description, "held")
+            }
+            other => panic!("{other:?}"),
+        }
+        for (at, what) in &sent {
+            assert!(*at < timeout, "seed {seed}: {what} started at {at:?}");
+        }
+        assert!(
+            ended <= timeout + latency,
+            "seed {seed}: ended at {ended:?}"
+        );
+    }
+}
+
+#[test]
+fn a_slow_login_and_lock_status_do_not_start_a_create_after_the_deadline() {
+    // Login and lock-status take 600 ms each: the create would start at
+    // 1.2 s, after the 1 s timeout.
+    let mut fake = Fake::new();
+    let mut m = acquire(
+        Session::new(),
+        opts(Wait::For(Duration::from_secs(1))),
+        token(1),
+    );
+    let (r, sent, ended) = run_with_latency(&mut m, &mut fake, Duration::from_millis(600));
+    match r.unwrap_err() {
+        Error::BlueprintLockTimeout {
+            blocker, waited, ..
+        } => {
+            assert!(blocker.is_none());
+            assert_eq!(waited, Duration::from_millis(1200));
+        }
+        other => panic!("{other:?}"),
+    }
+    let paths: Vec<&str> = sent.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "POST /api/aaa/login",
+            "GET /api/blueprints/bp-1/lock-status"
+        ]
+    );
+    assert_eq!(ended, Duration::from_millis(1200));
+    assert!(fake.tags.is_empty());
+    // The login is kept for the next operation.
+    assert!(m.session().is_logged_in());
+}
+
+#[test]
+fn transient_retries_never_sleep_to_the_deadline_and_send_again() {
+    let mut fake = Fake::new();
+    for _ in 0..100 {
+        fake.fault(Method::POST, "/api/design/tags", Fault::Status(502, None));
+    }
+    let timeout = Duration::from_secs(1);
+    let mut o = opts(Wait::For(timeout));
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let (r, sent) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    match r.unwrap_err() {
+        Error::Server { status: 502, .. } => {}
+        other => panic!("{other:?}"),
+    }
+    let creates: Vec<Duration> = sent
+        .iter()
+        .filter(|(_, req)| req.method() == Method::POST && req.uri().path() == "/api/design/tags")
+        .map(|(now, _)| now.monotonic)
+        .collect();
+    assert!(creates.len() >= 3, "{creates:?}");
+    for at in &creates {
+        assert!(*at < timeout, "a create started at {at:?}: {creates:?}");
+    }
+    // A 502 may have created the tag: the cleanup looked (and found none).
+    let (last_at, last) = sent.last().unwrap();
+    assert_eq!(last.uri().path(), "/api/design/tags");
+    assert_eq!(last.method(), Method::GET);
+    assert!(last_at.monotonic < timeout);
+}
+
+#[test]
+fn a_mistyped_blueprint_is_refused_even_without_the_lock_status_wait() {
+    // With the lock-status wait off, a wrong ID used to create a tag
+    // `blueprint <typo> locked` that excludes no one.
+    for wait in [Wait::No, Wait::For(Duration::from_secs(5)), Wait::Forever] {
+        let mut fake = Fake::new();
+        fake.blueprint_exists = false;
+        let mut o = opts(wait);
+        o.wait_for_blueprint_unlock = false;
+        let mut m = acquire(Session::new(), o, token(1));
+        let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+            fake.respond(req, now)
+        });
+        match r.unwrap_err() {
+            Error::NoSuchBlueprint { blueprint, url } => {
+                assert_eq!(blueprint, BP);
+                assert_eq!(url, "https://apstra.test");
+            }
+            other => panic!("{wait:?}: {other:?}"),
+        }
+        assert!(fake.tags.is_empty(), "{wait:?}: a tag was created");
+        assert!(!fake.paths().contains(&"POST /api/design/tags".to_string()));
+    }
+}
+
+#[test]
+fn without_the_lock_status_wait_a_locked_blueprint_is_not_waited_for() {
+    // The lock-status call then only proves the blueprint exists.
+    let mut fake = Fake::new();
+    fake.lock_status = json!({"lock_status": "locked", "username": "bob", "user_id": "user-bob"});
+    let mut o = opts(Wait::No);
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    r.unwrap();
+    assert_eq!(
+        fake.paths(),
+        [
+            "POST /api/aaa/login",
+            "GET /api/blueprints/bp-1/lock-status",
+            "POST /api/design/tags"
+        ]
+    );
+}
+
+#[test]
+fn the_status_of_an_unknown_blueprint_is_an_error_not_free() {
+    let mut fake = Fake::new();
+    let typo = BlueprintId::new("bp-typo").unwrap();
+    let mut m = ListMutexes::blueprint(server(), Session::new(), &typo, Duration::from_secs(5), 1);
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    match r.unwrap_err() {
+        Error::NoSuchBlueprint { blueprint, .. } => assert_eq!(blueprint, "bp-typo"),
+        other => panic!("{other:?}"),
+    }
+    // A known blueprint: its mutex, or free.
+    fake.plant(BP, "held", "2026-11-22T02:00:00Z");
+    let mut m = ListMutexes::blueprint(server(), Session::new(), &bp(), Duration::from_secs(5), 1);
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    assert_eq!(r.unwrap()[0].description, "held");
+}
+
+#[test]
+fn a_422_that_is_not_already_exists_carries_the_servers_text() {
+    let mut fake = Fake::new();
+    let mut o = opts(Wait::Forever);
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        if req.method() == Method::POST && req.uri().path() == "/api/design/tags" {
+            return Ok(Response::builder()
+                .status(422)
+                .body(br#"{"errors": {"description": "Longer than maximum length 255."}}"#.to_vec())
+                .unwrap());
+        }
+        fake.respond(req, now)
+    });
+    let err = r.unwrap_err();
+    match &err {
+        Error::Rejected {
+            status, message, ..
+        } => {
+            assert_eq!(*status, 422);
+            assert!(
+                message.contains("description: Longer than maximum length 255."),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string().contains("Longer than maximum length 255."),
+        "{err}"
+    );
+    assert!(fake.tags.is_empty());
+}
+
+/// Log records of this test binary (each test filters by a unique string).
+static LOGGED: std::sync::Mutex<Vec<(log::Level, String)>> = std::sync::Mutex::new(Vec::new());
+
+struct CaptureLogs;
+
+impl log::Log for CaptureLogs {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if let Ok(mut logged) = LOGGED.lock() {
+            logged.push((record.level(), record.args().to_string()));
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if log::set_logger(&CaptureLogs).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+    });
+}
+
+fn logged_with(level: log::Level, needle: &str) -> usize {
+    LOGGED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(l, m)| *l == level && m.contains(needle))
+        .count()
+}
+
+#[test]
+fn releasing_an_already_gone_tag_leaves_the_warning_to_the_caller() {
+    // The outcome says AlreadyGone; the caller (the Python binding, the
+    // blocking guard) warns once. A warning here too made it twice.
+    capture_logs();
+    let mut fake = Fake::new();
+    let id = "gone-tag-7731";
+    // A 429 first: refused, not carried out, then retried.
+    fake.fault(
+        Method::DELETE,
+        "/api/design/tags/gone-tag-7731",
+        Fault::Status(429, None),
+    );
+    let held = HeldMutex {
+        blueprint: bp(),
+        tag_id: id.into(),
+        label: "blueprint bp-1 locked".into(),
+        description: "x".into(),
+        token: token(1),
+        recovered: false,
+    };
+    let mut rel = Release::new(server(), Session::new(), &held, Duration::from_secs(5), 1);
+    let (r, _) = run_virtual(&mut rel, Now::virtual_origin(), |req, now| {
+        fake.respond(req, now)
+    });
+    assert_eq!(r.unwrap(), UnlockOutcome::AlreadyGone, "{:?}", fake.log);
+    assert_eq!(logged_with(log::Level::Warn, id), 0);
+    assert_eq!(
+        logged_with(log::Level::Info, id),
+        1,
+        "said once, not per retry"
+    );
+}
+
+#[test]
+fn giving_up_retries_at_the_deadline_while_held_is_a_timeout_naming_the_holder() {
+    // Held by someone else, then the server fails until the timeout: the
+    // caller waited for a holder, so the answer is a timeout naming it, not
+    // the last 503.
+    let mut fake = Fake::new();
+    fake.plant(BP, "held", "2026-11-22T02:00:00Z");
+    let mut o = opts(Wait::For(Duration::from_secs(1)));
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let mut creates = 0;
+    let (r, sent) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        if req.method() == Method::POST && req.uri().path() == "/api/design/tags" {
+            creates += 1;
+            if creates > 1 {
+                return Ok(Response::builder()
+                    .status(503)
+                    .body(br#"{"errors": "busy"}"#.to_vec())
+                    .unwrap());
+            }
+        }
+        fake.respond(req, now)
+    });
+    match r.unwrap_err() {
+        Error::BlueprintLockTimeout { blocker, .. } => {
+            assert_eq!(blocker.unwrap().tag().unwrap().description, "held")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(creates > 1);
+    for (at, req) in &sent {
+        if req.method() == Method::POST {
+            assert!(at.monotonic < Duration::from_secs(1), "{:?}", at.monotonic);
+        }
+    }
+}
+
+#[test]
+fn a_422_already_exists_with_no_such_tag_in_the_list_quotes_the_server() {
+    // The server says "already exists" but the global catalog has no tag
+    // with our label (e.g. it refers to something else): the error must
+    // carry what the server said.
+    let mut fake = Fake::new();
+    let mut o = opts(Wait::No);
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let (r, _) = run_virtual(&mut m, Now::virtual_origin(), |req, now| {
+        if req.method() == Method::POST && req.uri().path() == "/api/design/tags" {
+            return Ok(Response::builder()
+                .status(422)
+                .body(
+                    br#"{"errors": {"label": "Label already exists in blueprint scope"}}"#.to_vec(),
+                )
+                .unwrap());
+        }
+        fake.respond(req, now)
+    });
+    let err = r.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("label: Label already exists in blueprint scope"),
+        "{err}"
+    );
 }

@@ -56,7 +56,9 @@ impl Script for ReleaseScript {
                 Next::Done(Ok(UnlockOutcome::Released))
             }
             Class::NotFound { .. } => {
-                log::warn!(
+                // Info, not a warning: the outcome tells the caller, who
+                // warns (once) if it cares; a warning here too said it twice.
+                log::info!(
                     "the mutex tag {} was already gone (force-unlocked or released before)",
                     self.tag_id
                 );

@@ -78,6 +78,8 @@ impl<S: Script> Scripted<S> {
             ApiStep::Send(req) => Action::Send(req),
             ApiStep::Sleep(t) => Action::SleepUntil(t),
             ApiStep::Failed(e) => self.finish(Err(e)),
+            // Scripts set no cutoff: their budget bounds retries only.
+            ApiStep::OutOfTime => self.finish(Err(Error::Misuse("a script ran out of time"))),
             ApiStep::Reply(class, resp) => {
                 match self.script.on_reply(&self.api, class, resp, now) {
                     Next::Call(call) => {
@@ -121,7 +123,7 @@ impl<S: Script> Machine for Scripted<S> {
                 self.handle(step, now)
             }
             (State::Busy, Event::TimerFired) => {
-                let step = self.api.resume();
+                let step = self.api.resume(now);
                 self.handle(step, now)
             }
             (State::Idle | State::Busy, Event::Cancelled) => {

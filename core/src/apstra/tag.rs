@@ -71,9 +71,9 @@ impl fmt::Display for HolderToken {
     }
 }
 
-/// The description condlock writes: the message, a space, `[condlock:<token>]`.
+/// The description condlock writes: the message exactly as given (trailing
+/// spaces included), a space, `[condlock:<token>]`.
 pub fn compose_description(message: &str, token: &HolderToken) -> String {
-    let message = message.trim_end();
     if message.is_empty() {
         format!("{TOKEN_OPEN}{token}{TOKEN_CLOSE}")
     } else {
@@ -82,13 +82,17 @@ pub fn compose_description(message: &str, token: &HolderToken) -> String {
 }
 
 /// Split a description into the human message and condlock's token, if it
-/// ends with one.
+/// ends with one. The message is returned exactly as it was composed: only
+/// the one space [`compose_description`] put before the token is removed.
 pub fn split_description(description: &str) -> (&str, Option<HolderToken>) {
+    // White space after the token is tolerated (a server may add some);
+    // white space inside the message is the holder's and is kept.
     let trimmed = description.trim_end();
     if let Some(inner) = trimmed.strip_suffix(TOKEN_CLOSE) {
         if let Some(open) = inner.rfind(TOKEN_OPEN) {
             if let Some(token) = HolderToken::parse(&inner[open + TOKEN_OPEN.len()..]) {
-                return (inner[..open].trim_end(), Some(token));
+                let message = &inner[..open];
+                return (message.strip_suffix(' ').unwrap_or(message), Some(token));
             }
         }
     }
@@ -294,7 +298,7 @@ mod tests {
         let token = HolderToken::from_random([0x4f, 0x9c, 0x2a, 0x1b, 0x7e, 0x03]);
         assert_eq!(token.as_str(), "4f9c2a1b7e03");
         let d = compose_description(
-            "locked by terraform at 2026-11-22 03:26:23 +0000 UTC ",
+            "locked by terraform at 2026-11-22 03:26:23 +0000 UTC",
             &token,
         );
         assert_eq!(
@@ -325,6 +329,18 @@ mod tests {
         ] {
             assert_eq!(split_description(fake).1, None, "{fake}");
         }
+    }
+
+    #[test]
+    fn trailing_spaces_of_the_message_are_kept() {
+        let token = HolderToken::from_random([0x4f, 0x9c, 0x2a, 0x1b, 0x7e, 0x03]);
+        for message in ["deploy  ", " ", "a\t", "  both  "] {
+            let d = compose_description(message, &token);
+            assert_eq!(d, format!("{message} [condlock:4f9c2a1b7e03]"));
+            assert_eq!(split_description(&d), (message, Some(token.clone())));
+        }
+        // A description without our token is the message, spaces and all.
+        assert_eq!(split_description("by hand  "), ("by hand  ", None));
     }
 
     #[test]

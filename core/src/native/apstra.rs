@@ -169,8 +169,11 @@ impl<T: HttpTransport> ApstraClient<T> {
         self.core.force_unlock_blueprint(blueprint).await
     }
 
-    /// Delete the mutex tag with ID `tag_id`, whoever holds it; refused when
-    /// that tag is not a blueprint mutex.
+    /// Delete the mutex tag with ID `tag_id`, whoever holds it. A tag whose
+    /// label is not a blueprint mutex (`blueprint <id> locked`) is refused
+    /// with [`Error::InvalidConfig`] naming the field `tag_id` (the argument
+    /// is wrong; nothing is deleted). A tag that does not exist is
+    /// `Ok` with [`UnlockOutcome::AlreadyGone`] and no tag.
     pub async fn force_unlock_tag(&self, tag_id: &str) -> Result<ForceUnlocked, Error> {
         self.core.force_unlock_tag(tag_id).await
     }
@@ -249,8 +252,9 @@ impl<T: HttpTransport> ApstraMutex<T> {
     }
 
     /// Release a mutex we hold: delete our tag by ID. `AlreadyGone` when it
-    /// was no longer there (someone force-unlocked it). Runs with its own
-    /// deadline and cannot be cancelled.
+    /// was no longer there (someone force-unlocked it): that is logged at
+    /// info level only, the warning (if any) is the caller's to give, once.
+    /// Runs with its own deadline and cannot be cancelled.
     pub async fn release(&self, held: &HeldMutex) -> Result<UnlockOutcome, Error> {
         self.core.release(held).await
     }
@@ -376,7 +380,9 @@ pub mod blocking {
                 .block_on(self.inner.client().stale_mutexes(older_than))
         }
 
-        /// Delete the mutex tag with this ID (refused for non-mutex tags).
+        /// Delete the mutex tag with this ID (a non-mutex tag is refused with
+        /// [`Error::InvalidConfig`] naming `tag_id`; see
+        /// [`super::ApstraClient::force_unlock_tag`]).
         pub fn force_unlock_tag(&self, tag_id: &str) -> Result<ForceUnlocked, Error> {
             self.runtime
                 .block_on(self.inner.client().force_unlock_tag(tag_id))

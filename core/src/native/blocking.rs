@@ -170,11 +170,18 @@ impl<'a, L: Releaser + std::fmt::Debug> Guard<'a, L> {
 impl<L: Releaser + std::fmt::Debug> Drop for Guard<'_, L> {
     fn drop(&mut self) {
         if !self.released {
-            if let Err(e) = self.lock.release_held(&self.held) {
-                log::error!(
+            match self.lock.release_held(&self.held) {
+                Ok(UnlockOutcome::Released) => {}
+                // Nobody sees the outcome of a release on drop: say it here
+                // (the machines leave this warning to their caller).
+                Ok(UnlockOutcome::AlreadyGone) => log::warn!(
+                    "releasing {} on drop: it was already gone (force-unlocked?)",
+                    self.lock.describe(&self.held)
+                ),
+                Err(e) => log::error!(
                     "releasing {} on drop failed: {e}",
                     self.lock.describe(&self.held)
-                );
+                ),
             }
         }
     }

@@ -13,6 +13,7 @@
 pub mod apstra;
 pub mod blocking;
 mod s3;
+mod tls;
 mod transport;
 
 use std::future::Future;

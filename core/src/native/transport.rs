@@ -19,7 +19,11 @@ pub struct TransportOptions {
     pub connect_timeout: Duration,
     /// Verify TLS certificates (on by default).
     pub verify_tls: bool,
-    /// Extra PEM root certificates to trust (e.g. a self-signed appliance CA).
+    /// Extra PEM root certificates to trust, in addition to the system
+    /// ones. Each certificate of the bundle is also accepted, exactly, as the
+    /// server's own (pinning): an appliance's self-signed certificate works
+    /// as its own bundle, as with curl's `--cacert`, although rustls refuses a
+    /// CA certificate as a server certificate otherwise.
     pub ca_bundle_pem: Option<Vec<u8>>,
 }
 
@@ -74,17 +78,15 @@ impl Transport {
             .user_agent(concat!("condlock/", env!("CARGO_PKG_VERSION")));
         if !opts.verify_tls {
             builder = builder.danger_accept_invalid_certs(true);
-        }
-        if let Some(pem) = &opts.ca_bundle_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                Error::config("ca_bundle", format!("is not a PEM certificate bundle: {e}"))
-            })?;
-            if certs.is_empty() {
-                return Err(Error::config("ca_bundle", "contains no certificate"));
+            if let Some(pem) = &opts.ca_bundle_pem {
+                // Verification is off, so the bundle is unused; still refuse
+                // a broken one, as with verification on.
+                super::tls::parse_bundle(pem)?;
             }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+        } else if let Some(pem) = &opts.ca_bundle_pem {
+            // Our own TLS config: the bundle's roots plus pinning of its
+            // certificates (see `tls`).
+            builder = builder.tls_backend_preconfigured(super::tls::client_config(pem)?);
         }
         let client = builder.build().map_err(|e| {
             Error::config("transport", format!("cannot build the HTTP client: {e}"))
