@@ -102,12 +102,13 @@ STATS=$(curl -s "$PROXY/_proxy/stats")
 
 # --- 2. takeover after SIGKILL ---------------------------------------------------
 TAKEOVER_NS=()
+: >"$WORK/takeover-waiters.log"
 for t in $(seq "$TAKEOVERS"); do
   TKEY="envs/takeover-$t.tfstate"
   TLOG="$WORK/takeover-$t.log"
   "$WORKER" "$PROXY" "$TKEY" 1 "$TLOG" 0 60000 "$LEASE_MS" 600000 >"$WORK/holder-$t.out" 2>/dev/null &
   HOLDER=$!
-  for _ in $(seq 300); do grep -q '^HELD ' "$WORK/holder-$t.out" && break; sleep 0.05; done
+  for _ in $(seq 300); do grep -qs '^HELD ' "$WORK/holder-$t.out" && break; sleep 0.05; done
   grep -q '^HELD ' "$WORK/holder-$t.out" || { echo "reliability: holder $t never held" >&2; cat "$WORK/holder-$t.out" >&2; exit 1; }
   WAITERS=()
   for w in 1 2 3; do
@@ -130,32 +131,36 @@ for t in $(seq "$TAKEOVERS"); do
   cat "$TLOG.waiters" >>"$WORK/takeover-waiters.log" 2>/dev/null || true
 done
 
-cat "$WORK"/worker-*.out "$WORK"/waiter-*.out >"$WORK/all.out"
+cat "$WORK"/worker-*.out "$WORK"/waiter-*.out >"$WORK/all.out" 2>/dev/null || true
 "$PY" - "$WORK/holders.log" "$WORK/takeover-waiters.log" "$WORK/all.out" "$LEAK_STATUS" \
   "$STATS" "$ELAPSED" "$((WORKERS * CYCLES))" "${TAKEOVER_NS[*]}" <<'EOF'
-import json, sys
+import json, re, sys
 log, tlog, outs, leak_status, stats, elapsed, planned, takeovers = sys.argv[1:9]
 
 def check(path):
-    doubles, entries, acq, handoff = [], 0, [], []
-    inside, last_exit = None, None
+    """Overlaps (an enter while someone is inside), bad lines, and figures."""
+    overlaps, entries, acq, handoff = [], 0, [], []
+    inside, last_exit = set(), None
     for line in open(path):
         f = line.split()
         if f[0] == "enter":
             entries += 1
-            if inside is not None:
-                doubles.append(line.strip())
-            inside = (f[1], f[2])
+            if inside:
+                overlaps.append(f"{line.strip()} while {sorted(inside)} inside")
+            inside.add((f[1], f[2]))
             acq.append(int(f[4]) / 1e6)
-            if last_exit is not None:
+            if last_exit is not None and len(inside) == 1:
                 handoff.append((int(f[3]) - last_exit) / 1e6)
         elif f[0] == "exit":
-            if inside != (f[1], f[2]):
-                doubles.append(line.strip())
-            inside, last_exit = None, int(f[3])
+            if (f[1], f[2]) not in inside:
+                overlaps.append(f"exit without enter: {line.strip()}")
+            inside.discard((f[1], f[2]))
+            last_exit = int(f[3])
+        elif f[0] == "double":
+            pass  # the O_EXCL marker saw the overlap counted at its enter
         else:
-            doubles.append(line.strip())
-    return doubles, entries, acq, handoff
+            overlaps.append(f"unreadable: {line.strip()}")
+    return overlaps, entries, acq, handoff
 
 def pct(xs, p):
     if not xs:
@@ -183,10 +188,12 @@ kinds = {}
 for l in acq_err + rel_err:
     words = l.split(None, 3)
     msg = words[3] if len(words) > 3 else ""
-    kind = " ".join(words[1:2] + msg.split()[:5])
+    # Group by message with the varying parts (who, IDs, numbers) blanked.
+    msg = re.sub(r"pid-\d+@\S+|\(ID [^)]*\)|\d+(\.\d+)?", "#", msg)
+    kind = f"{words[1]}: {msg[:160]}"
     kinds[kind] = kinds.get(kind, 0) + 1
 for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]):
-    print(f"  {n} x {k} ...")
+    print(f"  {n} x {k}")
 print(f"acquire latency ms: p50 {pct(acq, 50):.1f}, p99 {pct(acq, 99):.1f}, max {max(acq or [0]):.1f}")
 print(f"hand-off ms: p50 {pct(handoff, 50):.1f}, p99 {pct(handoff, 99):.1f}, max {max(handoff or [0]):.1f}")
 print("takeover after SIGKILL s: " + ", ".join(f"{x:.2f}" for x in tk)
