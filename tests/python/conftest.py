@@ -98,12 +98,12 @@ def _moto_binary() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
-def endpoint():
-    """A moto server for the whole session; yields its base URL."""
+def _serve_moto(argv: list[str], what: str):
+    """Starts a moto server listening on a free port (`argv` + `-p PORT`),
+    creates the bucket, yields its base URL, stops it afterwards."""
     port = _free_port()
     proc = subprocess.Popen(
-        [_moto_binary(), "-H", "127.0.0.1", "-p", str(port)],
+        [*argv, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -116,7 +116,7 @@ def endpoint():
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                pytest.exit("moto_server did not start", returncode=2)
+                pytest.exit(f"{what} did not start", returncode=2)
             time.sleep(0.05)
     # Create the bucket with an unsigned PUT (moto does not check signatures).
     req = urllib.request.Request(f"{url}/{BUCKET}", method="PUT", data=b"")
@@ -127,6 +127,27 @@ def endpoint():
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def endpoint():
+    """A moto server for the whole session; yields its base URL."""
+    yield from _serve_moto([_moto_binary()], "moto_server")
+
+
+@pytest.fixture(scope="session")
+def atomic_endpoint():
+    """moto serving one request at a time (tests/moto_atomic.py); yields its
+    base URL. For tests that count exclusion: stock moto_server checks a
+    conditional PUT and then writes, on a threaded server, so two racing
+    `If-None-Match: *` PUTs can both get 200 -- a double hold that real S3
+    never gives. A test module opts in by overriding `endpoint`:
+    `@pytest.fixture` `def endpoint(atomic_endpoint): return atomic_endpoint`."""
+    python = os.environ.get("CONDLOCK_MOTO_PYTHON") or str(REPO / ".venv" / "bin" / "python")
+    if not Path(python).exists():
+        pytest.exit(f"{python} (with moto) not found: run scripts/setup.sh", returncode=2)
+    script = str(REPO / "tests" / "moto_atomic.py")
+    yield from _serve_moto([python, script], "moto_atomic.py")
 
 
 @pytest.fixture

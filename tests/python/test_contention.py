@@ -6,6 +6,15 @@ import asyncio
 import multiprocessing
 
 import helpers
+import pytest
+
+
+@pytest.fixture
+def endpoint(atomic_endpoint):
+    """These tests count holders: they need a store whose conditional PUT is
+    atomic, as S3's is. Stock moto_server is not (check-then-write on a
+    threaded server), see conftest.atomic_endpoint."""
+    return atomic_endpoint
 
 
 def _check_no_overlap(lines: list[str], expected_rounds: int) -> None:

@@ -13,6 +13,8 @@
 //! | server | type | comes from |
 //! |---|---|---|
 //! | moto (`moto_server`) | [`MotoServer`] | `<repo>/.venv`, PyPI `moto[server]` |
+//! | moto, one request at a time | [`MotoServer::start_atomic`] | `<repo>/tests/moto_atomic.py` (same venv) |
+//! | fault-injecting proxy | [`FaultProxy`] | `<repo>/tests/fault_proxy.py` (stdlib Python) |
 //! | s3rver | [`S3rver`] | `<repo>/tests/node_modules`, npm `s3rver` |
 //! | Apstra emulator | [`ApstraEmulator`] | `<repo>/tests/apstra_emulator.py` |
 //!
@@ -493,6 +495,35 @@ impl MotoServer {
         server
     }
 
+    /// Starts moto with every request handled atomically
+    /// (`tests/moto_atomic.py`: moto's own WSGI app, one lock around each
+    /// whole request) and waits until it answers HTTP.
+    ///
+    /// Use it for every test that counts exclusion. Stock `moto_server`
+    /// checks `If-None-Match: *` / `If-Match` and then writes, on a threaded
+    /// server: two racing conditional PUTs can both get 200 (a double hold
+    /// that real S3 never gives), which would make such tests flaky for a
+    /// reason that is not condlock's. Otherwise it behaves as [`Self::start`]
+    /// (auth mode off; the quirks in the crate docs apply).
+    ///
+    /// The interpreter is `<repo>/.venv/bin/python`, or `$CONDLOCK_MOTO_PYTHON`.
+    pub fn start_atomic() -> MotoServer {
+        let python = match std::env::var_os("CONDLOCK_MOTO_PYTHON") {
+            Some(p) => PathBuf::from(p),
+            None => repo_root().join(".venv/bin/python"),
+        };
+        require_installed(&python, "the venv's python (with moto)");
+        let script = repo_root().join("tests/moto_atomic.py");
+        let mut cmd = Command::new(&python);
+        cmd.arg(&script).args(["-H", "127.0.0.1", "-p", "0"]);
+        let (process, port) = ServerProcess::spawn("moto_atomic", cmd, Stream::Stdout, None, |l| {
+            l.strip_prefix("LISTENING ")?.trim().parse().ok()
+        });
+        let server = MotoServer { process, port };
+        server.wait_until_answering();
+        server
+    }
+
     fn wait_until_answering(&self) {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
@@ -634,6 +665,121 @@ impl MotoServer {
     }
 
     /// What the server wrote so far (last lines), for failure messages.
+    pub fn output(&self) -> String {
+        self.process.output()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fault-injecting proxy
+// ---------------------------------------------------------------------------
+
+/// `tests/fault_proxy.py` in front of a store, killed on drop: an HTTP/1.1
+/// reverse proxy that drops, resets, delays, stalls or answers errors for a
+/// seeded random share of requests. See the script's docstring for `args`
+/// (`--seed`, `--reset P`, `--drop-response P`, `--delay P:SECONDS`,
+/// `--stall P`, `--status500 P`, `--slowdown P`, `--conflict P`,
+/// `--only-method M`, `--only-header H`, ...).
+///
+/// Point the client at [`FaultProxy::endpoint`]; check the store itself at
+/// its own endpoint (the proxy may fault the check too).
+pub struct FaultProxy {
+    process: ServerProcess,
+    port: u16,
+}
+
+/// Fault counters from `GET /_proxy/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultStats {
+    /// Requests seen (control requests excluded).
+    pub requests: u64,
+    /// Requests forwarded to the store (whether or not the answer was then dropped).
+    pub forwarded: u64,
+    /// `(fault name, count)`: `reset`, `drop_response`, `delay`, `stall`,
+    /// `status500`, `slowdown`, `conflict`.
+    pub faults: Vec<(String, u64)>,
+}
+
+impl FaultStats {
+    /// How many times `fault` was injected (0 for an unknown name).
+    pub fn count(&self, fault: &str) -> u64 {
+        self.faults
+            .iter()
+            .find(|(k, _)| k == fault)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// All injected faults (delays included).
+    pub fn total_faults(&self) -> u64 {
+        self.faults.iter().map(|(_, n)| n).sum()
+    }
+}
+
+impl FaultProxy {
+    /// Runs `python3 tests/fault_proxy.py --upstream UPSTREAM --port 0 ARGS...`
+    /// (interpreter overridable with `$CONDLOCK_PYTHON`) and waits for its
+    /// `LISTENING <port>` line. `upstream` is `http://127.0.0.1:PORT`.
+    pub fn start(upstream: &str, args: &[&str]) -> FaultProxy {
+        let script = repo_root().join("tests/fault_proxy.py");
+        require_installed(&script, "the fault proxy");
+        let python = std::env::var_os("CONDLOCK_PYTHON").unwrap_or_else(|| "python3".into());
+        let mut cmd = Command::new(python);
+        cmd.arg(&script)
+            .args(["--upstream", upstream, "--port", "0"])
+            .args(args);
+        let (process, port) = ServerProcess::spawn("fault_proxy", cmd, Stream::Stdout, None, |l| {
+            l.strip_prefix("LISTENING ")?.trim().parse().ok()
+        });
+        FaultProxy { process, port }
+    }
+
+    /// `http://127.0.0.1:PORT` (the proxy's own address).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The proxy's counters (`GET /_proxy/stats`, never faulted).
+    pub fn stats(&self) -> FaultStats {
+        let url = format!("{}/_proxy/stats", self.endpoint());
+        let r = http_request("GET", &url, &[], b"")
+            .unwrap_or_else(|e| panic!("GET {url}: {e}\n{}", self.output()));
+        assert_eq!(r.status, 200, "GET {url}: {}", r.text());
+        let v: serde_json::Value = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("stats are not JSON ({e}): {}", r.text()));
+        let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let faults = [
+            "reset",
+            "drop_response",
+            "delay",
+            "stall",
+            "status500",
+            "slowdown",
+            "conflict",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), n(k)))
+        .collect();
+        FaultStats {
+            requests: n("requests"),
+            forwarded: n("forwarded"),
+            faults,
+        }
+    }
+
+    /// Replaces some settings at run time (`PUT /_proxy/config`), e.g.
+    /// `{"stall": 0}` to stop stalling. Panics if the proxy refuses them.
+    pub fn configure(&self, json: &str) {
+        let url = format!("{}/_proxy/config", self.endpoint());
+        let r = http_request("PUT", &url, &[], json.as_bytes())
+            .unwrap_or_else(|e| panic!("PUT {url}: {e}\n{}", self.output()));
+        assert_eq!(r.status, 200, "PUT {url} {json}: {}", r.text());
+    }
+
+    /// What the proxy wrote so far (one stderr line per fault).
     pub fn output(&self) -> String {
         self.process.output()
     }

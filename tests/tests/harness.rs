@@ -12,8 +12,8 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use condlock_integration::{
-    http_request, ApstraEmulator, MotoServer, S3rver, MOTO_DUMMY_AUTHORIZATION, S3RVER_ACCESS_KEY,
-    S3RVER_SECRET_KEY,
+    http_request, ApstraEmulator, FaultProxy, MotoServer, S3rver, MOTO_DUMMY_AUTHORIZATION,
+    S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY,
 };
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
@@ -370,4 +370,128 @@ fn apstra_emulator_starts_and_logs_in() {
     )
     .unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[test]
+fn fault_proxy_faults_do_what_its_docs_say() {
+    let moto = MotoServer::start_atomic();
+    moto.create_bucket("faults");
+    let proxy = FaultProxy::start(&moto.endpoint(), &["--seed", "3"]);
+    let via = |key: &str| format!("{}/faults/{key}", proxy.endpoint());
+    let direct = |key: &str| {
+        http_request(
+            "GET",
+            &format!("{}/faults/{key}", moto.endpoint()),
+            &[("authorization", MOTO_DUMMY_AUTHORIZATION)],
+            b"",
+        )
+        .unwrap()
+    };
+    let auth = [("Authorization", MOTO_DUMMY_AUTHORIZATION)];
+    // One pooled (keep-alive) client for everything: the proxy must keep
+    // answering on reused connections, faults or not.
+    let c = client();
+    let put = |key: &str, extra: &[(&str, &str)]| {
+        let mut req = c
+            .put(via(key))
+            .header("Authorization", MOTO_DUMMY_AUTHORIZATION)
+            .body("v");
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+
+    // No faults configured: a transparent proxy, conditions included.
+    assert_eq!(put("a", &auth).unwrap().status(), StatusCode::OK);
+    let again = put_if_absent(&via("a"), "w", &auth);
+    assert_eq!(again.status(), StatusCode::PRECONDITION_FAILED);
+    let got = c
+        .get(via("a"))
+        .header("Authorization", MOTO_DUMMY_AUTHORIZATION)
+        .send();
+    assert_eq!(got.unwrap().text().unwrap(), "v");
+
+    // Errors answered by the proxy itself: the store is not touched.
+    for (fault, status, code) in [
+        ("status500", 500, "InternalError"),
+        ("slowdown", 503, "SlowDown"),
+        ("conflict", 409, "ConditionalRequestConflict"),
+    ] {
+        proxy.configure(&format!(r#"{{"{fault}": 1}}"#));
+        let r = put(&format!("err-{fault}"), &[]).unwrap();
+        assert_eq!(r.status().as_u16(), status, "{fault}");
+        assert!(r.text().unwrap().contains(&format!("<Code>{code}</Code>")));
+        assert_eq!(
+            direct(&format!("err-{fault}")).status,
+            404,
+            "{fault} was forwarded"
+        );
+        proxy.configure(&format!(r#"{{"{fault}": 0}}"#));
+    }
+
+    // Reset: never forwarded. Only PUTs are targeted, so a GET passes.
+    proxy.configure(r#"{"reset": 1, "only_method": ["PUT"]}"#);
+    assert!(put("reset", &[]).is_err());
+    assert_eq!(direct("reset").status, 404);
+    let got = c
+        .get(via("a"))
+        .header("Authorization", MOTO_DUMMY_AUTHORIZATION)
+        .send();
+    assert_eq!(got.unwrap().status(), StatusCode::OK);
+
+    // Drop-response: forwarded (the write happened), the answer never came.
+    proxy.configure(r#"{"reset": 0, "drop_response": 1}"#);
+    assert!(put("dropped", &[]).is_err());
+    assert_eq!(direct("dropped").status, 200);
+
+    // Delay: forwarded normally, late.
+    proxy.configure(r#"{"drop_response": 0, "delay": [1, 0.3]}"#);
+    assert_eq!(put("delayed", &[]).unwrap().status(), StatusCode::OK);
+    assert_eq!(direct("delayed").status, 200);
+
+    // Stall, targeted at PUTs with If-Match only: the client gives up.
+    proxy.configure(r#"{"delay": [0, 0], "stall": 1, "only_header": ["If-Match"]}"#);
+    let short = Client::builder()
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let stalled = short
+        .put(via("a"))
+        .header("Authorization", MOTO_DUMMY_AUTHORIZATION)
+        .header("If-Match", "\"anything\"")
+        .body("x")
+        .send();
+    assert!(stalled.unwrap_err().is_timeout());
+    assert_eq!(put("untargeted", &[]).unwrap().status(), StatusCode::OK);
+
+    let stats = proxy.stats();
+    for fault in [
+        "status500",
+        "slowdown",
+        "conflict",
+        "reset",
+        "drop_response",
+        "delay",
+        "stall",
+    ] {
+        assert_eq!(stats.count(fault), 1, "{fault}: {stats:?}");
+    }
+    // A bad setting is refused and changes nothing.
+    let bad = http_request(
+        "PUT",
+        &format!("{}/_proxy/config", proxy.endpoint()),
+        &[],
+        br#"{"stall": 0, "reset": 2}"#,
+    )
+    .unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let still = short
+        .put(via("a"))
+        .header("Authorization", MOTO_DUMMY_AUTHORIZATION)
+        .header("If-Match", "\"anything\"")
+        .body("x")
+        .send();
+    assert!(still.unwrap_err().is_timeout(), "stall was switched off");
+    assert_eq!(proxy.stats().count("stall"), 2);
 }

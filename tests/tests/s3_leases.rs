@@ -62,7 +62,11 @@ fn lines_of(child: Child) -> Vec<String> {
 
 #[test]
 fn a_killed_holder_is_taken_over_by_exactly_one_waiting_process() {
-    let moto = started();
+    // Counts winners: on stock (threaded) moto two racing takeover PUTs
+    // (If-Match) can both pass moto's check-then-write; the atomic store
+    // serialises requests, as real S3 is atomic.
+    let moto = MotoServer::start_atomic();
+    moto.create_bucket(BUCKET);
     let key = "envs/killed.tfstate";
     let mut holder = spawn_holder(&moto, key, "hold", 2_000, 0, 600_000);
     let mut first = String::new();

@@ -47,6 +47,15 @@ fn started() -> MotoServer {
     moto
 }
 
+/// For tests that count exclusion: stock moto's conditional PUT is
+/// check-then-write on a threaded server, so two racing creates can both win
+/// there (a store bug, not condlock's); the atomic one serialises requests.
+fn started_atomic() -> MotoServer {
+    let moto = MotoServer::start_atomic();
+    moto.create_bucket(BUCKET);
+    moto
+}
+
 /// GET an object straight from moto (not through condlock).
 fn raw_get(moto: &MotoServer, encoded_key: &str) -> condlock_integration::HttpResponse {
     let url = format!("{}/{BUCKET}/{encoded_key}", moto.endpoint());
@@ -61,7 +70,7 @@ fn raw_get(moto: &MotoServer, encoded_key: &str) -> condlock_integration::HttpRe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn contending_holders_never_overlap() {
-    let moto = started();
+    let moto = started_atomic();
     let inside = Arc::new(AtomicUsize::new(0));
     let entries = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
