@@ -25,7 +25,7 @@ use super::request::{self, Call, LoginPath};
 use super::response::{classify, scrub, Class};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
-use crate::sansio::{Body, Deadline};
+use crate::sansio::{Body, Deadline, TransportFailure};
 use crate::secret::Secret;
 use crate::time::Now;
 
@@ -178,7 +178,7 @@ impl Api {
     /// The outcome of the request from the last [`ApiStep::Send`].
     pub(crate) fn on_response(
         &mut self,
-        outcome: Result<Response<Body>, String>,
+        outcome: Result<Response<Body>, TransportFailure>,
         now: Now,
     ) -> ApiStep {
         match self.pending {
@@ -304,12 +304,12 @@ impl Api {
     fn on_login(
         &mut self,
         path: LoginPath,
-        outcome: Result<Response<Body>, String>,
+        outcome: Result<Response<Body>, TransportFailure>,
         now: Now,
     ) -> ApiStep {
         let resp = match outcome {
             Ok(r) => r,
-            Err(e) => return self.transient(Error::Transport { message: e }, None, now),
+            Err(e) => return self.transient(e.into(), None, now),
         };
         match self.classify(&resp, now) {
             Class::Success => match parse_login(resp.body()) {
@@ -376,12 +376,12 @@ impl Api {
         }
     }
 
-    fn on_call(&mut self, outcome: Result<Response<Body>, String>, now: Now) -> ApiStep {
+    fn on_call(&mut self, outcome: Result<Response<Body>, TransportFailure>, now: Now) -> ApiStep {
         let resp = match outcome {
             Ok(r) => r,
             Err(e) => {
                 self.maybe_applied = true;
-                return self.transient(Error::Transport { message: e }, None, now);
+                return self.transient(e.into(), None, now);
             }
         };
         let class = self.classify(&resp, now);

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::backoff::Backoff;
 use crate::error::Error;
-use crate::sansio::{run_virtual, Action, Body, Event, Machine, Wait};
+use crate::sansio::{run_virtual, Action, Body, Event, Machine, TransportFailure, Wait};
 use crate::time::Now;
 
 const PASSWORD: &str = "Sup3r-s3cret!";
@@ -100,7 +100,11 @@ impl Fake {
             .collect()
     }
 
-    fn respond(&mut self, req: &Request<Body>, now: Now) -> Result<Response<Body>, String> {
+    fn respond(
+        &mut self,
+        req: &Request<Body>,
+        now: Now,
+    ) -> Result<Response<Body>, TransportFailure> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let pos = self
@@ -119,14 +123,18 @@ impl Fake {
             }
             Some(Fault::DropBefore) => {
                 self.log.push((method, path, None));
-                return Err("connection reset (dropped before)".into());
+                return Err(TransportFailure::maybe_sent(
+                    "connection reset (dropped before)",
+                ));
             }
             _ => {}
         }
         let (status, body) = self.dispatch(req, &method, &path, now);
         self.log.push((method, path, Some(status)));
         if matches!(fault, Some(Fault::DropAfter)) {
-            return Err("connection reset (dropped after)".into());
+            return Err(TransportFailure::maybe_sent(
+                "connection reset (dropped after)",
+            ));
         }
         Ok(Response::builder()
             .status(status)
@@ -718,7 +726,7 @@ fn transient_failures_are_retried_with_backoff() {
 fn a_dead_server_ends_even_an_endless_wait() {
     let mut m = acquire(Session::new(), opts(Wait::Forever), token(1));
     let (r, sent) = run_virtual(&mut m, Now::virtual_origin(), |_, _| {
-        Err("connection refused".to_string())
+        Err(TransportFailure::maybe_sent("connection refused"))
     });
     match r.unwrap_err() {
         Error::Transport { message } => assert!(message.contains("refused")),

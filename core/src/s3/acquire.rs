@@ -25,7 +25,7 @@ use super::response::{classify, ResponseClass};
 use super::retry::Retry;
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
-use crate::sansio::{Action, Body, Deadline, Event, Machine, Wait};
+use crate::sansio::{Action, Body, Deadline, Event, Machine, TransportFailure, Wait};
 use crate::time::{ClockOffset, Now};
 
 /// How an acquisition behaves. [`AcquireOptions::new`] gives the defaults.
@@ -427,7 +427,7 @@ impl Acquire {
     fn on_event(
         &mut self,
         step: Step,
-        outcome: Result<http::Response<Body>, String>,
+        outcome: Result<http::Response<Body>, TransportFailure>,
         now: Now,
     ) -> Action<HeldLock> {
         let resp = match outcome {
@@ -438,7 +438,7 @@ impl Acquire {
                     self.became_uncertain();
                 }
                 let again = Self::retry_of(step);
-                return self.retry_later(again, Error::Transport { message: transport }, now);
+                return self.retry_later(again, transport.into(), now);
             }
         };
         let class = classify(&resp);

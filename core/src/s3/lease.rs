@@ -402,8 +402,8 @@ impl Machine for Renew {
             }
             // The write may have landed: a retry gets 412, and the read that
             // follows recognises our own renewal.
-            (Phase::Writing, Event::TransportFailed(e)) => self.retry_later(false, e, now),
-            (Phase::Reading, Event::TransportFailed(e)) => self.retry_later(true, e, now),
+            (Phase::Writing, Event::TransportFailed(e)) => self.retry_later(false, e.message, now),
+            (Phase::Reading, Event::TransportFailed(e)) => self.retry_later(true, e.message, now),
             (
                 Phase::Ready
                 | Phase::Sleeping

@@ -17,7 +17,7 @@ use super::status::Status;
 use super::unlock::{Unlock, UnlockOutcome};
 use crate::backoff::Backoff;
 use crate::error::Error;
-use crate::sansio::{run_virtual, Action, Body, Event, Machine, Wait};
+use crate::sansio::{run_virtual, Action, Body, Event, Machine, TransportFailure, Wait};
 use crate::secret::Secret;
 use crate::time::{ClockOffset, Now};
 
@@ -39,7 +39,7 @@ const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKENdoNotLeakMe";
 const SSE_C_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-type Reply = Result<Response<Body>, String>;
+type Reply = Result<Response<Body>, TransportFailure>;
 type Sent = Vec<(Now, Request<Body>)>;
 type ErrorCheck = fn(&Error) -> bool;
 
@@ -495,7 +495,7 @@ fn own_lock_after_lost_put_response_is_acquired_not_waited_on() {
     let (result, sent) = run(
         &mut acq,
         vec![
-            Err("connection reset by peer".into()),
+            Err(TransportFailure::maybe_sent("connection reset by peer")),
             precondition_failed(),
             lock_object(ours_body, "\"landed\""),
             precondition_failed(), // verification
@@ -631,7 +631,7 @@ fn transport_errors_forever_give_transport_error_and_cleanup_spares_others() {
     o.transient_budget = secs(1); // irrelevant with Wait::For
     let mut acq = acquire(o);
     let (result, sent) = run_virtual(&mut acq, origin(), |req, _| match *req.method() {
-        Method::PUT => Err("connect timed out".into()),
+        Method::PUT => Err(TransportFailure::maybe_sent("connect timed out")),
         // Someone else got in meanwhile: not ours, never deleted.
         Method::GET => other_holder("\"theirs\""),
         _ => panic!("unexpected {}", line(req)),
@@ -843,7 +843,7 @@ fn cleanup_never_repeats_a_blind_delete_without_comparing_again() {
     // nothing more is deleted.
     let sent = cleanup_on_a_store_ignoring_conditions(vec![
         ours("\"e1\""),
-        Err("connection reset".into()),
+        Err(TransportFailure::maybe_sent("connection reset")),
         other_holder("\"theirs\""),
     ]);
     assert_eq!(
@@ -868,7 +868,10 @@ fn cleanup_chasing_a_lock_that_keeps_changing_gives_up() {
     let mut acq = acquire(opts(Wait::Forever, true));
     let now = origin();
     acq.step(Event::Start, now);
-    acq.step(Event::TransportFailed("reset".into()), now);
+    acq.step(
+        Event::TransportFailed(TransportFailure::maybe_sent("reset")),
+        now,
+    );
     let mut action = acq.step(Event::Cancelled, now);
     let mut deletes = 0;
     for n in 0..100 {
@@ -929,7 +932,10 @@ fn cancelled_after_an_uncertain_put_reads_back_and_deletes_our_lock() {
         panic!()
     };
     assert_eq!(line(&put), PUT);
-    let Action::SleepUntil(_) = acq.step(Event::TransportFailed("reset".into()), now) else {
+    let Action::SleepUntil(_) = acq.step(
+        Event::TransportFailed(TransportFailure::maybe_sent("reset")),
+        now,
+    ) else {
         panic!("a transport failure is retried after a delay")
     };
     let Action::Send(get) = acq.step(Event::Cancelled, now) else {
@@ -955,7 +961,10 @@ fn cancelled_after_an_uncertain_put_leaves_a_foreign_lock_alone() {
     let mut acq = acquire(opts(Wait::Forever, true));
     let now = origin();
     acq.step(Event::Start, now);
-    acq.step(Event::TransportFailed("reset".into()), now);
+    acq.step(
+        Event::TransportFailed(TransportFailure::maybe_sent("reset")),
+        now,
+    );
     let Action::Send(get) = acq.step(Event::Cancelled, now) else {
         panic!()
     };
@@ -983,7 +992,10 @@ fn second_cancellation_during_cleanup_stops_at_once() {
     let mut acq = acquire(opts(Wait::Forever, true));
     let now = origin();
     acq.step(Event::Start, now);
-    acq.step(Event::TransportFailed("reset".into()), now);
+    acq.step(
+        Event::TransportFailed(TransportFailure::maybe_sent("reset")),
+        now,
+    );
     assert!(matches!(acq.step(Event::Cancelled, now), Action::Send(_)));
     assert!(matches!(
         acq.step(Event::Cancelled, now),
@@ -1022,7 +1034,7 @@ fn misuse_is_an_error_never_a_panic() {
         Event::TimerFired,
         Event::Cancelled,
         Event::Response(deleted().unwrap()),
-        Event::TransportFailed("x".into()),
+        Event::TransportFailed(TransportFailure::maybe_sent("x")),
     ] {
         assert!(matches!(
             acq.step(ev, now),
@@ -1210,7 +1222,7 @@ fn release_fallback_never_repeats_a_blind_delete() {
         vec![
             Ok(s3_error(501, "NotImplemented")),
             ours("\"e\""),
-            Err("connection reset".into()),
+            Err(TransportFailure::maybe_sent("connection reset")),
             other_holder("\"b\""),
         ],
     );
@@ -1244,7 +1256,10 @@ fn release_fallback_never_repeats_a_blind_delete() {
 #[test]
 fn release_transport_error_then_404_counts_as_released() {
     let mut rel = release("\"e\"");
-    let (result, sent) = run(&mut rel, vec![Err("reset".into()), no_such_key()]);
+    let (result, sent) = run(
+        &mut rel,
+        vec![Err(TransportFailure::maybe_sent("reset")), no_such_key()],
+    );
     assert_eq!(result.unwrap(), UnlockOutcome::Released);
     assert_eq!(lines(&sent), ["DELETE If-Match: \"e\""; 2]);
     let t = times(&sent);
@@ -1282,7 +1297,10 @@ fn release_cancelled_stops() {
     let now = origin();
     assert!(matches!(rel.step(Event::Start, now), Action::Send(_)));
     assert!(matches!(
-        rel.step(Event::TransportFailed("x".into()), now),
+        rel.step(
+            Event::TransportFailed(TransportFailure::maybe_sent("x")),
+            now
+        ),
         Action::SleepUntil(_)
     ));
     assert!(matches!(

@@ -121,9 +121,7 @@ impl Machine for Status {
                     self.finish(Err(err))
                 }
             },
-            (State::InFlight, Event::TransportFailed(e)) => {
-                self.retry_later(Error::Transport { message: e }, now)
-            }
+            (State::InFlight, Event::TransportFailed(e)) => self.retry_later(e.into(), now),
             (State::Idle | State::InFlight | State::Sleeping, Event::Cancelled) => {
                 self.finish(Err(Error::Cancelled))
             }

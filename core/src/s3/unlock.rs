@@ -346,7 +346,7 @@ impl Machine for Unlock {
                     }
                     Step::Read => Step::Read,
                 };
-                self.retry_later(step, Error::Transport { message: e }, now)
+                self.retry_later(step, e.into(), now)
             }
             (Phase::Ready(_) | Phase::InFlight(_), Event::Cancelled) => {
                 self.finish(Err(Error::Cancelled))
