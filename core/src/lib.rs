@@ -14,6 +14,7 @@
 pub mod apstra;
 pub mod backoff;
 pub mod error;
+mod failfast;
 pub mod s3;
 pub mod sansio;
 pub mod secret;
@@ -23,7 +24,7 @@ pub mod time;
 pub mod native;
 
 pub use error::Error;
-pub use sansio::{Action, Event, Machine, Wait};
+pub use sansio::{Action, Event, Machine, TransportFailure, Wait};
 pub use secret::Secret;
 pub use time::Now;
 

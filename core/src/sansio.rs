@@ -152,8 +152,13 @@ pub trait Machine {
 /// How long an operation may keep trying.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wait {
-    /// Do not wait for a holder: one attempt (transient errors are still retried
-    /// within [`crate::s3::AcquireOptions::transient_budget`]).
+    /// Try once: do not wait for a holder, make one attempt. A request that
+    /// certainly did not leave (connection refused) is repeated once, quickly;
+    /// other transient failures (5xx, a reset after sending) are retried
+    /// within the operation's transient budget, capped at 3 seconds; a
+    /// permanent failure (certificate rejected) ends it at once. Only the
+    /// removal of a lock that may have been written takes longer (its own
+    /// cleanup budget).
     No,
     /// Wait up to this long, measured on the monotonic clock.
     For(Duration),

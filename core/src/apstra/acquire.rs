@@ -30,6 +30,7 @@ use super::response::Class;
 use super::tag::{self, compose_description, HolderToken, MutexTag};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
+use crate::failfast::try_once_budget;
 use crate::sansio::{Action, Body, Deadline, Event, Machine, Wait};
 use crate::time::Now;
 
@@ -49,7 +50,8 @@ pub struct AcquireOptions {
     /// Delays between retries of transient failures (429, 5xx, transport).
     pub retry_backoff: Backoff,
     /// How long transient failures in a row are retried (never past the wait
-    /// deadline): a server that stays down ends even an endless wait.
+    /// deadline): a server that stays down ends even an endless wait. With
+    /// [`Wait::No`] (try once, see there) capped at 3 seconds.
     pub transient_budget: Duration,
     /// Fresh deadline for removing a tag we may have created when we give up
     /// or are cancelled.
@@ -378,6 +380,9 @@ impl Acquire {
         self.api
             .set_deadline(Deadline::after(now, Some(self.opts.cleanup_budget)));
         self.api.set_transient_budget(self.opts.cleanup_budget);
+        // Leaving a tag behind is worse than a few more seconds, even after a
+        // try-once call.
+        self.api.set_try_once(false);
         self.begin(Op::CleanupList, now)
     }
 
@@ -638,7 +643,12 @@ impl Machine for Acquire {
             (Phase::Start, Event::Start) => {
                 self.started = Some(now.monotonic);
                 let budget = match self.opts.wait {
-                    Wait::No => Some(self.opts.transient_budget),
+                    Wait::No => {
+                        let budget = try_once_budget(self.opts.transient_budget);
+                        self.api.set_transient_budget(budget);
+                        self.api.set_try_once(true);
+                        Some(budget)
+                    }
                     Wait::For(d) => Some(d),
                     Wait::Forever => None,
                 };

@@ -12,7 +12,10 @@
 //!   A second 401 for the same call, or a 401 at login, is final;
 //! - 408, 429, 5xx and transport failures: retry with jittered exponential
 //!   backoff, never sooner than `Retry-After`, until the operation's deadline
-//!   or until failures in a row have lasted longer than the transient budget.
+//!   or until failures in a row have lasted longer than the transient budget;
+//!   the fail-fast rules of [`crate::failfast`] apply (a permanent transport
+//!   failure ends the call at once, a try-once call repeats a request that
+//!   did not leave only once).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +28,7 @@ use super::request::{self, Call, LoginPath};
 use super::response::{classify, scrub, Class};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
+use crate::failfast::{FailFast, OnTransport};
 use crate::sansio::{Body, Deadline, TransportFailure};
 use crate::secret::Secret;
 use crate::time::Now;
@@ -105,6 +109,7 @@ pub(crate) struct Api {
     pending: Pending,
     relogged: bool,
     maybe_applied: bool,
+    fail_fast: FailFast,
 }
 
 impl Api {
@@ -126,6 +131,7 @@ impl Api {
             pending: Pending::Idle,
             relogged: false,
             maybe_applied: false,
+            fail_fast: FailFast::default(),
         }
     }
 
@@ -145,6 +151,11 @@ impl Api {
         self.transient_budget = budget;
     }
 
+    /// Make the following calls try-once ([`crate::Wait::No`]), or not.
+    pub(crate) fn set_try_once(&mut self, on: bool) {
+        self.fail_fast.set_try_once(on);
+    }
+
     /// True when an attempt of the current call failed in a way that may
     /// still have been carried out (transport failure, 5xx).
     pub(crate) fn maybe_applied(&self) -> bool {
@@ -157,6 +168,7 @@ impl Api {
         self.relogged = false;
         self.maybe_applied = false;
         self.streak_since = None;
+        self.fail_fast.progressed();
         self.backoff.reset();
         self.send_current()
     }
@@ -298,6 +310,7 @@ impl Api {
 
     fn progressed(&mut self) {
         self.streak_since = None;
+        self.fail_fast.progressed();
         self.backoff.reset();
     }
 
@@ -309,7 +322,7 @@ impl Api {
     ) -> ApiStep {
         let resp = match outcome {
             Ok(r) => r,
-            Err(e) => return self.transient(e.into(), None, now),
+            Err(e) => return self.transport_failed(e, now),
         };
         match self.classify(&resp, now) {
             Class::Success => match parse_login(resp.body()) {
@@ -380,8 +393,9 @@ impl Api {
         let resp = match outcome {
             Ok(r) => r,
             Err(e) => {
-                self.maybe_applied = true;
-                return self.transient(e.into(), None, now);
+                // A request that certainly did not leave changed nothing.
+                self.maybe_applied |= e.maybe_sent;
+                return self.transport_failed(e, now);
             }
         };
         let class = self.classify(&resp, now);
@@ -415,6 +429,30 @@ impl Api {
         }
     }
 
+    /// What is pending, for logs.
+    fn describe(&self) -> String {
+        match (self.pending, &self.call) {
+            (Pending::Call, Some(call)) => call.describe(),
+            _ => format!("login to {}", self.server.url()),
+        }
+    }
+
+    /// Retry what is pending after a transport failure, unless the
+    /// fail-fast rules end it now.
+    fn transport_failed(&mut self, failure: TransportFailure, now: Now) -> ApiStep {
+        match self.fail_fast.on_transport(&failure, now, self.deadline) {
+            OnTransport::GiveUp => {
+                self.pending = Pending::Idle;
+                ApiStep::Failed(failure.into())
+            }
+            OnTransport::RetryAt(at) => {
+                self.fail_fast.retrying(&self.describe(), &failure, now);
+                ApiStep::Sleep(at)
+            }
+            OnTransport::Backoff => self.transient(failure.into(), None, now),
+        }
+    }
+
     /// Retry what is pending after a transient failure, or give up with `err`.
     fn transient(&mut self, err: Error, retry_after: Option<Duration>, now: Now) -> ApiStep {
         let since = *self.streak_since.get_or_insert(now.monotonic);
@@ -438,7 +476,7 @@ impl Api {
             }
             delay = delay.max(ra);
         }
-        log::debug!("transient failure ({err}); retrying in {delay:?}");
+        self.fail_fast.retrying(&self.describe(), &err, now);
         ApiStep::Sleep(now.monotonic.saturating_add(delay).min(end))
     }
 }

@@ -659,7 +659,8 @@ fn retry_after_is_honoured_on_503_and_429() {
             "/api/design/tags",
             Fault::Status(status, Some("7")),
         );
-        let mut o = opts(Wait::No);
+        // A timed wait: a try-once call does not wait 7 s (see failfast.rs).
+        let mut o = opts(Wait::For(Duration::from_secs(30)));
         o.wait_for_blueprint_unlock = false;
         let mut m = acquire(Session::new(), o, token(1));
         let mut creates = Vec::new();
@@ -1076,3 +1077,5 @@ fn no_error_or_debug_output_ever_contains_the_password() {
     assert!(!format!("{m:?}").contains(PASSWORD));
     assert!(!format!("{:?}", m.session()).contains("token-"));
 }
+
+mod failfast;

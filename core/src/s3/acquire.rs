@@ -25,6 +25,7 @@ use super::response::{classify, ResponseClass};
 use super::retry::Retry;
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
+use crate::failfast::try_once_budget;
 use crate::sansio::{Action, Body, Deadline, Event, Machine, TransportFailure, Wait};
 use crate::time::{ClockOffset, Now};
 
@@ -43,7 +44,8 @@ pub struct AcquireOptions {
     pub wait_backoff: Backoff,
     /// Delays between retries of transient failures (5xx, 409, transport).
     pub retry_backoff: Backoff,
-    /// With `Wait::No`, how long transient failures are still retried.
+    /// With `Wait::No`, how long transient failures are still retried; capped
+    /// at 3 seconds (see [`Wait::No`] for what a try-once call does).
     pub transient_budget: Duration,
     /// Fresh deadline for removing a lock we may have written when we give up
     /// or are cancelled.
@@ -331,8 +333,8 @@ impl Acquire {
         };
         log::info!("giving up ({err}); removing the lock we may have written");
         self.pending_error = Some(err);
-        self.retry.deadline = Deadline::after(now, Some(self.opts.cleanup_budget));
-        self.retry.progressed();
+        self.retry
+            .start_cleanup(Deadline::after(now, Some(self.opts.cleanup_budget)));
         self.send(next, now)
     }
 
@@ -346,11 +348,26 @@ impl Acquire {
 
     /// Retry `step` after a transient failure, or give up with `err`.
     fn retry_later(&mut self, step: Step, err: Error, now: Now) -> Action<HeldLock> {
-        match self.retry.next_wake(now) {
-            Some(until) => {
-                log::debug!("transient failure ({err}); retrying {step:?}");
-                self.sleep_then(step, until)
-            }
+        let what = self.describe(&step);
+        let wake = self.retry.next_wake(&what, &err, now);
+        self.retry_at(wake, step, err, now)
+    }
+
+    /// `step` of this lock, for logs.
+    fn describe(&self, step: &Step) -> String {
+        format!("{step:?} of {}", self.config.lock_key())
+    }
+
+    /// Retry `step` at `wake`, or give up with `err` when there is none.
+    fn retry_at(
+        &mut self,
+        wake: Option<Duration>,
+        step: Step,
+        err: Error,
+        now: Now,
+    ) -> Action<HeldLock> {
+        match wake {
+            Some(until) => self.sleep_then(step, until),
             None if self.pending_error.is_some() => {
                 log::warn!(
                     "could not confirm the removal of our lock before the cleanup deadline: {err}"
@@ -433,12 +450,15 @@ impl Acquire {
         let resp = match outcome {
             Ok(resp) => resp,
             Err(transport) => {
-                if matches!(step, Step::Put | Step::TakeOver { .. }) {
-                    // The write may have reached the store.
+                // A write that certainly did not leave cannot have written a
+                // lock: nothing to read back or remove for it.
+                if transport.maybe_sent && matches!(step, Step::Put | Step::TakeOver { .. }) {
                     self.became_uncertain();
                 }
+                let what = self.describe(&step);
+                let wake = self.retry.after_transport(&what, &transport, now);
                 let again = Self::retry_of(step);
-                return self.retry_later(again, transport.into(), now);
+                return self.retry_at(wake, again, transport.into(), now);
             }
         };
         let class = classify(&resp);
@@ -802,7 +822,10 @@ impl Machine for Acquire {
             (Phase::Ready(step), Event::Start) if self.started.is_none() => {
                 self.started = Some(now.monotonic);
                 let budget = match self.opts.wait {
-                    Wait::No => Some(self.opts.transient_budget),
+                    Wait::No => {
+                        self.retry.set_try_once();
+                        Some(try_once_budget(self.opts.transient_budget))
+                    }
                     Wait::For(d) => Some(d),
                     Wait::Forever => None,
                 };

@@ -1756,3 +1756,5 @@ fn signature_matches_an_independent_sigv4_computation_with_single_encoding() {
         )
     );
 }
+
+mod failfast;
