@@ -327,7 +327,25 @@ impl Acquire {
         }
     }
 
+    /// Start `op` right after a reply. A timed wait starts no new attempt
+    /// once its deadline has passed: it times out instead (removing a tag of
+    /// ours that may exist). Cleanup is not a new attempt.
     fn begin(&mut self, op: Op, now: Now) -> Action<HeldMutex> {
+        let attempt = matches!(op, Op::LockStatus | Op::Create | Op::List);
+        let waiting = matches!(self.opts.wait, Wait::For(_)) && self.pending_error.is_none();
+        if attempt && waiting && self.deadline.0.is_some_and(|d| now.monotonic > d) {
+            let err = Error::BlueprintLockTimeout {
+                blueprint: self.blueprint.to_string(),
+                waited: self.waited(now),
+                blocker: self.blocker.clone().map(Box::new),
+            };
+            return self.fail(err, now);
+        }
+        self.begin_scheduled(op, now)
+    }
+
+    /// Start `op` at the start or when a wait (never past the deadline) ends.
+    fn begin_scheduled(&mut self, op: Op, now: Now) -> Action<HeldMutex> {
         self.waiting = false;
         let call = self.call_for(&op);
         let step = self.api.start(call);
@@ -659,7 +677,7 @@ impl Machine for Acquire {
                 } else {
                     Op::Create
                 };
-                self.begin(first, now)
+                self.begin_scheduled(first, now)
             }
             (Phase::Api(op), Event::Response(resp)) => {
                 let step = self.api.on_response(Ok(resp), now);
@@ -673,7 +691,7 @@ impl Machine for Acquire {
                 let step = self.api.resume();
                 self.on_step(op, step, now)
             }
-            (Phase::Waiting(op), Event::TimerFired) => self.begin(op, now),
+            (Phase::Waiting(op), Event::TimerFired) => self.begin_scheduled(op, now),
             (phase @ (Phase::Start | Phase::Api(_) | Phase::Waiting(_)), Event::Cancelled) => {
                 self.api.abort();
                 self.waiting = false;

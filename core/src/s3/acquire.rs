@@ -262,7 +262,27 @@ impl Acquire {
         self.credentials = credentials;
     }
 
+    /// Send `step` right after a response. A timed wait starts no new
+    /// attempt once its deadline has passed: it times out instead (with the
+    /// lock removed if a write of ours may have landed). Verifying a lock we
+    /// hold and cleaning up are not new attempts.
     fn send(&mut self, step: Step, now: Now) -> Action<HeldLock> {
+        let attempt = matches!(step, Step::Put | Step::TakeOver { .. } | Step::ReadHolder);
+        let past = self.retry.deadline.0.is_some_and(|d| now.monotonic > d);
+        if attempt && past && self.pending_error.is_none() && matches!(self.opts.wait, Wait::For(_))
+        {
+            let err = Error::Timeout {
+                waited: self.waited(now),
+                holder: self.holder.clone().map(Box::new),
+            };
+            return self.fail(err, now);
+        }
+        self.send_scheduled(step, now)
+    }
+
+    /// Send `step` at the start or when a sleep (never past the deadline)
+    /// ends.
+    fn send_scheduled(&mut self, step: Step, now: Now) -> Action<HeldLock> {
         let t = self.retry.signing_time(now);
         let built = match &step {
             Step::Put => request::put_lock(
@@ -830,10 +850,10 @@ impl Machine for Acquire {
                     Wait::Forever => None,
                 };
                 self.retry.deadline = Deadline::after(now, budget);
-                self.send(step, now)
+                self.send_scheduled(step, now)
             }
             (Phase::Ready(step), Event::TimerFired) if self.started.is_some() => {
-                self.send(step, now)
+                self.send_scheduled(step, now)
             }
             (Phase::InFlight(step), Event::Response(resp)) => self.on_event(step, Ok(resp), now),
             (Phase::InFlight(step), Event::TransportFailed(e)) => self.on_event(step, Err(e), now),

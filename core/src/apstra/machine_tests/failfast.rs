@@ -131,3 +131,31 @@ fn long_retries_of_a_release_are_logged_at_warning_once() {
     assert_eq!(warned.len(), 1, "{warned:?}");
     assert!(warned[0].contains("connection reset"), "{warned:?}");
 }
+
+#[test]
+fn a_timed_wait_starts_no_new_attempt_after_its_deadline() {
+    let mut fake = Fake::new();
+    fake.plant(BP, "held by bob", "2026-11-22T02:00:00Z");
+    let mut o = opts(Wait::For(Duration::from_secs(2)));
+    o.wait_for_blueprint_unlock = false;
+    let mut m = acquire(Session::new(), o, token(1));
+    let t0 = Now::virtual_origin();
+    let Action::Send(login) = m.step(Event::Start, t0) else {
+        panic!("expected the login")
+    };
+    let answer = fake.respond(&login, t0).unwrap();
+    let Action::Send(create) = m.step(Event::Response(answer), t0) else {
+        panic!("expected the create")
+    };
+    assert_eq!(create.method(), Method::POST);
+    // The 422 (held) arrives after the deadline: listing the tags would be a
+    // new request past it.
+    let late = t0.advanced(Duration::from_millis(2500));
+    let answer = fake.respond(&create, late).unwrap();
+    match m.step(Event::Response(answer), late) {
+        Action::Done(Err(Error::BlueprintLockTimeout { waited, .. })) => {
+            assert_eq!(waited, Duration::from_millis(2500))
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}

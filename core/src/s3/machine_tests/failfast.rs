@@ -170,3 +170,20 @@ fn a_renewal_that_cannot_succeed_reports_the_lock_lost_at_once() {
     }
     assert_eq!(sent.len(), 1);
 }
+
+#[test]
+fn a_timed_wait_starts_no_new_attempt_after_its_deadline() {
+    let mut acq = acquire(opts(Wait::For(secs(2)), false));
+    let Action::Send(put) = acq.step(Event::Start, origin()) else {
+        panic!("expected the PUT")
+    };
+    assert_eq!(line(&put), PUT);
+    // The 412 arrives after the deadline: reading the holder would be a new
+    // request past it.
+    let late = origin().advanced(ms(2500));
+    let answer = precondition_failed().unwrap();
+    match acq.step(Event::Response(answer), late) {
+        Action::Done(Err(Error::Timeout { waited, .. })) => assert_eq!(waited, ms(2500)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
