@@ -7,8 +7,12 @@
 //!   once, [`NOT_SENT_RETRY_DELAY`] later; other transient failures are
 //!   retried for [`TRY_ONCE_BUDGET`] at most.
 //! - No sleep goes past the deadline (the last retry may be at the deadline
-//!   itself), and once it has passed no new request starts, except to remove
-//!   a lock that may have been written.
+//!   itself); once it has passed, a timed wait starts no new attempt (a reply
+//!   arriving late ends it), except to remove a lock that may have been
+//!   written (the machines' own checks).
+//! - A write that certainly did not leave ([`TransportFailure::maybe_sent`]
+//!   false) changed nothing: no lock of ours to read back or remove for it
+//!   (the machines' own checks).
 //! - A streak of failures lasting [`WARN_AFTER`] is logged once at WARNING
 //!   (every retry is logged at DEBUG), so a caller that waits sees why.
 
