@@ -13,7 +13,7 @@
 //! - 408, 429, 5xx and transport failures: retry with jittered exponential
 //!   backoff, never sooner than `Retry-After`, until the operation's deadline
 //!   or until failures in a row have lasted longer than the transient budget;
-//!   the fail-fast rules of [`crate::failfast`] apply (a permanent transport
+//!   the fail-fast rules (`crate::failfast`) apply (a permanent transport
 //!   failure ends the call at once, a try-once call repeats a request that
 //!   did not leave only once).
 

@@ -105,7 +105,7 @@ impl Transport {
 
     /// Send one request. Errors are transport failures, described without
     /// secrets (reqwest errors name the URL, which never carries credentials
-    /// here: configs refuse them) and classified by [`classify`].
+    /// here: configs refuse them) and classified (see `classify` below).
     pub async fn send(
         &self,
         req: http::Request<Body>,
