@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use condlock::native::{HttpTransport, Transport};
-use condlock::sansio::Body;
+use condlock::sansio::{Body, TransportFailure};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyCFunction, PyString, PyTuple};
 
@@ -93,22 +93,96 @@ fn is_transport_failure(py: Python<'_>, e: &PyErr) -> bool {
 
 /// A failed call of the user's transport: retried when it is a transport
 /// failure; otherwise recorded (failing the operation fast with `e`).
-fn call_failed(py: Python<'_>, abort: Option<&Abort>, e: PyErr) -> String {
+fn call_failed(py: Python<'_>, abort: Option<&Abort>, e: PyErr) -> TransportFailure {
     let text = describe_exception(py, &e);
     if !is_transport_failure(py, &e) {
         if let Some(a) = abort {
             a.record(e);
         }
+        // A programming error: the same call fails the same way next time.
+        return TransportFailure {
+            message: text,
+            maybe_sent: true,
+            permanent: true,
+        };
     }
-    text
+    classify_exception(py, &e, text)
 }
 
-/// A malformed return value: a `TypeError` for the caller.
-fn malformed(abort: Option<&Abort>, why: String) -> String {
+/// What a transport exception says about the request. An exception may say
+/// it outright with boolean `maybe_sent` / `permanent` attributes; otherwise
+/// the standard library's kinds are recognised: a refused connection or a
+/// failed name lookup never sent anything (and a name that does not exist
+/// stays so), a rejected certificate stays rejected. Anything else may have
+/// reached the server, the safe assumption.
+fn classify_exception(py: Python<'_>, e: &PyErr, message: String) -> TransportFailure {
+    let value = e.value(py);
+    let flag = |name: &str| -> Option<bool> {
+        value
+            .getattr(name)
+            .ok()
+            .and_then(|v| v.extract::<bool>().ok())
+    };
+    let is = |module: &str, name: &str| -> bool {
+        py.import(module)
+            .and_then(|m| m.getattr(name))
+            .map(|kind| e.matches(py, kind).unwrap_or(false))
+            .unwrap_or(false)
+    };
+    let mut failure = if is("ssl", "SSLCertVerificationError") {
+        TransportFailure::permanent(message)
+    } else if is("socket", "gaierror") {
+        let no_such_name = py
+            .import("socket")
+            .and_then(|m| m.getattr("EAI_NONAME"))
+            .and_then(|n| n.extract::<i64>())
+            .ok()
+            .zip(errno_of(py, e))
+            .is_some_and(|(nonexistent, errno)| nonexistent == errno);
+        if no_such_name {
+            TransportFailure::permanent(message)
+        } else {
+            TransportFailure::not_sent(message)
+        }
+    } else if e.is_instance_of::<pyo3::exceptions::PyConnectionRefusedError>(py) {
+        TransportFailure::not_sent(message)
+    } else {
+        TransportFailure::maybe_sent(message)
+    };
+    if let Some(maybe_sent) = flag("maybe_sent") {
+        failure.maybe_sent = maybe_sent;
+    }
+    if let Some(permanent) = flag("permanent") {
+        failure.permanent = permanent;
+    }
+    failure
+}
+
+/// `e.errno` as an integer, when it has one.
+fn errno_of(py: Python<'_>, e: &PyErr) -> Option<i64> {
+    e.value(py)
+        .getattr("errno")
+        .ok()
+        .and_then(|v| v.extract::<i64>().ok())
+}
+
+/// A malformed return value: a `TypeError` for the caller. The request was
+/// answered, and the transport would answer the same way again.
+fn malformed(abort: Option<&Abort>, why: String) -> TransportFailure {
     if let Some(a) = abort {
         a.record(pyo3::exceptions::PyTypeError::new_err(why.clone()));
     }
-    why
+    TransportFailure {
+        message: why,
+        maybe_sent: true,
+        permanent: true,
+    }
+}
+
+/// The call could not even be made (its arguments could not be built, or the
+/// loop refused it): nothing was sent, and nothing will be next time.
+fn not_called(py: Python<'_>, e: &PyErr) -> TransportFailure {
+    TransportFailure::permanent(describe_exception(py, e))
 }
 
 /// Responses are cut at this size, as the native driver does.
@@ -290,8 +364,8 @@ fn call_sync(
     f: &Py<PyAny>,
     p: &Parts,
     abort: Option<&Abort>,
-) -> Result<http::Response<Body>, String> {
-    let a = args(py, p).map_err(|e| describe_exception(py, &e))?;
+) -> Result<http::Response<Body>, TransportFailure> {
+    let a = args(py, p).map_err(|e| not_called(py, &e))?;
     let r = f.bind(py).call1(a).map_err(|e| call_failed(py, abort, e))?;
     response_of(&r).map_err(|why| malformed(abort, why))
 }
@@ -301,7 +375,7 @@ fn call_async_in_new_loop(
     f: &Py<PyAny>,
     p: &Parts,
     abort: Option<&Abort>,
-) -> Result<http::Response<Body>, String> {
+) -> Result<http::Response<Body>, TransportFailure> {
     let run = || -> PyResult<Bound<'_, PyAny>> {
         let coro = f.bind(py).call1(args(py, p)?)?;
         py.import("asyncio")?.call_method1("run", (coro,))
@@ -315,7 +389,7 @@ async fn call_async_on_loop(
     f: Arc<Py<PyAny>>,
     p: Parts,
     abort: Option<Abort>,
-) -> Result<http::Response<Body>, String> {
+) -> Result<http::Response<Body>, TransportFailure> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let tx: ReplySlot = Arc::new(Mutex::new(Some(tx)));
     // Submitting the coroutine needs the GIL: on the blocking pool, never on
@@ -323,15 +397,23 @@ async fn call_async_on_loop(
     let submitted =
         tokio::task::spawn_blocking(move || submit_on_loop(&event_loop, &f, &p, abort, tx))
             .await
-            .unwrap_or_else(|e| Err(format!("the transport task failed: {e}")));
+            .unwrap_or_else(|e| {
+                Err(TransportFailure::maybe_sent(format!(
+                    "the transport task failed: {e}"
+                )))
+            });
     submitted?;
-    rx.await
-        .unwrap_or_else(|_| Err("the async transport was abandoned (event loop closed?)".into()))
+    rx.await.unwrap_or_else(|_| {
+        Err(TransportFailure::maybe_sent(
+            "the async transport was abandoned (event loop closed?)",
+        ))
+    })
 }
 
 /// Where the loop's done-callback puts the transport's answer (once).
-type ReplySlot =
-    Arc<Mutex<Option<tokio::sync::oneshot::Sender<Result<http::Response<Body>, String>>>>>;
+type ReplySlot = Arc<
+    Mutex<Option<tokio::sync::oneshot::Sender<Result<http::Response<Body>, TransportFailure>>>>,
+>;
 
 /// Start `f(...)` on `event_loop` with `run_coroutine_threadsafe`; its result
 /// is sent through `tx` from the loop's done-callback.
@@ -341,9 +423,9 @@ fn submit_on_loop(
     p: &Parts,
     abort: Option<Abort>,
     tx: ReplySlot,
-) -> Result<(), String> {
-    Python::attach(|py| -> Result<(), String> {
-        let fail = |e: PyErr| describe_exception(py, &e);
+) -> Result<(), TransportFailure> {
+    Python::attach(|py| -> Result<(), TransportFailure> {
+        let fail = |e: PyErr| not_called(py, &e);
         let coro = f
             .bind(py)
             .call1(args(py, p).map_err(fail)?)
@@ -379,12 +461,11 @@ impl HttpTransport for AnyTransport {
     fn send(
         &self,
         req: http::Request<Body>,
-    ) -> impl std::future::Future<
-        Output = Result<http::Response<Body>, condlock::drive::TransportFailure>,
-    > + Send {
+    ) -> impl std::future::Future<Output = Result<http::Response<Body>, TransportFailure>> + Send
+    {
         async move {
-            let user = match self {
-                AnyTransport::Native(t) => return t.send(req).await,
+            match self {
+                AnyTransport::Native(t) => t.send(req).await,
                 AnyTransport::Sync(f) => {
                     let f = f.clone();
                     let p = split(req);
@@ -393,7 +474,11 @@ impl HttpTransport for AnyTransport {
                         Python::attach(|py| call_sync(py, &f, &p, abort.as_ref()))
                     })
                     .await
-                    .unwrap_or_else(|e| Err(format!("the transport task failed: {e}")))
+                    .unwrap_or_else(|e| {
+                        Err(TransportFailure::maybe_sent(format!(
+                            "the transport task failed: {e}"
+                        )))
+                    })
                 }
                 AnyTransport::Async(f) => {
                     let p = split(req);
@@ -409,13 +494,15 @@ impl HttpTransport for AnyTransport {
                                 })
                             })
                             .await
-                            .unwrap_or_else(|e| Err(format!("the transport task failed: {e}")))
+                            .unwrap_or_else(|e| {
+                                Err(TransportFailure::maybe_sent(format!(
+                                    "the transport task failed: {e}"
+                                )))
+                            })
                         }
                     }
                 }
-            };
-            // A user transport's failure may have happened after sending.
-            user.map_err(condlock::drive::TransportFailure::maybe_sent)
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod apstra;
 pub mod backoff;
 pub mod drive;
 pub mod error;
+mod failfast;
 pub mod progress;
 pub mod s3;
 pub mod sansio;
@@ -28,7 +29,7 @@ pub mod native;
 pub use drive::{drive, Cancel, Io};
 pub use error::Error;
 pub use progress::Notice;
-pub use sansio::{Action, Event, Machine, Wait};
+pub use sansio::{Action, Event, Machine, TransportFailure, Wait};
 pub use secret::Secret;
 pub use time::Now;
 

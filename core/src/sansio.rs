@@ -39,12 +39,71 @@ pub enum Event {
     /// The response to the request from the previous `Action::Send`.
     Response(http::Response<Body>),
     /// The request from the previous `Action::Send` failed in transport (connect,
-    /// TLS, timeout, reset...). It may or may not have reached the server.
-    TransportFailed(String),
+    /// TLS, timeout, reset...). [`TransportFailure::maybe_sent`] says whether it
+    /// may have reached the server.
+    TransportFailed(TransportFailure),
     /// The sleep from the previous `Action::SleepUntil` is over.
     TimerFired,
     /// The caller wants to stop; the previous action was not carried out.
     Cancelled,
+}
+
+/// Why a request got no response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportFailure {
+    /// What happened, without secrets.
+    pub message: String,
+    /// Whether the request may have reached the server (false only when it is
+    /// certain that no byte of it was sent: connection refused, DNS failure,
+    /// TLS handshake failure).
+    pub maybe_sent: bool,
+    /// Retrying cannot help (certificate rejected, DNS name does not exist,
+    /// the caller's own transport is broken).
+    pub permanent: bool,
+}
+
+impl TransportFailure {
+    /// Certainly not sent, and worth retrying (connection refused, DNS
+    /// resolution failed for now).
+    pub fn not_sent(message: impl Into<String>) -> Self {
+        TransportFailure {
+            message: message.into(),
+            maybe_sent: false,
+            permanent: false,
+        }
+    }
+
+    /// May have reached the server (timeout or reset after sending, or
+    /// unknown), and worth retrying.
+    pub fn maybe_sent(message: impl Into<String>) -> Self {
+        TransportFailure {
+            message: message.into(),
+            maybe_sent: true,
+            permanent: false,
+        }
+    }
+
+    /// Certainly not sent, and retrying cannot help (certificate rejected, DNS
+    /// name does not exist).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        TransportFailure {
+            message: message.into(),
+            maybe_sent: false,
+            permanent: true,
+        }
+    }
+}
+
+impl std::fmt::Display for TransportFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<TransportFailure> for Error {
+    fn from(f: TransportFailure) -> Self {
+        Error::Transport { message: f.message }
+    }
 }
 
 /// What the driver must do next.
@@ -105,67 +164,16 @@ pub trait Machine {
     }
 }
 
-/// Why a request got no response.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TransportFailure {
-    /// What happened, without secrets.
-    pub message: String,
-    /// Whether the request may have reached the server (false only when it is
-    /// certain that no byte of it was sent: connection refused, DNS failure,
-    /// TLS handshake failure).
-    pub maybe_sent: bool,
-    /// Retrying cannot help (certificate rejected, DNS name does not exist,
-    /// the caller's own transport is broken).
-    pub permanent: bool,
-}
-
-impl TransportFailure {
-    /// The request certainly never left (connection refused...): worth retrying.
-    pub fn not_sent(message: impl Into<String>) -> Self {
-        TransportFailure {
-            message: message.into(),
-            maybe_sent: false,
-            permanent: false,
-        }
-    }
-
-    /// The request may have reached the server (timeout, reset after sending).
-    pub fn maybe_sent(message: impl Into<String>) -> Self {
-        TransportFailure {
-            message: message.into(),
-            maybe_sent: true,
-            permanent: false,
-        }
-    }
-
-    /// Retrying cannot help (certificate rejected, unknown host name...).
-    pub fn permanent(message: impl Into<String>) -> Self {
-        TransportFailure {
-            message: message.into(),
-            maybe_sent: false,
-            permanent: true,
-        }
-    }
-}
-
-impl std::fmt::Display for TransportFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-// Until every machine reads the structured failure, it reaches them as text.
-impl From<TransportFailure> for String {
-    fn from(f: TransportFailure) -> String {
-        f.message
-    }
-}
-
 /// How long an operation may keep trying.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wait {
-    /// Do not wait for a holder: one attempt (transient errors are still retried
-    /// within [`crate::s3::AcquireOptions::transient_budget`]).
+    /// Try once: do not wait for a holder, make one attempt. A request that
+    /// certainly did not leave (connection refused) is repeated once, quickly;
+    /// other transient failures (5xx, a reset after sending) are retried
+    /// within the operation's transient budget, capped at 3 seconds; a
+    /// permanent failure (certificate rejected) ends it at once. Only the
+    /// removal of a lock that may have been written takes longer (its own
+    /// cleanup budget).
     No,
     /// Wait up to this long, measured on the monotonic clock.
     For(Duration),
@@ -203,7 +211,7 @@ impl Deadline {
 pub(crate) fn run_virtual<M: Machine>(
     machine: &mut M,
     mut now: Now,
-    mut respond: impl FnMut(&http::Request<Body>, Now) -> Result<http::Response<Body>, String>,
+    mut respond: impl FnMut(&http::Request<Body>, Now) -> Result<http::Response<Body>, TransportFailure>,
 ) -> (Result<M::Output, Error>, Vec<(Now, http::Request<Body>)>) {
     let mut sent = Vec::new();
     let mut event = Event::Start;

@@ -125,3 +125,43 @@ def test_aws_chain_from_environment(make_lock, monkeypatch):
     lock.acquire().release()
     auth = {k.lower(): v for k, v in transport.calls[0][2].items()}["authorization"]
     assert "Credential=AKIDFROMENV/" in auth
+
+
+def test_a_refused_connection_fails_a_try_once_acquire_fast(make_lock):
+    import time
+
+    from condlock import TransportError
+
+    calls = []
+
+    def refused(method, url, headers, body):
+        calls.append(method)
+        raise ConnectionRefusedError("nothing listens there")
+
+    lock = make_lock(transport=refused)
+    start = time.monotonic()
+    with pytest.raises(TransportError):
+        lock.acquire(blocking=False)
+    # Generous: the 30 s transient budget was waited out before.
+    assert time.monotonic() - start < 10
+    # One attempt, repeated once; the PUT never left, so nothing is read back.
+    assert calls == ["PUT", "PUT"]
+
+
+def test_a_transport_exception_can_say_retrying_cannot_help(make_lock):
+    from condlock import TransportError
+
+    calls = []
+
+    class Pinned(OSError):
+        # Refused during the handshake: nothing was sent, nor will be.
+        maybe_sent = False
+        permanent = True
+
+    def rejecting(method, url, headers, body):
+        calls.append(method)
+        raise Pinned("the store's certificate is not the pinned one")
+
+    with pytest.raises(TransportError):
+        make_lock(transport=rejecting).acquire(timeout=30)
+    assert calls == ["PUT"]

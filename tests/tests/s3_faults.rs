@@ -126,18 +126,12 @@ async fn a_holder_whose_renewals_stall_is_told_before_it_is_taken_over() {
     let start = Instant::now();
 
     let lost_at: Arc<Mutex<Option<(Instant, LostReason)>>> = Arc::default();
-    let mut lost_rx = lease.subscribe();
+    let watch = lease.loss_watch();
     let watcher = {
         let lost_at = lost_at.clone();
         tokio::spawn(async move {
-            loop {
-                if let Some(reason) = lost_rx.borrow_and_update().clone() {
-                    *lost_at.lock().unwrap() = Some((Instant::now(), reason));
-                    return;
-                }
-                if lost_rx.changed().await.is_err() {
-                    return;
-                }
+            if let Some(reason) = watch.wait().await {
+                *lost_at.lock().unwrap() = Some((Instant::now(), reason));
             }
         })
     };

@@ -37,6 +37,7 @@ use super::response::Class;
 use super::tag::{self, compose_description, HolderToken, MutexTag};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
+use crate::failfast::try_once_budget;
 use crate::progress::{Holder, Notice, Notices};
 use crate::sansio::{Action, Body, Deadline, Event, Machine, Wait};
 use crate::time::Now;
@@ -59,7 +60,8 @@ pub struct AcquireOptions {
     /// Delays between retries of transient failures (429, 5xx, transport).
     pub retry_backoff: Backoff,
     /// How long transient failures in a row are retried (never past the wait
-    /// deadline): a server that stays down ends even an endless wait.
+    /// deadline): a server that stays down ends even an endless wait. With
+    /// [`Wait::No`] (try once, see there) capped at 3 seconds.
     pub transient_budget: Duration,
     /// Fresh deadline for removing a tag we may have created when we give up
     /// or are cancelled.
@@ -344,7 +346,25 @@ impl Acquire {
         }
     }
 
+    /// Start `op` right after a reply. A timed wait starts no new attempt
+    /// once its deadline has passed: it times out instead (removing a tag of
+    /// ours that may exist). Cleanup is not a new attempt.
     fn begin(&mut self, op: Op, now: Now) -> Action<HeldMutex> {
+        let attempt = matches!(op, Op::LockStatus | Op::Create | Op::List);
+        let waiting = matches!(self.opts.wait, Wait::For(_)) && self.pending_error.is_none();
+        if attempt && waiting && self.deadline.0.is_some_and(|d| now.monotonic > d) {
+            let err = Error::BlueprintLockTimeout {
+                blueprint: self.blueprint.to_string(),
+                waited: self.waited(now),
+                blocker: self.blocker.clone().map(Box::new),
+            };
+            return self.fail(err, now);
+        }
+        self.begin_scheduled(op, now)
+    }
+
+    /// Start `op` at the start or when a wait (never past the deadline) ends.
+    fn begin_scheduled(&mut self, op: Op, now: Now) -> Action<HeldMutex> {
         self.waiting = false;
         let cleanup = matches!(op, Op::CleanupList | Op::CleanupDelete { .. });
         if !cleanup && self.hard_deadline() && self.deadline_passed(now) {
@@ -427,6 +447,9 @@ impl Acquire {
         self.api
             .set_deadline(Deadline::after(now, Some(self.opts.cleanup_budget)));
         self.api.set_transient_budget(self.opts.cleanup_budget);
+        // Leaving a tag behind is worse than a few more seconds, even after a
+        // try-once call.
+        self.api.set_try_once(false);
         self.begin(Op::CleanupList, now)
     }
 
@@ -715,7 +738,12 @@ impl Machine for Acquire {
             (Phase::Start, Event::Start) => {
                 self.started = Some(now.monotonic);
                 let budget = match self.opts.wait {
-                    Wait::No => Some(self.opts.transient_budget),
+                    Wait::No => {
+                        let budget = try_once_budget(self.opts.transient_budget);
+                        self.api.set_transient_budget(budget);
+                        self.api.set_try_once(true);
+                        Some(budget)
+                    }
                     Wait::For(d) => Some(d),
                     Wait::Forever => None,
                 };
@@ -726,7 +754,7 @@ impl Machine for Acquire {
                 }
                 // Always first: a 404 there is a mistyped blueprint ID,
                 // whose tag would be a mutex that excludes no one.
-                self.begin(Op::LockStatus, now)
+                self.begin_scheduled(Op::LockStatus, now)
             }
             (Phase::Api(op), Event::Response(resp)) => {
                 let step = self.api.on_response(Ok(resp), now);
@@ -740,7 +768,7 @@ impl Machine for Acquire {
                 let step = self.api.resume(now);
                 self.on_step(op, step, now)
             }
-            (Phase::Waiting(op), Event::TimerFired) => self.begin(op, now),
+            (Phase::Waiting(op), Event::TimerFired) => self.begin_scheduled(op, now),
             (phase @ (Phase::Start | Phase::Api(_) | Phase::Waiting(_)), Event::Cancelled) => {
                 self.api.abort();
                 self.waiting = false;

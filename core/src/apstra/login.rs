@@ -12,7 +12,10 @@
 //!   A second 401 for the same call, or a 401 at login, is final;
 //! - 408, 429, 5xx and transport failures: retry with jittered exponential
 //!   backoff, never sooner than `Retry-After`, until the operation's deadline
-//!   or until failures in a row have lasted longer than the transient budget.
+//!   or until failures in a row have lasted longer than the transient budget;
+//!   the fail-fast rules (`crate::failfast`) apply (a permanent transport
+//!   failure ends the call at once, a try-once call repeats a request that
+//!   did not leave only once).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +28,8 @@ use super::request::{self, Call, LoginPath};
 use super::response::{classify, scrub, Class};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
-use crate::sansio::{Body, Deadline};
+use crate::failfast::{FailFast, OnTransport};
+use crate::sansio::{Body, Deadline, TransportFailure};
 use crate::secret::Secret;
 use crate::time::Now;
 
@@ -113,6 +117,7 @@ pub(crate) struct Api {
     /// The last call was given up because the operation's deadline (not the
     /// transient budget) left no time for another attempt.
     stopped_by_deadline: bool,
+    fail_fast: FailFast,
 }
 
 impl Api {
@@ -136,6 +141,7 @@ impl Api {
             relogged: false,
             maybe_applied: false,
             stopped_by_deadline: false,
+            fail_fast: FailFast::default(),
         }
     }
 
@@ -173,6 +179,11 @@ impl Api {
         self.transient_budget = budget;
     }
 
+    /// Make the following calls try-once ([`crate::Wait::No`]), or not.
+    pub(crate) fn set_try_once(&mut self, on: bool) {
+        self.fail_fast.set_try_once(on);
+    }
+
     /// True when an attempt of the current call failed in a way that may
     /// still have been carried out (transport failure, 5xx).
     pub(crate) fn maybe_applied(&self) -> bool {
@@ -193,6 +204,7 @@ impl Api {
         self.maybe_applied = false;
         self.stopped_by_deadline = false;
         self.streak_since = None;
+        self.fail_fast.progressed();
         self.backoff.reset();
         self.send_current()
     }
@@ -218,7 +230,7 @@ impl Api {
     /// The outcome of the request from the last [`ApiStep::Send`].
     pub(crate) fn on_response(
         &mut self,
-        outcome: Result<Response<Body>, String>,
+        outcome: Result<Response<Body>, TransportFailure>,
         now: Now,
     ) -> ApiStep {
         match self.pending {
@@ -338,18 +350,19 @@ impl Api {
 
     fn progressed(&mut self) {
         self.streak_since = None;
+        self.fail_fast.progressed();
         self.backoff.reset();
     }
 
     fn on_login(
         &mut self,
         path: LoginPath,
-        outcome: Result<Response<Body>, String>,
+        outcome: Result<Response<Body>, TransportFailure>,
         now: Now,
     ) -> ApiStep {
         let resp = match outcome {
             Ok(r) => r,
-            Err(e) => return self.transient(Error::Transport { message: e }, None, now),
+            Err(e) => return self.transport_failed(e, now),
         };
         match self.classify(&resp, now) {
             Class::Success => match parse_login(resp.body()) {
@@ -424,12 +437,13 @@ impl Api {
         }
     }
 
-    fn on_call(&mut self, outcome: Result<Response<Body>, String>, now: Now) -> ApiStep {
+    fn on_call(&mut self, outcome: Result<Response<Body>, TransportFailure>, now: Now) -> ApiStep {
         let resp = match outcome {
             Ok(r) => r,
             Err(e) => {
-                self.maybe_applied = true;
-                return self.transient(Error::Transport { message: e }, None, now);
+                // A request that certainly did not leave changed nothing.
+                self.maybe_applied |= e.maybe_sent;
+                return self.transport_failed(e, now);
             }
         };
         let class = self.classify(&resp, now);
@@ -463,6 +477,30 @@ impl Api {
                 self.pending = Pending::Idle;
                 ApiStep::Reply(other, resp)
             }
+        }
+    }
+
+    /// What is pending, for logs.
+    fn describe(&self) -> String {
+        match (self.pending, &self.call) {
+            (Pending::Call, Some(call)) => call.describe(),
+            _ => format!("login to {}", self.server.url()),
+        }
+    }
+
+    /// Retry what is pending after a transport failure, unless the
+    /// fail-fast rules end it now.
+    fn transport_failed(&mut self, failure: TransportFailure, now: Now) -> ApiStep {
+        match self.fail_fast.on_transport(&failure, now, self.deadline) {
+            OnTransport::GiveUp => {
+                self.pending = Pending::Idle;
+                ApiStep::Failed(failure.into())
+            }
+            OnTransport::RetryAt(at) => {
+                self.fail_fast.retrying(&self.describe(), &failure, now);
+                ApiStep::Sleep(at)
+            }
+            OnTransport::Backoff => self.transient(failure.into(), None, now),
         }
     }
 
@@ -503,6 +541,7 @@ impl Api {
             self.stopped_by_deadline = by_deadline;
             return ApiStep::Failed(err);
         }
+        self.fail_fast.retrying(&self.describe(), &err, now);
         log::debug!("transient failure ({err}); retrying in {delay:?}");
         ApiStep::Sleep(wake)
     }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::backoff::Backoff;
 use crate::error::Error;
-use crate::sansio::{run_virtual, Action, Body, Event, Machine, Wait};
+use crate::sansio::{run_virtual, Action, Body, Event, Machine, TransportFailure, Wait};
 use crate::time::Now;
 
 const PASSWORD: &str = "Sup3r-s3cret!";
@@ -103,7 +103,11 @@ impl Fake {
             .collect()
     }
 
-    fn respond(&mut self, req: &Request<Body>, now: Now) -> Result<Response<Body>, String> {
+    fn respond(
+        &mut self,
+        req: &Request<Body>,
+        now: Now,
+    ) -> Result<Response<Body>, TransportFailure> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let pos = self
@@ -122,14 +126,18 @@ impl Fake {
             }
             Some(Fault::DropBefore) => {
                 self.log.push((method, path, None));
-                return Err("connection reset (dropped before)".into());
+                return Err(TransportFailure::maybe_sent(
+                    "connection reset (dropped before)",
+                ));
             }
             _ => {}
         }
         let (status, body) = self.dispatch(req, &method, &path, now);
         self.log.push((method, path, Some(status)));
         if matches!(fault, Some(Fault::DropAfter)) {
-            return Err("connection reset (dropped after)".into());
+            return Err(TransportFailure::maybe_sent(
+                "connection reset (dropped after)",
+            ));
         }
         Ok(Response::builder()
             .status(status)
@@ -656,7 +664,8 @@ fn retry_after_is_honoured_on_503_and_429() {
             "/api/design/tags",
             Fault::Status(status, Some("7")),
         );
-        let mut o = opts(Wait::No);
+        // A timed wait: a try-once call does not wait 7 s (see failfast.rs).
+        let mut o = opts(Wait::For(Duration::from_secs(30)));
         o.wait_for_blueprint_unlock = false;
         let mut m = acquire(Session::new(), o, token(1));
         let mut creates = Vec::new();
@@ -723,7 +732,7 @@ fn transient_failures_are_retried_with_backoff() {
 fn a_dead_server_ends_even_an_endless_wait() {
     let mut m = acquire(Session::new(), opts(Wait::Forever), token(1));
     let (r, sent) = run_virtual(&mut m, Now::virtual_origin(), |_, _| {
-        Err("connection refused".to_string())
+        Err(TransportFailure::maybe_sent("connection refused"))
     });
     match r.unwrap_err() {
         Error::Transport { message } => assert!(message.contains("refused")),
@@ -1450,3 +1459,5 @@ fn a_422_already_exists_with_no_such_tag_in_the_list_quotes_the_server() {
         "{err}"
     );
 }
+
+mod failfast;

@@ -30,8 +30,9 @@ use super::retry::Retry;
 use super::verdict::{self, ConditionalDelete, ConditionalWriteVerdicts};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
+use crate::failfast::try_once_budget;
 use crate::progress::{FailureStreak, Holder, Notice, Notices};
-use crate::sansio::{Action, Body, Deadline, Event, Machine, Wait};
+use crate::sansio::{Action, Body, Deadline, Event, Machine, TransportFailure, Wait};
 use crate::time::{ClockOffset, Now};
 
 /// How an acquisition behaves. [`AcquireOptions::new`] gives the defaults.
@@ -49,7 +50,8 @@ pub struct AcquireOptions {
     pub wait_backoff: Backoff,
     /// Delays between retries of transient failures (5xx, 409, transport).
     pub retry_backoff: Backoff,
-    /// With `Wait::No`, how long transient failures are still retried.
+    /// With `Wait::No`, how long transient failures are still retried; capped
+    /// at 3 seconds (see [`Wait::No`] for what a try-once call does).
     pub transient_budget: Duration,
     /// Fresh deadline for removing a lock we may have written when we give up
     /// or are cancelled.
@@ -321,7 +323,27 @@ impl Acquire {
         self.credentials = credentials;
     }
 
+    /// Send `step` right after a response. A timed wait starts no new
+    /// attempt once its deadline has passed: it times out instead (with the
+    /// lock removed if a write of ours may have landed). Verifying a lock we
+    /// hold and cleaning up are not new attempts.
     fn send(&mut self, step: Step, now: Now) -> Action<HeldLock> {
+        let attempt = matches!(step, Step::Put | Step::TakeOver { .. } | Step::ReadHolder);
+        let past = self.retry.deadline.0.is_some_and(|d| now.monotonic > d);
+        if attempt && past && self.pending_error.is_none() && matches!(self.opts.wait, Wait::For(_))
+        {
+            let err = Error::Timeout {
+                waited: self.waited(now),
+                holder: self.holder.clone().map(Box::new),
+            };
+            return self.fail(err, now);
+        }
+        self.send_scheduled(step, now)
+    }
+
+    /// Send `step` at the start or when a sleep (never past the deadline)
+    /// ends.
+    fn send_scheduled(&mut self, step: Step, now: Now) -> Action<HeldLock> {
         if step == Step::Put {
             // A create (If-None-Match) starts a fresh lock: generation 1, even
             // after a takeover of ours lost its race and left previous + 1
@@ -416,8 +438,8 @@ impl Acquire {
         };
         log::info!("giving up ({err}); removing the lock we may have written");
         self.pending_error = Some(err);
-        self.retry.deadline = Deadline::after(now, Some(self.opts.cleanup_budget));
-        self.retry.progressed();
+        self.retry
+            .start_cleanup(Deadline::after(now, Some(self.opts.cleanup_budget)));
         self.failures = FailureStreak::default();
         self.send(next, now)
     }
@@ -437,9 +459,26 @@ impl Acquire {
 
     /// Retry `step` after a transient failure, or give up with `err`.
     fn retry_later(&mut self, step: Step, err: Error, now: Now) -> Action<HeldLock> {
-        match self.retry.next_wake(now) {
+        let what = self.describe(&step);
+        let wake = self.retry.next_wake(&what, &err, now);
+        self.retry_at(wake, step, err, now)
+    }
+
+    /// `step` of this lock, for logs.
+    fn describe(&self, step: &Step) -> String {
+        format!("{step:?} of {}", self.config.lock_key())
+    }
+
+    /// Retry `step` at `wake`, or give up with `err` when there is none.
+    fn retry_at(
+        &mut self,
+        wake: Option<Duration>,
+        step: Step,
+        err: Error,
+        now: Now,
+    ) -> Action<HeldLock> {
+        match wake {
             Some(until) => {
-                log::debug!("transient failure ({err}); retrying {step:?}");
                 let failures = self.failures.record(now);
                 self.notices.push(Notice::Retrying {
                     problem: err.to_string(),
@@ -579,18 +618,21 @@ impl Acquire {
     fn on_event(
         &mut self,
         step: Step,
-        outcome: Result<http::Response<Body>, String>,
+        outcome: Result<http::Response<Body>, TransportFailure>,
         now: Now,
     ) -> Action<HeldLock> {
         let resp = match outcome {
             Ok(resp) => resp,
             Err(transport) => {
-                if matches!(step, Step::Put | Step::TakeOver { .. }) {
-                    // The write may have reached the store.
+                // A write that certainly did not leave cannot have written a
+                // lock: nothing to read back or remove for it.
+                if transport.maybe_sent && matches!(step, Step::Put | Step::TakeOver { .. }) {
                     self.became_uncertain();
                 }
+                let what = self.describe(&step);
+                let wake = self.retry.after_transport(&what, &transport, now);
                 let again = Self::retry_of(step);
-                return self.retry_later(again, Error::Transport { message: transport }, now);
+                return self.retry_at(wake, again, transport.into(), now);
             }
         };
         let class = classify_redacted(&resp, &self.config, &self.credentials);
@@ -1154,7 +1196,10 @@ impl Machine for Acquire {
                 }
                 self.started = Some(now.monotonic);
                 let budget = match self.opts.wait {
-                    Wait::No => Some(self.opts.transient_budget),
+                    Wait::No => {
+                        self.retry.set_try_once();
+                        Some(try_once_budget(self.opts.transient_budget))
+                    }
                     Wait::For(d) => Some(d),
                     Wait::Forever => None,
                 };
@@ -1167,10 +1212,10 @@ impl Machine for Acquire {
                         v.warn_trusted_without_proof(&self.config);
                     }
                 }
-                self.send(step, now)
+                self.send_scheduled(step, now)
             }
             (Phase::Ready(step), Event::TimerFired) if self.started.is_some() => {
-                self.send(step, now)
+                self.send_scheduled(step, now)
             }
             (Phase::InFlight(step), Event::Response(resp)) => self.on_event(step, Ok(resp), now),
             (Phase::InFlight(step), Event::TransportFailed(e)) => self.on_event(step, Err(e), now),

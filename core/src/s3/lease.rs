@@ -275,8 +275,20 @@ impl Renew {
     /// Retry after a transient failure until the safety margin, then report
     /// the lock lost.
     fn retry_later(&mut self, reading: bool, why: String, now: Now) -> Action<HeldLock> {
+        let wake = self.retry.next_wake(&self.describe(reading), &why, now);
+        self.retry_at(wake, reading, why)
+    }
+
+    /// What is being retried, for logs.
+    fn describe(&self, reading: bool) -> String {
+        let what = if reading { "reading" } else { "renewing" };
+        format!("{what} {}", self.config.lock_key())
+    }
+
+    /// Retry at `wake`; without one, report the lock lost with `why`.
+    fn retry_at(&mut self, wake: Option<Duration>, reading: bool, why: String) -> Action<HeldLock> {
         self.last_error = why;
-        match self.retry.next_wake(now) {
+        match wake {
             Some(until) => {
                 self.phase = if reading {
                     Phase::ReadSleeping
@@ -409,8 +421,13 @@ impl Machine for Renew {
             }
             // The write may have landed: a retry gets 412, and the read that
             // follows recognises our own renewal.
-            (Phase::Writing, Event::TransportFailed(e)) => self.retry_later(false, e, now),
-            (Phase::Reading, Event::TransportFailed(e)) => self.retry_later(true, e, now),
+            // A permanent failure (certificate rejected) reports the lock
+            // lost at once: no renewal can succeed before the lease ends.
+            (Phase::Writing | Phase::Reading, Event::TransportFailed(e)) => {
+                let reading = self.phase == Phase::Reading;
+                let wake = self.retry.after_transport(&self.describe(reading), &e, now);
+                self.retry_at(wake, reading, e.message)
+            }
             (
                 Phase::Ready
                 | Phase::Sleeping

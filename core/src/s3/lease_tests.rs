@@ -14,7 +14,7 @@ use super::lockinfo::{LeaseInfo, LockInfo};
 use super::unlock::{Unlock, UnlockOutcome};
 use crate::backoff::Backoff;
 use crate::error::Error;
-use crate::sansio::{run_virtual, Body, Wait};
+use crate::sansio::{run_virtual, Body, TransportFailure, Wait};
 use crate::time::{ClockOffset, Now};
 
 const ID_BYTES: [u8; 16] = [0xab; 16];
@@ -268,7 +268,7 @@ fn a_renewal_whose_response_was_lost_is_recognised_as_ours() {
     let (result, sent) = run_virtual(&mut renew, now, |_, _| {
         step += 1;
         match step {
-            1 => Err("connection reset".to_string()), // landed, answer lost
+            1 => Err(TransportFailure::maybe_sent("connection reset")), // landed, answer lost
             2 => Ok(error(412, "PreconditionFailed")),
             _ => Ok(body_response("\"e2\"", ours_body.clone())),
         }
@@ -608,7 +608,7 @@ fn an_uncertain_write_disproved_by_another_holders_lock_does_not_age_the_lease()
             1 => Ok(error(503, "SlowDown")),
             2 => Ok(error(412, "PreconditionFailed")),
             3 => Ok(body_response("\"theirs\"", other_body(None))),
-            4 => Err("connection reset".to_string()), // landed, answer lost
+            4 => Err(TransportFailure::maybe_sent("connection reset")), // landed, answer lost
             5 => Ok(error(412, "PreconditionFailed")),
             _ => Ok(body_response("\"ours\"", ours_body.clone())),
         }

@@ -19,7 +19,7 @@ use super::unlock::{Unlock, UnlockOutcome};
 use super::verdict::{ConditionalDelete, ConditionalWriteVerdicts};
 use crate::backoff::Backoff;
 use crate::error::Error;
-use crate::sansio::{run_virtual, Action, Body, Event, Machine, Wait};
+use crate::sansio::{run_virtual, Action, Body, Event, Machine, TransportFailure, Wait};
 use crate::secret::Secret;
 use crate::time::{ClockOffset, Now};
 
@@ -41,7 +41,7 @@ const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKENdoNotLeakMe";
 const SSE_C_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-type Reply = Result<Response<Body>, String>;
+type Reply = Result<Response<Body>, TransportFailure>;
 type Sent = Vec<(Now, Request<Body>)>;
 type ErrorCheck = fn(&Error) -> bool;
 
@@ -532,7 +532,7 @@ fn own_lock_after_lost_put_response_is_acquired_not_waited_on() {
     let (result, sent) = run(
         &mut acq,
         vec![
-            Err("connection reset by peer".into()),
+            Err(TransportFailure::maybe_sent("connection reset by peer")),
             precondition_failed(),
             lock_object(ours_body, "\"landed\""),
             precondition_failed(), // verification PUT
@@ -670,7 +670,7 @@ fn transport_errors_forever_give_transport_error_and_cleanup_spares_others() {
     o.transient_budget = secs(1); // irrelevant with Wait::For
     let mut acq = acquire(o);
     let (result, sent) = run_virtual(&mut acq, origin(), |req, _| match *req.method() {
-        Method::PUT => Err("connect timed out".into()),
+        Method::PUT => Err(TransportFailure::maybe_sent("connect timed out")),
         // Someone else got in meanwhile: not ours, never deleted.
         Method::GET => other_holder("\"theirs\""),
         _ => panic!("unexpected {}", line(req)),
@@ -943,7 +943,7 @@ fn cleanup_never_repeats_a_blind_delete_without_comparing_again() {
     // nothing more is deleted.
     let sent = cleanup_on_a_store_ignoring_conditions(vec![
         ours("\"e1\""),
-        Err("connection reset".into()),
+        Err(TransportFailure::maybe_sent("connection reset")),
         other_holder("\"theirs\""),
     ]);
     assert_eq!(
@@ -968,7 +968,10 @@ fn cleanup_chasing_a_lock_that_keeps_changing_gives_up() {
     let mut acq = acquire(opts(Wait::Forever, true));
     let now = origin();
     acq.step(Event::Start, now);
-    acq.step(Event::TransportFailed("reset".into()), now);
+    acq.step(
+        Event::TransportFailed(TransportFailure::maybe_sent("reset")),
+        now,
+    );
     let mut action = acq.step(Event::Cancelled, now);
     let mut deletes = 0;
     for n in 0..100 {
@@ -1029,7 +1032,10 @@ fn cancelled_after_an_uncertain_put_reads_back_and_deletes_our_lock() {
         panic!()
     };
     assert_eq!(line(&put), PUT);
-    let Action::SleepUntil(_) = acq.step(Event::TransportFailed("reset".into()), now) else {
+    let Action::SleepUntil(_) = acq.step(
+        Event::TransportFailed(TransportFailure::maybe_sent("reset")),
+        now,
+    ) else {
         panic!("a transport failure is retried after a delay")
     };
     let Action::Send(get) = acq.step(Event::Cancelled, now) else {
@@ -1055,7 +1061,10 @@ fn cancelled_after_an_uncertain_put_leaves_a_foreign_lock_alone() {
     let mut acq = acquire(opts(Wait::Forever, true));
     let now = origin();
     acq.step(Event::Start, now);
-    acq.step(Event::TransportFailed("reset".into()), now);
+    acq.step(
+        Event::TransportFailed(TransportFailure::maybe_sent("reset")),
+        now,
+    );
     let Action::Send(get) = acq.step(Event::Cancelled, now) else {
         panic!()
     };
@@ -1083,7 +1092,10 @@ fn second_cancellation_during_cleanup_stops_at_once() {
     let mut acq = acquire(opts(Wait::Forever, true));
     let now = origin();
     acq.step(Event::Start, now);
-    acq.step(Event::TransportFailed("reset".into()), now);
+    acq.step(
+        Event::TransportFailed(TransportFailure::maybe_sent("reset")),
+        now,
+    );
     assert!(matches!(acq.step(Event::Cancelled, now), Action::Send(_)));
     assert!(matches!(
         acq.step(Event::Cancelled, now),
@@ -1122,7 +1134,7 @@ fn misuse_is_an_error_never_a_panic() {
         Event::TimerFired,
         Event::Cancelled,
         Event::Response(deleted().unwrap()),
-        Event::TransportFailed("x".into()),
+        Event::TransportFailed(TransportFailure::maybe_sent("x")),
     ] {
         assert!(matches!(
             acq.step(ev, now),
@@ -1312,7 +1324,7 @@ fn release_fallback_never_repeats_a_blind_delete() {
         vec![
             Ok(s3_error(501, "NotImplemented")),
             ours("\"e\""),
-            Err("connection reset".into()),
+            Err(TransportFailure::maybe_sent("connection reset")),
             other_holder("\"b\""),
         ],
     );
@@ -1343,7 +1355,10 @@ fn release_fallback_never_repeats_a_blind_delete() {
 #[test]
 fn release_transport_error_then_404_counts_as_released() {
     let mut rel = release("\"e\"");
-    let (result, sent) = run(&mut rel, vec![Err("reset".into()), no_such_key()]);
+    let (result, sent) = run(
+        &mut rel,
+        vec![Err(TransportFailure::maybe_sent("reset")), no_such_key()],
+    );
     assert_eq!(result.unwrap(), UnlockOutcome::Released);
     assert_eq!(lines(&sent), ["DELETE If-Match: \"e\""; 2]);
     let t = times(&sent);
@@ -1356,7 +1371,7 @@ fn release_whose_delete_landed_unheard_then_412_on_the_next_holder_is_released()
     // holder takes the lock, so the retry gets 412. Our lock is gone and theirs
     // was never touched: released, not NotOwned.
     for first in [
-        Err("connection reset".to_string()),
+        Err(TransportFailure::maybe_sent("connection reset")),
         Ok(s3_error(503, "SlowDown")),
     ] {
         let mut rel = release("\"e\"");
@@ -1427,7 +1442,10 @@ fn release_cancelled_stops() {
     let now = origin();
     assert!(matches!(rel.step(Event::Start, now), Action::Send(_)));
     assert!(matches!(
-        rel.step(Event::TransportFailed("x".into()), now),
+        rel.step(
+            Event::TransportFailed(TransportFailure::maybe_sent("x")),
+            now
+        ),
         Action::SleepUntil(_)
     ));
     assert!(matches!(
@@ -1676,7 +1694,7 @@ fn an_answer_lost_on_the_proof_delete_is_read_back_before_anything_else() {
         vec![
             put_ok("\"e1\""),
             precondition_failed(),
-            Err("connection reset".into()),
+            Err(TransportFailure::maybe_sent("connection reset")),
             ours("\"e1\""),
             precondition_failed(),
         ],
@@ -2207,3 +2225,5 @@ fn signature_matches_an_independent_sigv4_computation_with_single_encoding() {
         )
     );
 }
+
+mod failfast;

@@ -1,10 +1,14 @@
 //! Per-operation retry bookkeeping shared by the S3 state machines: the
-//! deadline, the transient-failure backoff, and clock-skew correction.
+//! deadline, the transient-failure backoff, the fail-fast rules (see
+//! [`crate::failfast`]) and clock-skew correction.
 
+use std::fmt::Display;
 use std::time::{Duration, SystemTime};
 
 use crate::backoff::{Backoff, BackoffState};
-use crate::sansio::Deadline;
+use crate::error::Error;
+use crate::failfast::{FailFast, OnTransport};
+use crate::sansio::{Deadline, TransportFailure};
 use crate::time::{ClockOffset, Now};
 
 /// How many times one operation corrects its clock before giving up: a second
@@ -17,6 +21,7 @@ pub(crate) struct Retry {
     backoff: BackoffState,
     clock: ClockOffset,
     skew_corrections: u8,
+    fail_fast: FailFast,
 }
 
 impl Retry {
@@ -26,6 +31,7 @@ impl Retry {
             backoff: BackoffState::new(policy, seed),
             clock,
             skew_corrections: 0,
+            fail_fast: FailFast::default(),
         }
     }
 
@@ -55,14 +61,56 @@ impl Retry {
         }
     }
 
-    /// When to retry after a transient failure, or `None` past the deadline.
-    pub(crate) fn next_wake(&mut self, now: Now) -> Option<Duration> {
-        let delay = self.backoff.next_delay();
-        self.deadline.wake_for(now, delay)
+    /// Make this a try-once call ([`crate::Wait::No`], a status read).
+    pub(crate) fn set_try_once(&mut self) {
+        self.fail_fast.set_try_once(true);
     }
 
-    /// Progress was made: the next transient failure starts from a short delay.
+    /// Start removing a lock we may have written, until `deadline`: every
+    /// transient failure is retried again (even after a try-once call), as
+    /// leaving the lock behind is worse than taking a few more seconds.
+    pub(crate) fn start_cleanup(&mut self, deadline: Deadline) {
+        self.deadline = deadline;
+        self.fail_fast.set_try_once(false);
+        self.progressed();
+    }
+
+    /// When to retry `what` after a transient failure `err`, or `None` past
+    /// the deadline.
+    pub(crate) fn next_wake(
+        &mut self,
+        what: &dyn Display,
+        err: &dyn Display,
+        now: Now,
+    ) -> Option<Duration> {
+        let delay = self.backoff.next_delay();
+        let wake = self.deadline.wake_for(now, delay)?;
+        self.fail_fast.retrying(what, err, now);
+        Some(wake)
+    }
+
+    /// When to retry `what` after a transport failure, or `None` to give up
+    /// now (permanent failure, try-once call done, or past the deadline).
+    pub(crate) fn after_transport(
+        &mut self,
+        what: &dyn Display,
+        failure: &TransportFailure,
+        now: Now,
+    ) -> Option<Duration> {
+        match self.fail_fast.on_transport(failure, now, self.deadline) {
+            OnTransport::GiveUp => None,
+            OnTransport::RetryAt(at) => {
+                self.fail_fast.retrying(what, failure, now);
+                Some(at)
+            }
+            OnTransport::Backoff => self.next_wake(what, &Error::from(failure.clone()), now),
+        }
+    }
+
+    /// Progress was made: the next transient failure starts from a short
+    /// delay, and a new streak.
     pub(crate) fn progressed(&mut self) {
         self.backoff.reset();
+        self.fail_fast.progressed();
     }
 }

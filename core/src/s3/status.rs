@@ -10,6 +10,7 @@ use super::response::{classify_redacted, ResponseClass};
 use super::retry::Retry;
 use crate::backoff::Backoff;
 use crate::error::Error;
+use crate::failfast::try_once_budget;
 use crate::sansio::{Action, Deadline, Event, Machine};
 use crate::time::{ClockOffset, Now};
 
@@ -32,7 +33,10 @@ enum State {
 }
 
 impl Status {
-    /// Prepare a status read, retrying transient failures for up to `budget`.
+    /// Prepare a status read: a try-once call (see [`crate::Wait::No`]).
+    /// Transient failures are retried for up to `budget`, capped at 3
+    /// seconds; a status is a look, and an unreachable store should say so
+    /// at once.
     pub fn new(
         config: Arc<S3LockConfig>,
         credentials: Credentials,
@@ -74,7 +78,16 @@ impl Status {
     }
 
     fn retry_later(&mut self, err: Error, now: Now) -> Action<Option<LockHolder>> {
-        match self.retry.next_wake(now) {
+        let wake = self.retry.next_wake(&self.describe(), &err, now);
+        self.retry_at(wake, err)
+    }
+
+    fn describe(&self) -> String {
+        format!("reading {}", self.config.lock_key())
+    }
+
+    fn retry_at(&mut self, wake: Option<Duration>, err: Error) -> Action<Option<LockHolder>> {
+        match wake {
             Some(t) => {
                 self.state = State::Sleeping;
                 Action::SleepUntil(t)
@@ -90,7 +103,8 @@ impl Machine for Status {
     fn step(&mut self, event: Event, now: Now) -> Action<Option<LockHolder>> {
         match (&self.state, event) {
             (State::Idle, Event::Start) => {
-                self.retry.deadline = Deadline::after(now, Some(self.budget));
+                self.retry.set_try_once();
+                self.retry.deadline = Deadline::after(now, Some(try_once_budget(self.budget)));
                 self.send(now)
             }
             (State::Sleeping, Event::TimerFired) => self.send(now),
@@ -124,7 +138,8 @@ impl Machine for Status {
                 }
             }
             (State::InFlight, Event::TransportFailed(e)) => {
-                self.retry_later(Error::Transport { message: e }, now)
+                let wake = self.retry.after_transport(&self.describe(), &e, now);
+                self.retry_at(wake, e.into())
             }
             (State::Idle | State::InFlight | State::Sleeping, Event::Cancelled) => {
                 self.finish(Err(Error::Cancelled))

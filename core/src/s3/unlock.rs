@@ -219,7 +219,23 @@ impl Unlock {
     }
 
     fn retry_later(&mut self, step: Step, err: Error, now: Now) -> Action<UnlockOutcome> {
-        match self.retry.next_wake(now) {
+        let what = self.describe(&step);
+        let wake = self.retry.next_wake(&what, &err, now);
+        self.retry_at(wake, step, err)
+    }
+
+    /// `step` of this lock, for logs.
+    fn describe(&self, step: &Step) -> String {
+        format!("{step:?} of {}", self.config.lock_key())
+    }
+
+    fn retry_at(
+        &mut self,
+        wake: Option<Duration>,
+        step: Step,
+        err: Error,
+    ) -> Action<UnlockOutcome> {
+        match wake {
             Some(until) => {
                 self.phase = Phase::Ready(step);
                 Action::SleepUntil(until)
@@ -393,14 +409,17 @@ impl Machine for Unlock {
                 }
             }
             (Phase::InFlight(step), Event::TransportFailed(e)) => {
+                let what = self.describe(&step);
                 let step = match step {
                     Step::Delete { etag } => {
-                        self.maybe_deleted = true;
+                        // Only a DELETE that may have left may have deleted.
+                        self.maybe_deleted |= e.maybe_sent;
                         Self::retry_of_delete(etag)
                     }
                     Step::Read => Step::Read,
                 };
-                self.retry_later(step, Error::Transport { message: e }, now)
+                let wake = self.retry.after_transport(&what, &e, now);
+                self.retry_at(wake, step, e.into())
             }
             (Phase::Ready(_) | Phase::InFlight(_), Event::Cancelled) => {
                 self.finish(Err(Error::Cancelled))
