@@ -138,14 +138,11 @@ pub async fn drive<M: Machine, I: Io + ?Sized>(
                 };
                 match outcome {
                     Some(Ok(response)) => Event::Response(response),
-                    Some(Err(failure)) => Event::TransportFailed(failure.into()),
-                    None => Event::TransportFailed(
-                        TransportFailure::maybe_sent(
-                            "no answer by the time the operation had to give up; \
-                             the request was abandoned",
-                        )
-                        .into(),
-                    ),
+                    Some(Err(failure)) => Event::TransportFailed(failure),
+                    None => Event::TransportFailed(TransportFailure::maybe_sent(
+                        "no answer by the time the operation had to give up; the request \
+                         was abandoned",
+                    )),
                 }
             }
             Action::SleepUntil(until) => {
