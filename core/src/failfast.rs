@@ -116,40 +116,16 @@ impl FailFast {
     }
 }
 
-/// A logger for tests: records what the current thread logs at WARNING or
-/// above (tests run on parallel threads, so each sees only its own).
+/// Test support: what the current thread logs at WARNING or above.
 #[cfg(test)]
 pub(crate) mod capture {
-    use std::cell::RefCell;
-
-    thread_local! {
-        static WARNINGS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    }
-
-    struct Capture;
-
-    impl log::Log for Capture {
-        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-            metadata.level() <= log::Level::Warn
-        }
-        fn log(&self, record: &log::Record<'_>) {
-            if self.enabled(record.metadata()) {
-                WARNINGS.with(|w| w.borrow_mut().push(record.args().to_string()));
-            }
-        }
-        fn flush(&self) {}
-    }
-
-    static LOGGER: Capture = Capture;
-
     /// Run `f` and return what it logged at WARNING or above on this thread.
     pub(crate) fn warnings(f: impl FnOnce()) -> Vec<String> {
-        // Only the first call installs it; later ones find it in place.
-        let _ = log::set_logger(&LOGGER);
-        log::set_max_level(log::LevelFilter::Warn);
-        WARNINGS.with(|w| w.borrow_mut().clear());
-        f();
-        WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()))
+        let ((), records) = crate::test_logs::capture(f);
+        crate::test_logs::warnings(&records)
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 }
 

@@ -23,6 +23,9 @@ pub mod secret;
 pub mod settings;
 pub mod time;
 
+#[cfg(test)]
+mod test_logs;
+
 #[cfg(feature = "native")]
 pub mod native;
 

@@ -1327,35 +1327,12 @@ fn a_422_that_is_not_already_exists_carries_the_servers_text() {
 }
 
 /// Log records of this test binary (each test filters by a unique string).
-static LOGGED: std::sync::Mutex<Vec<(log::Level, String)>> = std::sync::Mutex::new(Vec::new());
-
-struct CaptureLogs;
-
-impl log::Log for CaptureLogs {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if let Ok(mut logged) = LOGGED.lock() {
-            logged.push((record.level(), record.args().to_string()));
-        }
-    }
-    fn flush(&self) {}
-}
-
 fn capture_logs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if log::set_logger(&CaptureLogs).is_ok() {
-            log::set_max_level(log::LevelFilter::Trace);
-        }
-    });
+    crate::test_logs::start();
 }
 
 fn logged_with(level: log::Level, needle: &str) -> usize {
-    LOGGED
-        .lock()
-        .unwrap()
+    crate::test_logs::records()
         .iter()
         .filter(|(l, m)| *l == level && m.contains(needle))
         .count()

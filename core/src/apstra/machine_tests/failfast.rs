@@ -144,6 +144,13 @@ fn a_timed_wait_starts_no_new_attempt_after_its_deadline() {
         panic!("expected the login")
     };
     let answer = fake.respond(&login, t0).unwrap();
+    // The blueprint is read first even without the lock-status wait: a 404
+    // there is a mistyped ID.
+    let Action::Send(status) = m.step(Event::Response(answer), t0) else {
+        panic!("expected the lock-status read")
+    };
+    assert_eq!(status.method(), Method::GET);
+    let answer = fake.respond(&status, t0).unwrap();
     let Action::Send(create) = m.step(Event::Response(answer), t0) else {
         panic!("expected the create")
     };
