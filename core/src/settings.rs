@@ -116,13 +116,17 @@ fn env_first(env: EnvLookup<'_>, names: &[&str]) -> Option<String> {
 /// Transport settings a binding passes to its HTTP client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportSettings {
-    /// Per-request timeout.
+    /// Per-request timeout (connect + send + receive).
     pub request_timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
-    /// Verify TLS certificates.
+    /// Verify TLS certificates (on by default).
     pub verify_tls: bool,
-    /// Extra PEM certificates to trust.
+    /// Extra PEM root certificates to trust, in addition to the system
+    /// ones. Each certificate of the bundle is also accepted, exactly, as the
+    /// server's own (pinning): an appliance's self-signed certificate works
+    /// as its own bundle, as with curl's `--cacert`, although rustls refuses a
+    /// CA certificate as a server certificate otherwise.
     pub ca_bundle_pem: Option<Vec<u8>>,
 }
 

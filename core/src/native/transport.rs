@@ -2,40 +2,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::error::Error;
 use crate::sansio::{Body, TransportFailure};
 
 pub use crate::drive::MAX_RESPONSE_BODY;
 
-/// Transport settings.
-#[derive(Clone, Debug)]
-pub struct TransportOptions {
-    /// Per-request timeout (connect + send + receive).
-    pub request_timeout: Duration,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Verify TLS certificates (on by default).
-    pub verify_tls: bool,
-    /// Extra PEM root certificates to trust, in addition to the system
-    /// ones. Each certificate of the bundle is also accepted, exactly, as the
-    /// server's own (pinning): an appliance's self-signed certificate works
-    /// as its own bundle, as with curl's `--cacert`, although rustls refuses a
-    /// CA certificate as a server certificate otherwise.
-    pub ca_bundle_pem: Option<Vec<u8>>,
-}
-
-impl Default for TransportOptions {
-    fn default() -> Self {
-        TransportOptions {
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            verify_tls: true,
-            ca_bundle_pem: None,
-        }
-    }
-}
+/// Transport settings: the core's [`crate::settings::TransportSettings`]
+/// (timeouts, TLS verification, a CA bundle whose certificates are also
+/// pinned), under the name the native driver has always used.
+pub type TransportOptions = crate::settings::TransportSettings;
 
 /// Anything that can carry a request to a server and bring back its response.
 ///
