@@ -240,6 +240,11 @@ impl ScriptIo {
             Some("refused") => {
                 return Err(TransportFailure::not_sent("scripted: connection refused"))
             }
+            Some("permanent") => {
+                return Err(TransportFailure::permanent(
+                    "scripted: certificate rejected",
+                ))
+            }
             Some(_) => {
                 return Err(TransportFailure::maybe_sent(
                     "scripted: the response was lost",
@@ -843,8 +848,17 @@ fn every_scenario_replays_through_the_core() {
             continue;
         }
         ran += 1;
-        if let Err(e) = replay(scenario) {
-            failures.push(format!("scenario {name}\n  {e}"));
+        // A scenario marked pending specifies the right behaviour where the
+        // core is known to differ: it must still fail, and says so when it
+        // starts passing (then drop the mark).
+        let pending = scenario.get("pending").and_then(Value::as_str);
+        match (replay(scenario), pending) {
+            (Err(e), None) => failures.push(format!("scenario {name}\n  {e}")),
+            (Ok(()), Some(why)) => failures.push(format!(
+                "scenario {name} now passes: remove its \"pending\" ({why})"
+            )),
+            (Err(e), Some(_)) => eprintln!("pending scenario {name} fails as known:\n  {e}"),
+            (Ok(()), None) => {}
         }
     }
     assert!(ran > 0, "no scenario matched SCENARIO={filter:?}");
