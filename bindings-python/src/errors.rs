@@ -237,7 +237,7 @@ pub fn to_py_with(py: Python<'_>, err: Error, ctx: &Context) -> PyErr {
             ),
             &[("status", obj(py, status)), ("code", obj(py, code))],
         ),
-        Error::Transport { message } => build(
+        Error::Transport { message, .. } => build(
             py,
             "TransportError",
             format!(
@@ -438,7 +438,7 @@ pub fn apstra_to_py_with(py: Python<'_>, err: Error, ctx: &Context) -> PyErr {
             ),
             &[("status", obj(py, status)), ("code", obj(py, code))],
         ),
-        Error::Transport { message } => build(
+        Error::Transport { message, .. } => build(
             py,
             "TransportError",
             format!(

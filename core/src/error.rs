@@ -110,11 +110,18 @@ pub enum Error {
         message: String,
     },
 
-    /// The transport kept failing until the deadline.
+    /// The transport kept failing until the deadline, or failed in a way
+    /// retrying cannot help.
     #[error("transport error: {message}")]
     Transport {
         /// What the transport reported.
         message: String,
+        /// Whether the last request may have reached the server (false when
+        /// it certainly never left: connection refused, DNS failure).
+        maybe_sent: bool,
+        /// Whether retrying cannot help (certificate rejected, unknown host
+        /// name, the caller's own transport broken).
+        permanent: bool,
     },
 
     /// The server answered something condlock cannot interpret.
@@ -355,6 +362,19 @@ impl Error {
         }
     }
 
+    /// For a `transport` error: whether the last request may have reached
+    /// the server, and whether the failure is permanent.
+    pub fn transport_failure(&self) -> Option<(bool, bool)> {
+        match self {
+            Error::Transport {
+                maybe_sent,
+                permanent,
+                ..
+            } => Some((*maybe_sent, *permanent)),
+            _ => None,
+        }
+    }
+
     /// The reason of a `lost` error.
     pub fn lost_reason(&self) -> Option<&crate::s3::LostReason> {
         match self {
@@ -493,7 +513,7 @@ impl Error {
                     format!("{server} rejected a request on {target} with {status}: {message}")
                 }
             },
-            Error::Transport { message } => format!(
+            Error::Transport { message, .. } => format!(
                 "cannot talk to {server}: {message}; check {}, the network and TLS settings",
                 match ctx.kind {
                     Kind::S3 => "the endpoint".to_string(),

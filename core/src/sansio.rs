@@ -102,7 +102,11 @@ impl std::fmt::Display for TransportFailure {
 
 impl From<TransportFailure> for Error {
     fn from(f: TransportFailure) -> Self {
-        Error::Transport { message: f.message }
+        Error::Transport {
+            message: f.message,
+            maybe_sent: f.maybe_sent,
+            permanent: f.permanent,
+        }
     }
 }
 
@@ -238,6 +242,18 @@ pub(crate) fn run_virtual<M: Machine>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transport_error_says_whether_it_was_sent_and_whether_it_is_permanent() {
+        let never_left = Error::from(TransportFailure::not_sent("connection refused"));
+        assert_eq!(never_left.code(), "transport");
+        assert_eq!(never_left.transport_failure(), Some((false, false)));
+        let cert = Error::from(TransportFailure::permanent("invalid peer certificate"));
+        assert_eq!(cert.transport_failure(), Some((false, true)));
+        let reset = Error::from(TransportFailure::maybe_sent("connection reset"));
+        assert_eq!(reset.transport_failure(), Some((true, false)));
+        assert_eq!(reset.to_string(), "transport error: connection reset");
+    }
 
     #[test]
     fn debug_of_actions_and_events_never_shows_bodies() {

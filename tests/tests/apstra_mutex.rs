@@ -907,7 +907,7 @@ async fn a_self_signed_appliance_certificate_is_trusted_when_given_as_the_bundle
     opts.transient_budget = Duration::from_millis(300);
     let err = m.try_acquire(opts).await.unwrap_err();
     match &err {
-        Error::Transport { message } => {
+        Error::Transport { message, .. } => {
             assert!(message.contains("certificate"), "{message}")
         }
         other => panic!("{other:?}"),

@@ -735,7 +735,7 @@ fn a_dead_server_ends_even_an_endless_wait() {
         Err(TransportFailure::maybe_sent("connection refused"))
     });
     match r.unwrap_err() {
-        Error::Transport { message } => assert!(message.contains("refused")),
+        Error::Transport { message, .. } => assert!(message.contains("refused")),
         other => panic!("{other:?}"),
     }
     let last = sent.last().unwrap().0.monotonic;

@@ -676,7 +676,7 @@ fn transport_errors_forever_give_transport_error_and_cleanup_spares_others() {
         _ => panic!("unexpected {}", line(req)),
     });
     assert!(
-        matches!(&result, Err(Error::Transport { message }) if message == "connect timed out"),
+        matches!(&result, Err(Error::Transport { message, .. }) if message == "connect timed out"),
         "{result:?}"
     );
     let l = lines(&sent);

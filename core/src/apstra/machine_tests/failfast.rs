@@ -4,7 +4,7 @@ use super::*;
 use crate::failfast::capture;
 
 fn is_transport<T: std::fmt::Debug>(r: &Result<T, Error>, text: &str) -> bool {
-    matches!(r, Err(Error::Transport { message }) if message.contains(text))
+    matches!(r, Err(Error::Transport { message, .. }) if message.contains(text))
 }
 
 fn held(id: &str) -> HeldMutex {

@@ -15,7 +15,7 @@ fn bad_certificate() -> Reply {
 }
 
 fn is_transport(result: &Result<impl std::fmt::Debug, Error>, text: &str) -> bool {
-    matches!(result, Err(Error::Transport { message }) if message.contains(text))
+    matches!(result, Err(Error::Transport { message, .. }) if message.contains(text))
 }
 
 #[test]
