@@ -87,4 +87,13 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_readme_shows_the_same_table() {
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(TABLE),
+            "README.md's exit-status table differs from exit::TABLE"
+        );
+    }
 }
