@@ -15,7 +15,7 @@ use condlock::s3::list::{list_request, parse_list};
 use condlock::s3::{HeldLock, LockHolder, UnlockOutcome};
 use condlock::{Error, Wait};
 use serde_json::json;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::args::{Cli, Command, TargetArgs};
 use crate::output::{age_of, holder_line, s3_holder_json, short, tag_json, Mode, Reporter};
@@ -181,6 +181,40 @@ async fn take(
     Ok(held)
 }
 
+fn signals() -> Result<(Signal, Signal), Failure> {
+    let f = |e: std::io::Error| Failure {
+        exit: exit::OTHER,
+        code: "signals",
+        message: format!("cannot watch for signals: {e}"),
+    };
+    Ok((
+        signal(SignalKind::interrupt()).map_err(f)?,
+        signal(SignalKind::terminate()).map_err(f)?,
+    ))
+}
+
+/// [`take`], where SIGINT or SIGTERM cancels the wait: the core then removes
+/// anything it may have written before returning `cancelled`, so an
+/// interrupted acquisition leaves no lock behind.
+async fn take_interruptible(
+    lock: &Lock,
+    rep: &Arc<Reporter>,
+    wait: Wait,
+    sigint: &mut Signal,
+    sigterm: &mut Signal,
+) -> Result<Held, Error> {
+    let cancel = Cancel::new();
+    let acquiring = take(lock, rep, wait, &cancel);
+    tokio::pin!(acquiring);
+    loop {
+        tokio::select! {
+            r = &mut acquiring => break r,
+            _ = sigint.recv() => cancel.cancel(),
+            _ = sigterm.recv() => cancel.cancel(),
+        }
+    }
+}
+
 /// Release what we hold, within [`RELEASE_BUDGET`].
 async fn give_back(lock: &Lock, held: Held) -> Result<UnlockOutcome, Error> {
     match (lock, held) {
@@ -243,34 +277,10 @@ async fn run(
     let info = info.unwrap_or_else(|| describe(&command));
     let (lock, rep) = open(mode, t, "condlock run", Some(info)).await?;
     let ctx = lock.context();
-    let signals = || -> Result<_, Failure> {
-        let f = |e: std::io::Error| Failure {
-            exit: exit::OTHER,
-            code: "signals",
-            message: format!("cannot watch for signals: {e}"),
-        };
-        Ok((
-            signal(SignalKind::interrupt()).map_err(f)?,
-            signal(SignalKind::terminate()).map_err(f)?,
-        ))
-    };
     let (mut sigint, mut sigterm) = signals()?;
-
-    // An interrupt while waiting cancels the acquisition; the core removes
-    // anything it may have written before returning.
-    let cancel = Cancel::new();
-    let held = {
-        let acquiring = take(&lock, &rep, wait_of(timeout), &cancel);
-        tokio::pin!(acquiring);
-        loop {
-            tokio::select! {
-                r = &mut acquiring => break r,
-                _ = sigint.recv() => cancel.cancel(),
-                _ = sigterm.recv() => cancel.cancel(),
-            }
-        }
-    }
-    .map_err(|e| Failure::core(&e, &ctx))?;
+    let held = take_interruptible(&lock, &rep, wait_of(timeout), &mut sigint, &mut sigterm)
+        .await
+        .map_err(|e| Failure::core(&e, &ctx))?;
     rep.say(&format!(
         "acquired {} (ID {}); running {}",
         rep.target,
@@ -567,7 +577,8 @@ async fn acquire(
     let t = target::resolve(target.as_deref(), &at, true)?;
     let (lock, rep) = open(mode, t, "condlock acquire", info).await?;
     let ctx = lock.context();
-    let held = take(&lock, &rep, wait_of(timeout), &Cancel::new())
+    let (mut sigint, mut sigterm) = signals()?;
+    let held = take_interruptible(&lock, &rep, wait_of(timeout), &mut sigint, &mut sigterm)
         .await
         .map_err(|e| Failure::core(&e, &ctx))?;
     match mode {

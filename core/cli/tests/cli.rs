@@ -678,3 +678,41 @@ fn help_lists_exit_statuses_and_completions_are_generated() {
         assert!(text(&o.stdout).contains("force-unlock"), "{shell}");
     }
 }
+
+#[test]
+fn an_interrupt_while_waiting_cancels_and_leaves_the_holder_alone() {
+    let moto = moto();
+    let (rust, opts) = lock_on(&moto, KEY, "rust@test");
+    let held = rust
+        .acquire_with(opts, &Default::default(), |_| {})
+        .unwrap();
+    for sub in [
+        &["run", &s3_url(), "--", "true"][..],
+        &["acquire", &s3_url()][..],
+    ] {
+        let mut child = on(&moto, sub)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map(Spawned)
+            .unwrap();
+        let child = &mut child.0;
+        let mut err = child.stderr.take().unwrap();
+        let mut seen = Vec::new();
+        wait_for("the waiting line", || {
+            let mut buf = [0u8; 512];
+            let n = err.read(&mut buf).unwrap();
+            seen.extend_from_slice(&buf[..n]);
+            text(&seen).contains("held by rust@test")
+        });
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        let status = wait_exit(child);
+        let _ = err.read_to_end(&mut seen);
+        assert_eq!(status.code(), Some(130), "{sub:?}: {}", text(&seen));
+        assert!(text(&seen).contains("cancelled"), "{}", text(&seen));
+        let holder = rust.status().unwrap().unwrap();
+        assert_eq!(holder.id(), Some(held.info.id.as_str()));
+    }
+}
