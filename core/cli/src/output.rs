@@ -200,12 +200,14 @@ impl Reporter {
                     }),
                 );
                 match self.mode {
+                    // What matters first, since a narrow terminal cuts the
+                    // end: who, for how long, our wait; then which lock.
                     Mode::Live => self.live(format!(
-                        "waiting for {}: held by {}; waited {}, next try in {}",
-                        self.target,
+                        "held by {}; waited {}, next try in {} | {}",
                         holder_line(holder),
                         short(*waited),
-                        short(*next_try_in)
+                        short(*next_try_in),
+                        self.target
                     )),
                     // Off a terminal, a line per change, not per attempt: logs
                     // of a long wait stay short.

@@ -41,7 +41,10 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The binary with a clean environment: moto's keys, no profile, no IMDS.
 fn condlock() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_condlock"));
+    clean(Command::new(env!("CARGO_BIN_EXE_condlock")))
+}
+
+fn clean(mut c: Command) -> Command {
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k.starts_with("TF_") || k.starts_with("APSTRA_") {
             c.env_remove(k);
@@ -715,4 +718,45 @@ fn an_interrupt_while_waiting_cancels_and_leaves_the_holder_alone() {
         let holder = rust.status().unwrap().unwrap();
         assert_eq!(holder.id(), Some(held.info.id.as_str()));
     }
+}
+
+/// `condlock ARGS` on a pseudo-terminal (util-linux `script`), `input` typed.
+fn on_a_terminal(moto: &MotoServer, args: &[&str], input: &str) -> i32 {
+    use std::io::Write as _;
+    let mut line = vec![env!("CARGO_BIN_EXE_condlock").to_string()];
+    line.extend(args.iter().map(|a| a.to_string()));
+    line.extend(["--endpoint".to_string(), moto.endpoint()]);
+    let mut script = clean(Command::new("script"));
+    script
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = script.spawn().map(Spawned).expect("util-linux script");
+    child
+        .0
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    wait_exit(&mut child.0).code().unwrap_or(-1)
+}
+
+#[test]
+fn force_unlock_on_a_terminal_asks_and_only_yes_removes_the_lock() {
+    let moto = moto();
+    let url = s3_url();
+    let id = text(&out(on(&moto, &["acquire", &url])).stdout)
+        .trim()
+        .to_string();
+    assert_eq!(
+        on_a_terminal(&moto, &["force-unlock", &id, &url], "no\n"),
+        11
+    );
+    assert_eq!(code(&out(on(&moto, &["status", &url]))), 3);
+    assert_eq!(
+        on_a_terminal(&moto, &["force-unlock", &id, &url], "yes\n"),
+        0
+    );
+    assert_eq!(code(&out(on(&moto, &["status", &url]))), 0);
 }
