@@ -246,3 +246,34 @@ pub fn normalize(args: Vec<OsString>) -> Vec<OsString> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terraforms_single_dash_force_is_read_but_not_in_the_command() {
+        let v = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            normalize(v(&["condlock", "force-unlock", "-force", "ID"])),
+            v(&["condlock", "force-unlock", "--force", "ID"])
+        );
+        assert_eq!(
+            normalize(v(&["condlock", "run", "--", "rm", "-force"])),
+            v(&["condlock", "run", "--", "rm", "-force"])
+        );
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(duration("soon").unwrap_err().contains("30s, 5m, 1h30m"));
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

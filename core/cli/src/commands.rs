@@ -773,6 +773,12 @@ fn print_rows(mode: Mode, rows: &[Row], header: [&str; 4]) {
         }
         return;
     }
+    if rows.is_empty() {
+        if mode != Mode::Quiet {
+            eprintln!("condlock: no locks found");
+        }
+        return;
+    }
     let w = |f: fn(&Row) -> &str, h: &str| {
         rows.iter()
             .map(|r| f(r).len())
@@ -966,4 +972,25 @@ async fn list(
     }
     print_rows(mode, &rows, ["KEY", "ID", "WHO", "OPERATION"]);
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_in_info_is_printable_quoted_and_bounded() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            describe(&args(&["sh", "-c", "echo a; exit 7", ""])),
+            "sh -c 'echo a; exit 7' ''"
+        );
+        assert_eq!(
+            describe(&args(&["printf", "a\nb\x1b[2J"])),
+            "printf 'a?b?[2J'"
+        );
+        let long = describe(&args(&[&"x".repeat(5000)]));
+        assert_eq!(long.chars().count(), 1003);
+        assert!(long.ends_with("..."));
+    }
 }
