@@ -252,7 +252,7 @@ impl Spelling for CommandLine {
         format!("`condlock force-unlock --tag {tag_id}`")
     }
     fn wait(&self) -> String {
-        "a timeout (--timeout)".into()
+        "`--timeout`".into()
     }
     fn skip_blueprint_wait(&self) -> String {
         "turn off the wait for Apstra's blueprint lock".into()

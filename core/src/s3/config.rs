@@ -200,6 +200,17 @@ impl S3LockConfig {
     pub fn lock_url(&self) -> &str {
         &self.lock_url
     }
+    /// The bucket's URL (ending in `/`), where bucket-level requests such as
+    /// `ListObjectsV2` go: the lock URL without the key.
+    pub fn bucket_url(&self) -> String {
+        lock_url(
+            self.endpoint.as_ref(),
+            self.addressing,
+            &self.region,
+            &self.bucket,
+            "",
+        )
+    }
     /// The endpoint for messages: never contains credentials.
     pub fn endpoint_display(&self) -> String {
         match &self.endpoint {

@@ -5,12 +5,15 @@
 //! - [`request`]: building and signing PUT/GET/DELETE of the lock object.
 //! - [`response`]: classifying every response.
 //! - [`acquire`], [`unlock`], [`status`]: the operations as state machines.
+//! - [`list`]: `ListObjectsV2` of the lock files under a prefix (the "what is
+//!   stuck" report).
 //! - [`lease`]: opt-in leases: renewal, lost-lock reasons, takeover of expired locks.
 //! - [`verdict`]: remembering which stores proved they enforce conditional writes.
 
 pub mod acquire;
 pub mod config;
 pub mod lease;
+pub mod list;
 pub mod lockinfo;
 pub mod request;
 pub mod response;

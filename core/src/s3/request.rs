@@ -32,7 +32,8 @@ pub enum PutCondition<'a> {
 }
 
 /// SHA-256 of the empty body, hex: what GET and DELETE sign.
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub(crate) const EMPTY_SHA256: &str =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// `PUT <lock key>` with the lock body and the configured headers.
 pub fn put_lock(
@@ -165,7 +166,7 @@ fn etag_header(etag: &str) -> Result<HeaderValue, Error> {
         .map_err(|_| Error::malformed(format!("ETag {etag:?} cannot be sent back as a header")))
 }
 
-fn signed(
+pub(crate) fn signed(
     mut req: Request<Body>,
     credentials: &Credentials,
     config: &S3LockConfig,
