@@ -14,6 +14,9 @@
 pub mod apstra;
 pub mod backoff;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod s3;
 pub mod sansio;
 pub mod secret;
