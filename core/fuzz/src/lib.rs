@@ -77,8 +77,46 @@ pub enum FuzzHeaderValue {
     HttpDate(i32),
     /// Delay-seconds.
     Seconds(u32),
+    /// An HTTP date this many seconds after 1970 (up to the end of 9999).
+    HttpDateAbs(u64),
     /// Any bytes (skipped when `http` refuses them; non-UTF-8 allowed).
     Raw(Vec<u8>),
+}
+
+/// The last second the servers' date formats can write: 9999-12-31T23:59:59Z.
+pub const LAST_SECOND: u64 = 253_402_300_799;
+
+fn epoch_plus(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(LAST_SECOND))
+}
+
+/// A timestamp as a server writes one (`<ServerTime>`): RFC 3339 for any
+/// second from 1970 to the end of 9999, or any text.
+#[derive(Arbitrary, Debug, Clone)]
+pub enum FuzzTime {
+    /// RFC 3339, this many seconds after 1970 (capped at [`LAST_SECOND`]).
+    Rfc3339(u64),
+    /// Any text.
+    Any(String),
+}
+
+impl FuzzTime {
+    fn text(&self) -> String {
+        match self {
+            FuzzTime::Rfc3339(secs) => {
+                let secs = (*secs).min(LAST_SECOND);
+                let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+                let rem = secs % 86_400;
+                format!(
+                    "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                    rem / 3600,
+                    rem % 3600 / 60,
+                    rem % 60
+                )
+            }
+            FuzzTime::Any(s) => s.clone(),
+        }
+    }
 }
 
 /// An S3 error `<Code>`: one the classifier knows, or anything.
@@ -162,7 +200,7 @@ pub enum FuzzBody {
         /// `<Message>`.
         message: String,
         /// `<ServerTime>`.
-        server_time: Option<String>,
+        server_time: Option<FuzzTime>,
         /// `<Region>`.
         region: Option<String>,
     },
@@ -265,7 +303,7 @@ impl FuzzBody {
                     xml_escape(message)
                 );
                 if let Some(t) = server_time {
-                    x += &format!("<ServerTime>{}</ServerTime>", xml_escape(t));
+                    x += &format!("<ServerTime>{}</ServerTime>", xml_escape(&t.text()));
                 }
                 if let Some(r) = region {
                     x += &format!("<Region>{}</Region>", xml_escape(r));
@@ -436,6 +474,9 @@ impl FuzzResponse {
                     HeaderValue::from_str(&format!("\"etag-{}\"", i % 4)).ok()
                 }
                 FuzzHeaderValue::HttpDate(s) => HeaderValue::from_str(&http_date(*s)).ok(),
+                FuzzHeaderValue::HttpDateAbs(s) => {
+                    HeaderValue::from_str(&httpdate_fmt(epoch_plus(*s))).ok()
+                }
                 FuzzHeaderValue::Seconds(s) => HeaderValue::from_str(&s.to_string()).ok(),
                 FuzzHeaderValue::Raw(b) => HeaderValue::from_bytes(b).ok(),
             };
