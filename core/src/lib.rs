@@ -16,6 +16,9 @@ pub mod backoff;
 pub mod drive;
 pub mod error;
 mod failfast;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod progress;
 pub mod s3;
 pub mod sansio;

@@ -93,10 +93,16 @@ pub fn format_go_rfc3339_nano(t: SystemTime) -> String {
 /// 9999 that RFC 3339 formatting covers: a clock set before 1970 (or a time
 /// passed in by a caller) must give a date, never a panic.
 pub(crate) fn rfc3339_nanos(t: SystemTime) -> String {
-    // 9999-12-31T23:59:59.999999999Z
+    humantime::format_rfc3339_nanos(clamp_to_years_1970_to_9999(t)).to_string()
+}
+
+/// `t` moved into 1970-01-01T00:00:00Z ..= 9999-12-31T23:59:59.999999999Z,
+/// the range date formatters (ours, humantime's, the SigV4 signer's) can
+/// write. Times outside it come from a driver's odd clock or from a server's
+/// `ServerTime`/`Date` at the very end of 9999 plus the time since.
+pub(crate) fn clamp_to_years_1970_to_9999(t: SystemTime) -> SystemTime {
     let last = SystemTime::UNIX_EPOCH + Duration::new(253_402_300_799, 999_999_999);
-    let t = t.clamp(SystemTime::UNIX_EPOCH, last);
-    humantime::format_rfc3339_nanos(t).to_string()
+    t.clamp(SystemTime::UNIX_EPOCH, last)
 }
 
 #[cfg(test)]

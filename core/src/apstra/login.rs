@@ -548,7 +548,7 @@ impl Api {
 }
 
 /// `{"token": "...", "id": "<user id>"}`.
-fn parse_login(body: &[u8]) -> Result<(Secret, Option<String>), Error> {
+pub(crate) fn parse_login(body: &[u8]) -> Result<(Secret, Option<String>), Error> {
     let doc: Value = serde_json::from_slice(body)
         .map_err(|_| Error::malformed("the login response is not JSON"))?;
     let token = doc

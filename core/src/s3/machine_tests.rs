@@ -829,6 +829,33 @@ fn clock_skew_that_persists_is_a_final_error_not_a_loop() {
 }
 
 #[test]
+fn a_server_time_at_the_end_of_year_9999_is_an_error_not_a_panic() {
+    // Found while fuzzing the S3 machines: the SigV4 signer panics on dates
+    // past 9999-12-31T23:59:59Z, and a store claiming to be at that very
+    // second moved our signing clock there; the retries after it signed later.
+    let skewed = || {
+        Ok(s3_error_with(
+            403,
+            "RequestTimeTooSkewed",
+            &[],
+            "<ServerTime>9999-12-31T23:59:59Z</ServerTime>",
+        ))
+    };
+    let mut replies = vec![skewed()];
+    replies.extend((0..6).map(|_| Ok(s3_error(503, "SlowDown"))));
+    replies.push(skewed());
+    let mut st = status();
+    let mut queue = VecDeque::from(replies);
+    let (result, sent) = run_virtual(&mut st, origin(), |_, _| {
+        queue
+            .pop_front()
+            .unwrap_or_else(|| Ok(s3_error(503, "SlowDown")))
+    });
+    assert!(result.is_err(), "{result:?}");
+    assert!(sent.len() > 2, "{}", sent.len());
+}
+
+#[test]
 fn final_errors_are_not_retried() {
     let cases: Vec<(Response<Body>, ErrorCheck)> = vec![
         (

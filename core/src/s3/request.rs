@@ -21,6 +21,7 @@ use sha2::Digest as _;
 use super::config::{Credentials, Encryption, S3LockConfig};
 use crate::error::Error;
 use crate::sansio::Body;
+use crate::time::clamp_to_years_1970_to_9999;
 
 /// The precondition of a lock write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,7 +193,9 @@ pub(crate) fn signed(
         .identity(&identity)
         .region(config.region())
         .name("s3")
-        .time(signing_time)
+        // The signer panics on dates past year 9999; a store claiming to be at
+        // the end of 9999 moves our signing clock there (see `Retry`).
+        .time(clamp_to_years_1970_to_9999(signing_time))
         .settings(settings)
         .build()
         .map_err(|e| Error::config("credentials", format!("cannot sign: {e}")))?
