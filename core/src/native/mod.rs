@@ -130,10 +130,75 @@ pub fn process_env() -> crate::drive::apstra::Env {
 }
 
 /// `user@hostname`, as Terraform fills `Who`.
+///
+/// The user is found as Terraform finds it (Go's `os/user.Current`, built
+/// without cgo): the account database entry of the real user ID first, then
+/// `$USER` (`$USERNAME` on Windows); unknown is an empty name (`@host`), as
+/// Terraform writes it.
 pub fn default_who() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".to_string());
+    let user = account_name()
+        .or_else(|| nonempty_env("USER"))
+        .or_else(|| nonempty_env("USERNAME"))
+        .unwrap_or_default();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     format!("{user}@{host}")
+}
+
+fn nonempty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The name of the real user ID in `/etc/passwd` (Linux: the ID from
+/// `/proc/self/status`, so no C call is needed).
+fn account_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = real_uid(&status)?;
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd_name(&passwd, uid)
+}
+
+/// The real user ID from the `Uid:` line of `/proc/<pid>/status`.
+fn real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The login name of `uid` in a passwd file (`name:x:uid:gid:...`).
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let _password = fields.next()?;
+        let id: u32 = fields.next()?.parse().ok()?;
+        (id == uid && !name.is_empty() && !line.starts_with('#')).then(|| name.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_is_read_from_the_account_database_as_go_does() {
+        let status = "Name:\tcat\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\n";
+        assert_eq!(real_uid(status), Some(1000));
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n#nobody:x:1000\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 4242), None);
+    }
+
+    #[test]
+    fn who_ignores_an_empty_user_variable() {
+        // Whatever the environment, the name never comes out empty while
+        // the account database knows the user.
+        if let Some(name) = account_name() {
+            assert!(default_who().starts_with(&format!("{name}@")));
+        }
+    }
 }
