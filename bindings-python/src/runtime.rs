@@ -16,16 +16,17 @@
 
 use std::future::Future;
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use condlock::Cancel;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 
-use crate::common::{locked, panic_text};
-use crate::errors::{self, Context};
+use crate::errors;
+use crate::process::{panic_text, PerProcess};
 use crate::python_thread;
+use condlock::error::Context;
 
 /// How often a blocked synchronous call wakes up to run signal handlers.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -35,33 +36,6 @@ tokio::task_local! {
     /// from asyncio: an async user transport runs its coroutines there.
     /// (Shared, so the worker can hand it on without the GIL.)
     pub static EVENT_LOOP: Arc<Py<PyAny>>;
-}
-
-/// A value built once per process: a forked child builds its own, and the
-/// parent's copy is leaked, never dropped (its threads, pooled sockets or
-/// runtime do not exist in the child).
-pub struct PerProcess<T>(Mutex<Option<(u32, T)>>);
-
-impl<T: Clone> PerProcess<T> {
-    pub const fn new() -> Self {
-        PerProcess(Mutex::new(None))
-    }
-
-    /// This process's value, built by `build` the first time.
-    pub fn get_or_build(&self, build: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
-        let pid = std::process::id();
-        let mut slot = locked(&self.0);
-        if let Some((owner, value)) = slot.as_ref() {
-            if *owner == pid {
-                return Ok(value.clone());
-            }
-        }
-        let value = build()?;
-        if let Some((_, old)) = slot.replace((pid, value.clone())) {
-            std::mem::forget(old);
-        }
-        Ok(value)
-    }
 }
 
 /// The process's runtime.
