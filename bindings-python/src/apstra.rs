@@ -28,7 +28,7 @@ use pyo3::prelude::*;
 use crate::errors::{self, invalid_config, no_context};
 use crate::process::{bool_obj, guard, Owner, PerProcess};
 use crate::runtime::{
-    block_on, block_on_acquire, deliver_now, spawn_for_asyncio, Deliver, Operation,
+    block_on, block_on_acquire, call, deliver_now, spawn_for_asyncio, Caller, Deliver, Operation,
 };
 use crate::transport::{AnyTransport, TransportSpec};
 use crate::values::MutexTag;
@@ -60,15 +60,6 @@ impl Shared {
                 default_who(),
             ))
         })
-    }
-
-    /// Wait for `fut` (not interrupted by Ctrl-C).
-    fn run<T: Send + 'static>(
-        &self,
-        py: Python<'_>,
-        fut: impl Future<Output = Result<T, Error>> + Send + 'static,
-    ) -> PyResult<T> {
-        block_on(py, fut, None)?.map_err(|e| errors::to_py(e, &self.ctx))
     }
 }
 
@@ -141,6 +132,10 @@ fn unlocked_tag(f: ForceUnlocked) -> Option<CoreTag> {
     }
 }
 
+fn unlocked_obj(py: Python<'_>, f: ForceUnlocked) -> PyResult<Py<PyAny>> {
+    opt_tag_obj(py, unlocked_tag(f))
+}
+
 fn older_than_secs(v: f64) -> PyResult<Duration> {
     if v == 0.0 {
         return Ok(Duration::ZERO);
@@ -193,14 +188,13 @@ impl ApstraClientCore {
     }
 
     /// Every blueprint mutex on the server.
-    fn list_mutexes(&self, py: Python<'_>) -> PyResult<Vec<MutexTag>> {
-        guard(|| {
-            let client = self.shared.client()?;
-            let tags = self
-                .shared
-                .run(py, async move { client.list_mutexes().await })?;
-            Ok(tags.iter().map(MutexTag::from_core).collect())
-        })
+    fn list_mutexes(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.admin(
+            py,
+            None,
+            |c| async move { c.list_mutexes().await },
+            tags_obj,
+        )
     }
 
     /// `list_mutexes()` for asyncio.
@@ -209,31 +203,14 @@ impl ApstraClientCore {
         py: Python<'_>,
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let client = self.shared.client()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { client.list_mutexes().await },
-                tags_obj,
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        let list = |c: Client| async move { c.list_mutexes().await };
+        self.admin(py, Some((event_loop, callback)), list, tags_obj)
     }
 
     /// The mutexes older than `older_than` seconds.
-    fn stale_mutexes(&self, py: Python<'_>, older_than: f64) -> PyResult<Vec<MutexTag>> {
-        guard(|| {
-            let age = older_than_secs(older_than)?;
-            let client = self.shared.client()?;
-            let tags = self
-                .shared
-                .run(py, async move { client.stale_mutexes(age).await })?;
-            Ok(tags.iter().map(MutexTag::from_core).collect())
-        })
+    fn stale_mutexes(&self, py: Python<'_>, older_than: f64) -> PyResult<Py<PyAny>> {
+        self.stale(py, None, older_than)
     }
 
     /// `stale_mutexes()` for asyncio.
@@ -243,32 +220,15 @@ impl ApstraClientCore {
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
         older_than: f64,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let age = older_than_secs(older_than)?;
-            let client = self.shared.client()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { client.stale_mutexes(age).await },
-                tags_obj,
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        self.stale(py, Some((event_loop, callback)), older_than)
     }
 
     /// Delete the mutex tag with this ID, whoever holds it; the tag deleted,
     /// or `None` when there was none.
-    fn force_unlock_tag(&self, py: Python<'_>, tag_id: String) -> PyResult<Option<MutexTag>> {
-        guard(|| {
-            let client = self.shared.client()?;
-            let out = self
-                .shared
-                .run(py, async move { client.force_unlock_tag(&tag_id).await })?;
-            Ok(unlocked_tag(out).as_ref().map(MutexTag::from_core))
-        })
+    fn force_unlock_tag(&self, py: Python<'_>, tag_id: String) -> PyResult<Py<PyAny>> {
+        let unlock = |c: Client| async move { c.force_unlock_tag(&tag_id).await };
+        self.admin(py, None, unlock, unlocked_obj)
     }
 
     /// `force_unlock_tag()` for asyncio.
@@ -278,37 +238,15 @@ impl ApstraClientCore {
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
         tag_id: String,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let client = self.shared.client()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { client.force_unlock_tag(&tag_id).await },
-                |py, out| opt_tag_obj(py, unlocked_tag(out)),
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        let unlock = |c: Client| async move { c.force_unlock_tag(&tag_id).await };
+        self.admin(py, Some((event_loop, callback)), unlock, unlocked_obj)
     }
 
     /// Delete the mutex of this blueprint, whoever holds it; the tag deleted,
     /// or `None` when there was none.
-    fn force_unlock_blueprint(
-        &self,
-        py: Python<'_>,
-        blueprint_id: String,
-    ) -> PyResult<Option<MutexTag>> {
-        guard(|| {
-            let bp =
-                BlueprintId::new(blueprint_id).map_err(|e| errors::to_py(e, &self.shared.ctx))?;
-            let client = self.shared.client()?;
-            let out = self
-                .shared
-                .run(py, async move { client.force_unlock_blueprint(&bp).await })?;
-            Ok(unlocked_tag(out).as_ref().map(MutexTag::from_core))
-        })
+    fn force_unlock_blueprint(&self, py: Python<'_>, blueprint_id: String) -> PyResult<Py<PyAny>> {
+        self.unlock_blueprint(py, None, blueprint_id)
     }
 
     /// `force_unlock_blueprint()` for asyncio.
@@ -318,21 +256,8 @@ impl ApstraClientCore {
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
         blueprint_id: String,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let bp =
-                BlueprintId::new(blueprint_id).map_err(|e| errors::to_py(e, &self.shared.ctx))?;
-            let client = self.shared.client()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { client.force_unlock_blueprint(&bp).await },
-                |py, out| opt_tag_obj(py, unlocked_tag(out)),
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        self.unlock_blueprint(py, Some((event_loop, callback)), blueprint_id)
     }
 
     /// The server's base URL (never with credentials).
@@ -345,6 +270,49 @@ impl ApstraClientCore {
     #[getter]
     fn username(&self) -> String {
         self.shared.server.username().to_string()
+    }
+}
+
+impl ApstraClientCore {
+    /// Run one administration call `op` on this process's client for `caller`.
+    fn admin<T, F, Fut>(
+        &self,
+        py: Python<'_>,
+        caller: Caller<'_, '_>,
+        op: F,
+        convert: fn(Python<'_>, T) -> PyResult<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        guard(|| {
+            let fut = op(self.shared.client()?);
+            call(py, caller, &self.shared.ctx, None, fut, Box::new(convert))
+        })
+    }
+
+    fn stale(
+        &self,
+        py: Python<'_>,
+        caller: Caller<'_, '_>,
+        older_than: f64,
+    ) -> PyResult<Py<PyAny>> {
+        let age = older_than_secs(older_than)?;
+        let stale = move |c: Client| async move { c.stale_mutexes(age).await };
+        self.admin(py, caller, stale, tags_obj)
+    }
+
+    fn unlock_blueprint(
+        &self,
+        py: Python<'_>,
+        caller: Caller<'_, '_>,
+        blueprint_id: String,
+    ) -> PyResult<Py<PyAny>> {
+        let bp = BlueprintId::new(blueprint_id).map_err(|e| errors::to_py(e, &self.shared.ctx))?;
+        let unlock = |c: Client| async move { c.force_unlock_blueprint(&bp).await };
+        self.admin(py, caller, unlock, unlocked_obj)
     }
 }
 
@@ -541,16 +509,8 @@ impl ApstraMutexCore {
     }
 
     /// The current mutex tag, or `None` when the mutex is free.
-    fn holder(&self, py: Python<'_>) -> PyResult<Option<MutexTag>> {
-        guard(|| {
-            let mutex = self.shared.mutex()?;
-            let token = Cancel::new();
-            let cancel = token.clone();
-            let read = async move { mutex.status(&cancel).await };
-            let h = block_on(py, read, Some(&token))?
-                .map_err(|e| errors::to_py(e, &self.shared.ctx))?;
-            Ok(h.as_ref().map(MutexTag::from_core))
-        })
+    fn holder(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.read_holder(py, None)
     }
 
     /// `holder()` for asyncio.
@@ -559,30 +519,14 @@ impl ApstraMutexCore {
         py: Python<'_>,
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let mutex = self.shared.mutex()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { mutex.status(&Cancel::new()).await },
-                opt_tag_obj,
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        self.read_holder(py, Some((event_loop, callback)))
     }
 
     /// Delete this blueprint's mutex whoever holds it; the tag deleted, or
     /// `None` when there was none.
-    fn force_unlock(&self, py: Python<'_>) -> PyResult<Option<MutexTag>> {
-        guard(|| {
-            let mutex = self.shared.mutex()?;
-            let out = block_on(py, async move { mutex.force_unlock().await }, None)?
-                .map_err(|e| errors::to_py(e, &self.shared.ctx))?;
-            Ok(unlocked_tag(out).as_ref().map(MutexTag::from_core))
-        })
+    fn force_unlock(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.unlock(py, None)
     }
 
     /// `force_unlock()` for asyncio.
@@ -591,19 +535,8 @@ impl ApstraMutexCore {
         py: Python<'_>,
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let mutex = self.shared.mutex()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { mutex.force_unlock().await },
-                |py, out| opt_tag_obj(py, unlocked_tag(out)),
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        self.unlock(py, Some((event_loop, callback)))
     }
 
     /// The client this mutex uses (server, login session, administration).
@@ -648,6 +581,30 @@ impl ApstraMutexCore {
     #[getter]
     fn target(&self) -> String {
         self.shared.ctx.target.clone()
+    }
+}
+
+impl ApstraMutexCore {
+    /// Read the holder for `caller` (cancelled by Ctrl-C or the asyncio task).
+    fn read_holder(&self, py: Python<'_>, caller: Caller<'_, '_>) -> PyResult<Py<PyAny>> {
+        guard(|| {
+            let mutex = self.shared.mutex()?;
+            let token = Cancel::new();
+            let cancel = token.clone();
+            let read = async move { mutex.status(&cancel).await };
+            let ctx = &self.shared.ctx;
+            call(py, caller, ctx, Some(token), read, Box::new(opt_tag_obj))
+        })
+    }
+
+    /// Force-unlock this blueprint's mutex for `caller`.
+    fn unlock(&self, py: Python<'_>, caller: Caller<'_, '_>) -> PyResult<Py<PyAny>> {
+        guard(|| {
+            let mutex = self.shared.mutex()?;
+            let unlock = async move { mutex.force_unlock().await };
+            let ctx = &self.shared.ctx;
+            call(py, caller, ctx, None, unlock, Box::new(unlocked_obj))
+        })
     }
 }
 

@@ -277,3 +277,35 @@ pub fn deliver_now(
         deliver,
     )
 }
+
+/// Where an operation was called from: `None` for a synchronous caller,
+/// `Some((event_loop, callback))` for asyncio.
+pub type Caller<'a, 'py> = Option<(&'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>)>;
+
+/// Run `fut` for `caller`: wait for it with the GIL released (Ctrl-C cancels
+/// `interrupt` when given) and return `convert`'s value, or start it for
+/// asyncio and return its [`Operation`]. Errors are about `ctx`.
+pub fn call<T, F>(
+    py: Python<'_>,
+    caller: Caller<'_, '_>,
+    ctx: &Context,
+    interrupt: Option<Cancel>,
+    fut: F,
+    convert: Deliver<T>,
+) -> PyResult<Py<PyAny>>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, condlock::Error>> + Send + 'static,
+{
+    match caller {
+        Some((event_loop, callback)) => {
+            let token = interrupt.unwrap_or_default();
+            let op = spawn_for_asyncio(py, event_loop, callback, ctx.clone(), token, fut, convert)?;
+            Ok(Py::new(py, op)?.into_any())
+        }
+        None => {
+            let value = block_on(py, fut, interrupt.as_ref())?;
+            convert(py, value.map_err(|e| errors::to_py_with(py, e, ctx))?)
+        }
+    }
+}

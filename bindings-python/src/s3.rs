@@ -24,7 +24,8 @@ use crate::credentials::{aws_chain, PyCredentials};
 use crate::errors::{self, no_context};
 use crate::process::{bool_obj, guard, locked, Owner, PerProcess};
 use crate::runtime::{
-    block_on, block_on_acquire, deliver_now, runtime, spawn_for_asyncio, Deliver, Operation,
+    block_on, block_on_acquire, call, deliver_now, runtime, spawn_for_asyncio, Caller, Deliver,
+    Operation,
 };
 use crate::transport::{native_options, Abort, AnyTransport, TransportSpec, ABORT};
 use crate::values::LockInfo;
@@ -325,17 +326,8 @@ impl S3LockCore {
     }
 
     /// The current holder, or `None` when the lock is free.
-    fn holder(&self, py: Python<'_>) -> PyResult<Option<LockInfo>> {
-        guard(|| {
-            let lock = self.shared.lock()?;
-            let token = Cancel::new();
-            let abort = Abort::new(Cancel::new());
-            let cancel = token.clone();
-            let read = async move { lock.status(&cancel).await };
-            let fut = abortable(abort.clone(), Duration::ZERO, read);
-            let h = outcome(&abort, block_on(py, fut, Some(&token))?, &self.shared.ctx)?;
-            Ok(h.as_ref().map(LockInfo::from_holder))
-        })
+    fn holder(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.read_holder(py, None)
     }
 
     /// `holder()` for asyncio.
@@ -344,40 +336,14 @@ impl S3LockCore {
         py: Python<'_>,
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let lock = self.shared.lock()?;
-            let deliver: Deliver<Outcome<Option<LockHolder>>> = Box::new(|py, h| match h? {
-                Some(h) => Ok(Py::new(py, LockInfo::from_holder(&h))?.into_any()),
-                None => Ok(py.None()),
-            });
-            let abort = Abort::new(Cancel::new());
-            spawn_for_asyncio(
-                py,
-                event_loop,
-                callback,
-                self.shared.ctx.clone(),
-                Cancel::new(),
-                abortable_for_asyncio(abort, Duration::ZERO, async move {
-                    lock.status(&Cancel::new()).await
-                }),
-                deliver,
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        self.read_holder(py, Some((event_loop, callback)))
     }
 
     /// Remove the lock whose ID is `lock_id` (like `terraform force-unlock`).
     /// True when it was deleted, False when there was no lock.
-    fn force_unlock(&self, py: Python<'_>, lock_id: String) -> PyResult<bool> {
-        guard(|| {
-            let lock = self.shared.lock()?;
-            let abort = Abort::new(Cancel::new());
-            let fut = abortable(abort.clone(), Duration::ZERO, async move {
-                lock.force_unlock(&lock_id).await
-            });
-            let out = outcome(&abort, block_on(py, fut, None)?, &self.shared.ctx)?;
-            Ok(out == UnlockOutcome::Released)
-        })
+    fn force_unlock(&self, py: Python<'_>, lock_id: String) -> PyResult<Py<PyAny>> {
+        self.unlock(py, None, lock_id)
     }
 
     /// `force_unlock()` for asyncio.
@@ -387,24 +353,8 @@ impl S3LockCore {
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
         lock_id: String,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let lock = self.shared.lock()?;
-            let deliver: Deliver<Outcome<UnlockOutcome>> =
-                Box::new(|py, out| Ok(bool_obj(py, out? == UnlockOutcome::Released)));
-            let abort = Abort::new(Cancel::new());
-            spawn_for_asyncio(
-                py,
-                event_loop,
-                callback,
-                self.shared.ctx.clone(),
-                Cancel::new(),
-                abortable_for_asyncio(abort, Duration::ZERO, async move {
-                    lock.force_unlock(&lock_id).await
-                }),
-                deliver,
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        self.unlock(py, Some((event_loop, callback)), lock_id)
     }
 
     /// The bucket.
@@ -475,6 +425,64 @@ impl S3LockCore {
             .takeover
             .stale_without_lease
             .map(|d| d.as_secs_f64())
+    }
+}
+
+impl S3LockCore {
+    /// Run `fut` for `caller` with a user transport's errors recorded.
+    fn run<T, F>(
+        &self,
+        py: Python<'_>,
+        caller: Caller<'_, '_>,
+        interrupt: Option<Cancel>,
+        fut: F,
+        convert: fn(Python<'_>, T) -> PyResult<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let fut = abortable_for_asyncio(Abort::new(Cancel::new()), Duration::ZERO, fut);
+        let deliver: Deliver<Outcome<T>> = Box::new(move |py, v| convert(py, v?));
+        call(py, caller, &self.shared.ctx, interrupt, fut, deliver)
+    }
+
+    /// Read the holder for `caller` (cancelled by Ctrl-C or the asyncio task).
+    fn read_holder(&self, py: Python<'_>, caller: Caller<'_, '_>) -> PyResult<Py<PyAny>> {
+        guard(|| {
+            let lock = self.shared.lock()?;
+            let token = Cancel::new();
+            let cancel = token.clone();
+            let read = async move { lock.status(&cancel).await };
+            self.run(
+                py,
+                caller,
+                Some(token),
+                read,
+                |py, h: Option<LockHolder>| {
+                    Ok(h.map(|h| LockInfo::from_holder(&h))
+                        .into_pyobject(py)?
+                        .into_any()
+                        .unbind())
+                },
+            )
+        })
+    }
+
+    /// Force-unlock `lock_id` for `caller`.
+    fn unlock(
+        &self,
+        py: Python<'_>,
+        caller: Caller<'_, '_>,
+        lock_id: String,
+    ) -> PyResult<Py<PyAny>> {
+        guard(|| {
+            let lock = self.shared.lock()?;
+            let unlock = async move { lock.force_unlock(&lock_id).await };
+            self.run(py, caller, None, unlock, |py, out| {
+                Ok(bool_obj(py, out == UnlockOutcome::Released))
+            })
+        })
     }
 }
 
