@@ -20,7 +20,7 @@ use condlock::settings::{
 use condlock::{Cancel, Error, Secret};
 use pyo3::prelude::*;
 
-use crate::credentials::{aws_chain, PyCredentials};
+use crate::credentials::PyCredentials;
 use crate::errors::{self, no_context};
 use crate::process::{bool_obj, guard, locked, Owner, PerProcess};
 use crate::runtime::{
@@ -240,7 +240,9 @@ impl S3LockCore {
                     ),
                 ),
                 _ => {
-                    CredentialSource::Chain(block_on(py, aws_chain(resolved.region.clone()), None)?)
+                    let region = resolved.region.clone();
+                    let chain = async move { CredentialSource::from_aws_chain_in(&region).await };
+                    block_on(py, chain, None)?
                 }
             };
             let transport = TransportSpec::from_args(
