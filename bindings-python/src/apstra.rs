@@ -21,11 +21,11 @@ use condlock::drive::Notice;
 use condlock::error::Context;
 use condlock::native::apstra::transport_options;
 use condlock::native::{default_who, process_env, NativeIo};
-use condlock::settings::{seconds, wait_policy, ApstraSettings, MutexResolved, MutexSettings};
+use condlock::settings::{age, wait_policy, ApstraSettings, MutexResolved, MutexSettings};
 use condlock::{Cancel, Error, Secret};
 use pyo3::prelude::*;
 
-use crate::errors::{self, invalid_config, no_context};
+use crate::errors::{self, no_context};
 use crate::process::{bool_obj, guard, Owner, PerProcess};
 use crate::runtime::{
     block_on, block_on_acquire, call, deliver_now, spawn_for_asyncio, Caller, Deliver, Operation,
@@ -137,10 +137,7 @@ fn unlocked_obj(py: Python<'_>, f: ForceUnlocked) -> PyResult<Py<PyAny>> {
 }
 
 fn older_than_secs(v: f64) -> PyResult<Duration> {
-    if v == 0.0 {
-        return Ok(Duration::ZERO);
-    }
-    seconds("older_than", v).map_err(|e| errors::to_py(e, &no_context()))
+    age("older_than", v).map_err(|e| errors::to_py(e, &no_context()))
 }
 
 /// The Rust side of `condlock.ApstraClient`: one Apstra server and the login
@@ -401,50 +398,23 @@ impl ApstraMutexCore {
             }
             .resolve()
             .map_err(|e| errors::to_py(e, &no_context()))?;
+            let settings = ApstraSettings {
+                url,
+                username,
+                password: password.map(Secret::new),
+                verify_tls,
+                ca_bundle_pem,
+                request_timeout,
+            };
             let client = match client {
                 Some(c) => {
-                    let mut given = Vec::new();
-                    for (name, set) in [
-                        ("url", url.is_some()),
-                        ("username", username.is_some()),
-                        ("password", password.is_some()),
-                        ("verify_tls", verify_tls.is_some()),
-                        ("ca_bundle", ca_bundle_pem.is_some()),
-                        ("request_timeout", request_timeout.is_some()),
-                        (
-                            "transport",
-                            transport.is_some() || async_transport.is_some(),
-                        ),
-                    ] {
-                        if set {
-                            given.push(name);
-                        }
-                    }
-                    if !given.is_empty() {
-                        return Err(invalid_config(
-                            "client",
-                            format!(
-                                "cannot be combined with {} (the client has its own server \
-                                 settings): give one or the other",
-                                given.join(", ")
-                            ),
-                        ));
-                    }
+                    let transport = transport.is_some() || async_transport.is_some();
+                    settings
+                        .check_unused_with_client(transport)
+                        .map_err(|e| errors::to_py(e, &no_context()))?;
                     c.shared.clone()
                 }
-                None => build_shared(
-                    py,
-                    ApstraSettings {
-                        url,
-                        username,
-                        password: password.map(Secret::new),
-                        verify_tls,
-                        ca_bundle_pem,
-                        request_timeout,
-                    },
-                    transport,
-                    async_transport,
-                )?,
+                None => build_shared(py, settings, transport, async_transport)?,
             };
             let mut shared = MutexShared {
                 client,
