@@ -28,7 +28,7 @@ use pyo3::prelude::*;
 use crate::errors::{self, no_context};
 use crate::process::{bool_obj, guard, Owner, PerProcess};
 use crate::runtime::{
-    block_on, block_on_acquire, call, deliver_now, spawn_for_asyncio, Caller, Deliver, Operation,
+    block_on_acquire, call, ready, spawn_for_asyncio, Caller, Deliver, Operation,
 };
 use crate::transport::{AnyTransport, TransportSpec};
 use crate::values::MutexTag;
@@ -617,6 +617,35 @@ impl HeldMutexCore {
     }
 }
 
+impl HeldMutexCore {
+    fn release_for(slf: &Bound<'_, Self>, caller: Caller<'_, '_>) -> PyResult<Py<PyAny>> {
+        let (py, this) = (slf.py(), slf.get());
+        guard(|| {
+            this.owner.check(&this.shared.ctx.target)?;
+            let mutex = this.shared.mutex()?;
+            let ctx = &this.shared.ctx;
+            if this.released.swap(true, Ordering::SeqCst) {
+                return ready(py, caller, ctx, bool_obj(py, false));
+            }
+            let held = this.held.clone();
+            let me = slf.clone().unbind();
+            let deliver: Deliver<Result<UnlockOutcome, Error>> = Box::new(move |py, out| {
+                let me = me.bind(py).get();
+                match out {
+                    Ok(o) => Ok(bool_obj(py, me.outcome(o))),
+                    Err(e) => {
+                        // Not released: allow another attempt.
+                        me.released.store(false, Ordering::SeqCst);
+                        Err(errors::to_py_with(py, e, &me.shared.ctx))
+                    }
+                }
+            });
+            let fut = async move { Ok(mutex.release(&held).await) };
+            call(py, caller, ctx, None, fut, deliver)
+        })
+    }
+}
+
 impl Drop for HeldMutexCore {
     fn drop(&mut self) {
         // A forked child's copy never held the mutex: nothing to say.
@@ -637,65 +666,18 @@ impl HeldMutexCore {
     /// Release the mutex (delete our tag; blocking, with a fresh deadline of
     /// its own; not interrupted by Ctrl-C). True when this call deleted it;
     /// False when it was already released or already gone. Safe to call twice.
-    fn release(&self, py: Python<'_>) -> PyResult<bool> {
-        guard(|| {
-            self.owner.check(&self.shared.ctx.target)?;
-            let mutex = self.shared.mutex()?;
-            if self.released.swap(true, Ordering::SeqCst) {
-                return Ok(false);
-            }
-            let held = self.held.clone();
-            let out = block_on(py, async move { mutex.release(&held).await }, None)
-                .and_then(|r| r.map_err(|e| errors::to_py(e, &self.shared.ctx)));
-            match out {
-                Ok(o) => Ok(self.outcome(o)),
-                Err(e) => {
-                    // Not released: allow another attempt.
-                    self.released.store(false, Ordering::SeqCst);
-                    Err(e)
-                }
-            }
-        })
+    fn release(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Self::release_for(slf, None)
     }
 
     /// `release()` for asyncio. The release runs to completion on the
     /// runtime even if the awaiting task is cancelled.
     fn release_async(
-        slf: Bound<'_, Self>,
+        slf: &Bound<'_, Self>,
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
-    ) -> PyResult<Operation> {
-        let py = slf.py();
-        let this = slf.get();
-        guard(|| {
-            this.owner.check(&this.shared.ctx.target)?;
-            let mutex = this.shared.mutex()?;
-            if this.released.swap(true, Ordering::SeqCst) {
-                let ctx = this.shared.ctx.clone();
-                return deliver_now(py, event_loop, callback, ctx, bool_obj(py, false));
-            }
-            let held = this.held.clone();
-            let me = slf.clone().unbind();
-            let deliver: Deliver<Result<UnlockOutcome, Error>> = Box::new(move |py, out| {
-                let me = me.bind(py).get();
-                match out {
-                    Ok(o) => Ok(bool_obj(py, me.outcome(o))),
-                    Err(e) => {
-                        me.released.store(false, Ordering::SeqCst);
-                        Err(errors::to_py_with(py, e, &me.shared.ctx))
-                    }
-                }
-            });
-            spawn_for_asyncio(
-                py,
-                event_loop,
-                callback,
-                this.shared.ctx.clone(),
-                Cancel::new(),
-                async move { Ok(mutex.release(&held).await) },
-                deliver,
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        Self::release_for(slf, Some((event_loop, callback)))
     }
 
     /// Our tag's ID.

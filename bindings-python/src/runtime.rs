@@ -257,27 +257,6 @@ where
     Ok(Operation { token })
 }
 
-/// Hand `value` to an asyncio caller through `event_loop` like any other
-/// result (for an operation with nothing left to do).
-pub fn deliver_now(
-    py: Python<'_>,
-    event_loop: &Bound<'_, PyAny>,
-    callback: &Bound<'_, PyAny>,
-    ctx: Context,
-    value: Py<PyAny>,
-) -> PyResult<Operation> {
-    let deliver: Deliver<()> = Box::new(move |_, ()| Ok(value));
-    spawn_for_asyncio(
-        py,
-        event_loop,
-        callback,
-        ctx,
-        Cancel::new(),
-        async { Ok(()) },
-        deliver,
-    )
-}
-
 /// Where an operation was called from: `None` for a synchronous caller,
 /// `Some((event_loop, callback))` for asyncio.
 pub type Caller<'a, 'py> = Option<(&'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>)>;
@@ -308,4 +287,16 @@ where
             convert(py, value.map_err(|e| errors::to_py_with(py, e, ctx))?)
         }
     }
+}
+
+/// `value` for `caller`: returned, or handed to asyncio like any result (for
+/// an operation with nothing left to do).
+pub fn ready(
+    py: Python<'_>,
+    caller: Caller<'_, '_>,
+    ctx: &Context,
+    value: Py<PyAny>,
+) -> PyResult<Py<PyAny>> {
+    let deliver: Deliver<()> = Box::new(move |_, ()| Ok(value));
+    call(py, caller, ctx, None, async { Ok(()) }, deliver)
 }

@@ -24,8 +24,7 @@ use crate::credentials::PyCredentials;
 use crate::errors::{self, no_context};
 use crate::process::{bool_obj, guard, locked, Owner, PerProcess};
 use crate::runtime::{
-    block_on, block_on_acquire, call, deliver_now, runtime, spawn_for_asyncio, Caller, Deliver,
-    Operation,
+    block_on, block_on_acquire, call, ready, runtime, spawn_for_asyncio, Caller, Deliver, Operation,
 };
 use crate::transport::{native_options, Abort, AnyTransport, TransportSpec, ABORT};
 use crate::values::LockInfo;
@@ -564,6 +563,32 @@ impl HeldLockCore {
     }
 }
 
+impl HeldLockCore {
+    fn release_for(
+        slf: &Bound<'_, Self>,
+        caller: Caller<'_, '_>,
+        timeout: Option<f64>,
+    ) -> PyResult<Py<PyAny>> {
+        let (py, this) = (slf.py(), slf.get());
+        guard(|| {
+            let budget = release_budget(timeout)?;
+            let ctx = &this.shared.ctx;
+            let Some((lock, holding)) = this.take()? else {
+                return ready(py, caller, ctx, bool_obj(py, false));
+            };
+            let me = slf.clone().unbind();
+            let abort = Abort::new(Cancel::new());
+            let fut = release(lock, holding, budget, abort.clone());
+            let deliver: Deliver<(Result<UnlockOutcome, Error>, Holding)> =
+                Box::new(move |py, (r, holding)| {
+                    let released = me.bind(py).get().settle(&abort, r, holding)?;
+                    Ok(bool_obj(py, released))
+                });
+            call(py, caller, ctx, None, async move { Ok(fut.await) }, deliver)
+        })
+    }
+}
+
 fn release_budget(timeout: Option<f64>) -> PyResult<Duration> {
     Ok(optional_seconds("timeout", timeout)
         .map_err(|e| errors::to_py(e, &no_context()))?
@@ -624,46 +649,20 @@ impl HeldLockCore {
     /// deleted it; False when it was already released or already gone. A
     /// leased lock that was lost raises `LockLost`. Safe to call twice.
     #[pyo3(signature = (timeout=None))]
-    fn release(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        guard(|| {
-            let budget = release_budget(timeout)?;
-            let Some((lock, holding)) = self.take()? else {
-                return Ok(false);
-            };
-            let abort = Abort::new(Cancel::new());
-            let (r, holding) = block_on(py, release(lock, holding, budget, abort.clone()), None)?;
-            self.settle(&abort, r, holding)
-        })
+    fn release(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        Self::release_for(slf, None, timeout)
     }
 
     /// `release()` for asyncio. The release runs to completion on the
     /// runtime even if the awaiting task is cancelled.
     #[pyo3(signature = (event_loop, callback, timeout=None))]
     fn release_async(
-        slf: Bound<'_, Self>,
+        slf: &Bound<'_, Self>,
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
         timeout: Option<f64>,
-    ) -> PyResult<Operation> {
-        let py = slf.py();
-        let this = slf.get();
-        guard(|| {
-            let budget = release_budget(timeout)?;
-            let ctx = this.shared.ctx.clone();
-            let Some((lock, holding)) = this.take()? else {
-                return deliver_now(py, event_loop, callback, ctx, bool_obj(py, false));
-            };
-            let me = slf.clone().unbind();
-            let abort = Abort::new(Cancel::new());
-            let fut = release(lock, holding, budget, abort.clone());
-            let deliver: Deliver<(Result<UnlockOutcome, Error>, Holding)> =
-                Box::new(move |py, (r, holding)| {
-                    let released = me.bind(py).get().settle(&abort, r, holding)?;
-                    Ok(bool_obj(py, released))
-                });
-            let fut = async move { Ok(fut.await) };
-            spawn_for_asyncio(py, event_loop, callback, ctx, Cancel::new(), fut, deliver)
-        })
+    ) -> PyResult<Py<PyAny>> {
+        Self::release_for(slf, Some((event_loop, callback)), timeout)
     }
 
     /// Call `callback(reason)` (from a worker thread, with the GIL) once, when
