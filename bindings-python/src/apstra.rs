@@ -93,25 +93,6 @@ fn build_shared(
     Ok(shared)
 }
 
-/// Start `fut` for asyncio, converting its value with `convert`.
-fn spawn<T, F, C>(
-    py: Python<'_>,
-    event_loop: &Bound<'_, PyAny>,
-    callback: &Bound<'_, PyAny>,
-    ctx: &Context,
-    token: Cancel,
-    fut: F,
-    convert: C,
-) -> PyResult<Operation>
-where
-    T: Send + 'static,
-    F: Future<Output = Result<T, Error>> + Send + 'static,
-    C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
-{
-    let deliver: Deliver<T> = Box::new(convert);
-    spawn_for_asyncio(py, event_loop, callback, ctx.clone(), token, fut, deliver)
-}
-
 fn tags_obj(py: Python<'_>, tags: Vec<CoreTag>) -> PyResult<Py<PyAny>> {
     let list: Vec<MutexTag> = tags.iter().map(MutexTag::from_core).collect();
     Ok(list.into_pyobject(py)?.into_any().unbind())
@@ -466,15 +447,10 @@ impl ApstraMutexCore {
             let token = Cancel::new();
             let fut = self.shared.acquire(wait, token.clone())?;
             let shared = self.shared.clone();
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                token,
-                fut,
-                move |py, held| Ok(Py::new(py, HeldMutexCore::new(shared, held))?.into_any()),
-            )
+            let deliver: Deliver<HeldMutex> = Box::new(move |py, held| {
+                Ok(Py::new(py, HeldMutexCore::new(shared, held))?.into_any())
+            });
+            spawn_for_asyncio(py, event_loop, callback, ctx.clone(), token, fut, deliver)
         })
     }
 

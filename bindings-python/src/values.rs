@@ -42,6 +42,8 @@ pub struct LockInfo {
     /// Why the lock body could not be read, or `None`.
     #[pyo3(get)]
     pub error: Option<String>,
+    /// The core's one-line description (as in messages).
+    display: String,
 }
 
 impl LockInfo {
@@ -55,6 +57,7 @@ impl LockInfo {
             created: Some(info.created.clone()),
             path: Some(info.path.clone()),
             etag: etag.to_string(),
+            display: info.to_string(),
             last_modified,
             error: None,
         }
@@ -74,32 +77,8 @@ impl LockInfo {
                 etag: h.etag.clone(),
                 last_modified: h.last_modified.clone(),
                 error: Some(e.to_string()),
+                display: h.to_string(),
             },
-        }
-    }
-
-    /// One line, as in messages: `ID x, who y, operation z, created t`.
-    pub fn describe(&self) -> String {
-        match &self.id {
-            Some(id) => {
-                let mut s = format!("ID {id}");
-                for (label, v) in [
-                    ("who", &self.who),
-                    ("operation", &self.operation),
-                    ("created", &self.created),
-                    ("info", &self.info),
-                ] {
-                    if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                        s.push_str(&format!(", {label} {v:?}"));
-                    }
-                }
-                s
-            }
-            None => format!(
-                "an unreadable lock (ETag {}: {})",
-                self.etag,
-                self.error.as_deref().unwrap_or("?")
-            ),
         }
     }
 }
@@ -127,7 +106,7 @@ impl LockInfo {
     }
 
     fn __str__(&self) -> String {
-        self.describe()
+        self.display.clone()
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
