@@ -1,14 +1,12 @@
 //! The Apstra blueprint mutex (the Terraform provider's tag `blueprint <ID>
 //! locked` in the global design catalog): `ApstraClientCore`,
-//! `ApstraMutexCore`, `ApstraLeaseCore` and the values `MutexTag` and
-//! `BlueprintLockStatus`, wrapped by `condlock.ApstraClient`,
-//! `condlock.ApstraMutex` and `condlock.ApstraLease` in Python.
+//! `ApstraMutexCore` and `HeldMutexCore`, wrapped by `condlock.ApstraClient`,
+//! `condlock.ApstraMutex` and `condlock.HeldMutex` in Python.
 //!
-//! Same shape as [`crate::s3`]: the driver is built per process (a forked
-//! child gets its own connection pool and login session), synchronous calls
-//! release the GIL and honour Ctrl-C through the operation's
-//! `Cancel`, asyncio calls complete through the event loop.
-//! Errors go through [`errors::apstra_to_py`] so messages talk about Apstra.
+//! Glue, as [`crate::s3`]: the keyword arguments fill the core's
+//! [`ApstraSettings`] / [`MutexSettings`]; the core's [`ApstraClient`] and
+//! [`ApstraMutex`] run on the binding's runtime, built per process (a forked
+//! child gets its own connection pool and login session).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,201 +14,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use condlock::apstra::{
-    AcquireOptions, ApstraServer, Blocker, BlueprintId, ForceUnlocked, HeldMutex, LockStatus,
-    MutexTag as CoreTag, UnlockOutcome,
+    ApstraServer, BlueprintId, ForceUnlocked, HeldMutex, MutexTag as CoreTag, UnlockOutcome,
 };
-use condlock::native::apstra::{default_message, server_from_env, transport_options};
-use condlock::native::{self, ApstraClient};
-use condlock::Cancel;
-use condlock::{Error, Wait};
+use condlock::drive::apstra::{ApstraClient, ApstraMutex};
+use condlock::drive::Notice;
+use condlock::error::Context;
+use condlock::native::apstra::transport_options;
+use condlock::native::{default_who, process_env, NativeIo};
+use condlock::settings::{age, wait_policy, ApstraSettings, MutexResolved, MutexSettings};
+use condlock::{Cancel, Error, Secret};
 use pyo3::prelude::*;
 
-use crate::common::{
-    bool_obj, cap_backoff, guard, or_cancelled, poll_interval, seconds, wait_policy, Owner,
-};
-use crate::errors::{self, invalid_config, Context};
+use crate::errors::{self, no_context};
+use crate::process::{bool_obj, guard, Owner, PerProcess};
 use crate::runtime::{
-    block_on, block_on_acquire, deliver_now, spawn_for_asyncio, Deliver, Operation, PerProcess,
+    block_on_acquire, call, ready, spawn_for_asyncio, Caller, Deliver, Operation,
 };
 use crate::transport::{AnyTransport, TransportSpec};
+use crate::values::MutexTag;
 
-type Client = ApstraClient<AnyTransport>;
-type Mutex_ = native::ApstraMutex<AnyTransport>;
-
-// ---------------------------------------------------------------------------
-// Values
-// ---------------------------------------------------------------------------
-
-/// A blueprint mutex tag found in Apstra's design catalog: who holds the
-/// mutex of `blueprint_id`.
-#[pyclass(frozen, module = "condlock", name = "MutexTag")]
-#[derive(Clone, Debug)]
-pub struct MutexTag {
-    /// The tag ID (what `ApstraClient.force_unlock_tag` takes).
-    #[pyo3(get)]
-    pub id: String,
-    /// The locked blueprint's ID (from the label).
-    #[pyo3(get)]
-    pub blueprint_id: String,
-    /// The label, `blueprint <ID> locked`.
-    #[pyo3(get)]
-    pub label: String,
-    /// The description exactly as stored: the holder's message (plus
-    /// condlock's holder token when a condlock client created it).
-    #[pyo3(get)]
-    pub description: String,
-    /// The description without condlock's holder token.
-    #[pyo3(get)]
-    pub message: String,
-    /// condlock's holder token, or `None` when the tag was not created by
-    /// condlock (the Terraform provider, the web UI...).
-    #[pyo3(get)]
-    pub token: Option<String>,
-    /// `created_at` exactly as the server sent it.
-    #[pyo3(get)]
-    pub created_at: Option<String>,
-    /// Seconds since `created_at` when the tag was read (our clock minus the
-    /// server's), or `None` when unknown.
-    #[pyo3(get)]
-    pub age: Option<f64>,
-    display: String,
-}
-
-impl MutexTag {
-    pub fn from_core(t: &CoreTag) -> Self {
-        MutexTag {
-            id: t.id.clone(),
-            blueprint_id: t.blueprint.clone(),
-            label: t.label.clone(),
-            description: t.description.clone(),
-            message: t.message.clone(),
-            token: t.token.as_ref().map(|t| t.as_str().to_string()),
-            created_at: t.created_at.clone(),
-            age: t.age.map(|a| a.as_secs_f64()),
-            display: t.to_string(),
-        }
-    }
-}
-
-#[pymethods]
-impl MutexTag {
-    /// True when a condlock client created this tag (it carries a holder token).
-    #[getter]
-    fn carries_condlock_token(&self) -> bool {
-        self.token.is_some()
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "MutexTag(id={:?}, blueprint_id={:?}, description={:?}, created_at={:?}, age={}, \
-             carries_condlock_token={})",
-            self.id,
-            self.blueprint_id,
-            self.description,
-            self.created_at.as_deref().unwrap_or_default(),
-            self.age
-                .map(|a| format!("{a:.1}"))
-                .unwrap_or_else(|| "None".into()),
-            if self.token.is_some() {
-                "True"
-            } else {
-                "False"
-            }
-        )
-    }
-
-    fn __str__(&self) -> String {
-        self.display.clone()
-    }
-
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        match other.cast::<MutexTag>() {
-            Ok(o) => {
-                let o = o.get();
-                self.id == o.id && self.description == o.description && self.label == o.label
-            }
-            Err(_) => false,
-        }
-    }
-
-    fn __hash__(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&self.id, &self.description, &self.label).hash(&mut h);
-        h.finish()
-    }
-}
-
-/// Apstra's own blueprint lock (taken in the web UI), reported as the holder
-/// when it keeps a mutex from being taken.
-#[pyclass(frozen, module = "condlock", name = "BlueprintLockStatus")]
-#[derive(Clone, Debug)]
-pub struct BlueprintLockStatus {
-    /// `unlocked`, `locked`, `locked_by_admin`, `locked_by_deleted_user` or
-    /// `locked_by_restricted_user`.
-    #[pyo3(get)]
-    pub lock_status: String,
-    /// The lock type, as the server reports it.
-    #[pyo3(get)]
-    pub lock_type: String,
-    /// Who holds it.
-    #[pyo3(get)]
-    pub username: String,
-    /// The holder's first name.
-    #[pyo3(get)]
-    pub first_name: String,
-    /// The holder's last name.
-    #[pyo3(get)]
-    pub last_name: String,
-    /// The holder's user ID.
-    #[pyo3(get)]
-    pub user_id: String,
-    /// Whether the lock may be overridden.
-    #[pyo3(get)]
-    pub possible_override: bool,
-    display: String,
-}
-
-impl BlueprintLockStatus {
-    pub fn from_core(s: &LockStatus) -> Self {
-        BlueprintLockStatus {
-            lock_status: s.lock_status.clone(),
-            lock_type: s.lock_type.clone(),
-            username: s.username.clone(),
-            first_name: s.first_name.clone(),
-            last_name: s.last_name.clone(),
-            user_id: s.user_id.clone(),
-            possible_override: s.possible_override,
-            display: format!("Apstra's own blueprint lock is {s}"),
-        }
-    }
-}
-
-#[pymethods]
-impl BlueprintLockStatus {
-    fn __repr__(&self) -> String {
-        format!(
-            "BlueprintLockStatus(lock_status={:?}, username={:?}, user_id={:?}, lock_type={:?})",
-            self.lock_status, self.username, self.user_id, self.lock_type
-        )
-    }
-
-    fn __str__(&self) -> String {
-        self.display.clone()
-    }
-}
-
-/// The Python object describing what blocks a mutex: a `MutexTag` or a
-/// `BlueprintLockStatus`.
-pub fn blocker_obj(py: Python<'_>, b: &Blocker) -> Py<PyAny> {
-    let made = match b {
-        Blocker::Tag(t) => Py::new(py, MutexTag::from_core(t)).map(Py::into_any),
-        Blocker::BlueprintLock(s) => {
-            Py::new(py, BlueprintLockStatus::from_core(s)).map(Py::into_any)
-        }
-    };
-    made.unwrap_or_else(|_| py.None())
-}
+type Client = ApstraClient<NativeIo<AnyTransport>>;
+type Mutex_ = ApstraMutex<NativeIo<AnyTransport>>;
 
 // ---------------------------------------------------------------------------
 // The client: one server, one login session
@@ -218,76 +42,42 @@ pub fn blocker_obj(py: Python<'_>, b: &Blocker) -> Py<PyAny> {
 
 struct Shared {
     server: ApstraServer,
-    /// The built-in client is made from `server`.
-    transport: TransportSpec<()>,
+    transport: TransportSpec,
+    /// What the client's errors are about (the server).
     ctx: Context,
+    /// The driver, built per process (own connection pool and session).
     inner: PerProcess<Client>,
 }
 
 impl Shared {
     fn client(&self) -> PyResult<Client> {
         self.inner.get_or_build(|| {
-            let transport = self.transport.build(|()| {
-                native::Transport::new(&transport_options(&self.server))
-                    .map_err(|e| errors::apstra_to_py(e, &self.ctx))
-            })?;
-            Ok(ApstraClient::over(self.server.clone(), transport))
+            let io = NativeIo::new(self.transport.build(&self.ctx)?);
+            Ok(ApstraClient::new(
+                self.server.clone(),
+                io,
+                process_env(),
+                default_who(),
+            ))
         })
-    }
-
-    /// Wait for `fut` (not interrupted by Ctrl-C), with Apstra's messages.
-    fn run<T: Send + 'static>(
-        &self,
-        py: Python<'_>,
-        fut: impl Future<Output = Result<T, Error>> + Send + 'static,
-    ) -> PyResult<T> {
-        block_on(py, fut, None)?.map_err(|e| errors::apstra_to_py(e, &self.ctx))
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build_shared(
     py: Python<'_>,
-    url: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    verify_tls: Option<bool>,
-    ca_bundle_pem: Option<Vec<u8>>,
-    request_timeout: Option<f64>,
+    settings: ApstraSettings,
     transport: Option<Py<PyAny>>,
     async_transport: Option<Py<PyAny>>,
 ) -> PyResult<Arc<Shared>> {
-    let mut b = server_from_env();
-    if let Some(u) = url {
-        b = b.url(u);
-    }
-    if let Some(u) = username {
-        b = b.username(u);
-    }
-    if let Some(p) = password {
-        b = b.password(p);
-    }
-    if let Some(v) = verify_tls {
-        b = b.verify_tls(v);
-    }
-    if let Some(pem) = ca_bundle_pem {
-        b = b.ca_bundle_pem(pem);
-    }
-    if let Some(t) = request_timeout {
-        b = b.request_timeout(seconds("request_timeout", t)?);
-    }
-    let server = b.build().map_err(|e| {
-        errors::apstra_to_py(
-            e,
-            &Context {
-                lock: "the Apstra server".into(),
-                endpoint: "?".into(),
-            },
-        )
-    })?;
-    let transport = TransportSpec::from_args(py, transport, async_transport, || Ok(()))?;
+    let env = process_env();
+    let server = settings
+        .resolve(&|k: &str| env(k))
+        .map_err(|e| errors::to_py(e, &no_context()))?;
+    let native = transport_options(&server);
+    let transport = TransportSpec::from_args(py, transport, async_transport, native)?;
     let ctx = Context {
-        lock: format!("the Apstra server {}", server.url()),
+        kind: condlock::error::Kind::Apstra,
+        target: format!("the Apstra server {}", server.url()),
         endpoint: server.url().to_string(),
     };
     let shared = Arc::new(Shared {
@@ -296,41 +86,11 @@ fn build_shared(
         ctx,
         inner: PerProcess::new(),
     });
-    // Build the driver now so transport errors (bad CA bundle) surface here.
-    shared.client()?;
+    // Build the driver now so transport errors (bad CA bundle) surface here;
+    // its context is the core's.
+    let client = shared.client()?;
+    debug_assert_eq!(client.context(), shared.ctx);
     Ok(shared)
-}
-
-/// Start `fut` for asyncio, mapping its error with the Apstra messages and
-/// its value with `convert`.
-fn spawn<T, F, C>(
-    py: Python<'_>,
-    event_loop: &Bound<'_, PyAny>,
-    callback: &Bound<'_, PyAny>,
-    ctx: &Context,
-    token: Cancel,
-    fut: F,
-    convert: C,
-) -> PyResult<Operation>
-where
-    T: Send + 'static,
-    F: Future<Output = Result<T, Error>> + Send + 'static,
-    C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
-{
-    let ctx2 = ctx.clone();
-    let deliver: Deliver<Result<T, Error>> = Box::new(move |py, r| match r {
-        Ok(v) => convert(py, v),
-        Err(e) => Err(errors::apstra_to_py_with(py, e, &ctx2)),
-    });
-    spawn_for_asyncio(
-        py,
-        event_loop,
-        callback,
-        ctx.clone(),
-        token,
-        async move { Ok(fut.await) },
-        deliver,
-    )
 }
 
 fn tags_obj(py: Python<'_>, tags: Vec<CoreTag>) -> PyResult<Py<PyAny>> {
@@ -353,19 +113,12 @@ fn unlocked_tag(f: ForceUnlocked) -> Option<CoreTag> {
     }
 }
 
-fn older_than_secs(v: f64) -> PyResult<Duration> {
-    if v == 0.0 {
-        return Ok(Duration::ZERO);
-    }
-    seconds("older_than", v)
+fn unlocked_obj(py: Python<'_>, f: ForceUnlocked) -> PyResult<Py<PyAny>> {
+    opt_tag_obj(py, unlocked_tag(f))
 }
 
-fn nonempty_id(field: &'static str, v: &str) -> PyResult<()> {
-    if v.trim().is_empty() {
-        Err(invalid_config(field, "must not be empty"))
-    } else {
-        Ok(())
-    }
+fn older_than_secs(v: f64) -> PyResult<Duration> {
+    age("older_than", v).map_err(|e| errors::to_py(e, &no_context()))
 }
 
 /// The Rust side of `condlock.ApstraClient`: one Apstra server and the login
@@ -397,12 +150,14 @@ impl ApstraClientCore {
         guard(|| {
             let shared = build_shared(
                 py,
-                url,
-                username,
-                password,
-                verify_tls,
-                ca_bundle_pem,
-                request_timeout,
+                ApstraSettings {
+                    url,
+                    username,
+                    password: password.map(Secret::new),
+                    verify_tls,
+                    ca_bundle_pem,
+                    request_timeout,
+                },
                 transport,
                 async_transport,
             )?;
@@ -411,14 +166,13 @@ impl ApstraClientCore {
     }
 
     /// Every blueprint mutex on the server.
-    fn list_mutexes(&self, py: Python<'_>) -> PyResult<Vec<MutexTag>> {
-        guard(|| {
-            let client = self.shared.client()?;
-            let tags = self
-                .shared
-                .run(py, async move { client.list_mutexes().await })?;
-            Ok(tags.iter().map(MutexTag::from_core).collect())
-        })
+    fn list_mutexes(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.admin(
+            py,
+            None,
+            |c| async move { c.list_mutexes().await },
+            tags_obj,
+        )
     }
 
     /// `list_mutexes()` for asyncio.
@@ -427,31 +181,14 @@ impl ApstraClientCore {
         py: Python<'_>,
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let client = self.shared.client()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { client.list_mutexes().await },
-                tags_obj,
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        let list = |c: Client| async move { c.list_mutexes().await };
+        self.admin(py, Some((event_loop, callback)), list, tags_obj)
     }
 
     /// The mutexes older than `older_than` seconds.
-    fn stale_mutexes(&self, py: Python<'_>, older_than: f64) -> PyResult<Vec<MutexTag>> {
-        guard(|| {
-            let age = older_than_secs(older_than)?;
-            let client = self.shared.client()?;
-            let tags = self
-                .shared
-                .run(py, async move { client.stale_mutexes(age).await })?;
-            Ok(tags.iter().map(MutexTag::from_core).collect())
-        })
+    fn stale_mutexes(&self, py: Python<'_>, older_than: f64) -> PyResult<Py<PyAny>> {
+        self.stale(py, None, older_than)
     }
 
     /// `stale_mutexes()` for asyncio.
@@ -461,33 +198,15 @@ impl ApstraClientCore {
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
         older_than: f64,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let age = older_than_secs(older_than)?;
-            let client = self.shared.client()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { client.stale_mutexes(age).await },
-                tags_obj,
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        self.stale(py, Some((event_loop, callback)), older_than)
     }
 
     /// Delete the mutex tag with this ID, whoever holds it; the tag deleted,
     /// or `None` when there was none.
-    fn force_unlock_tag(&self, py: Python<'_>, tag_id: String) -> PyResult<Option<MutexTag>> {
-        guard(|| {
-            nonempty_id("tag_id", &tag_id)?;
-            let client = self.shared.client()?;
-            let out = self
-                .shared
-                .run(py, async move { client.force_unlock_tag(&tag_id).await })?;
-            Ok(unlocked_tag(out).as_ref().map(MutexTag::from_core))
-        })
+    fn force_unlock_tag(&self, py: Python<'_>, tag_id: String) -> PyResult<Py<PyAny>> {
+        let unlock = |c: Client| async move { c.force_unlock_tag(&tag_id).await };
+        self.admin(py, None, unlock, unlocked_obj)
     }
 
     /// `force_unlock_tag()` for asyncio.
@@ -497,38 +216,15 @@ impl ApstraClientCore {
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
         tag_id: String,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            nonempty_id("tag_id", &tag_id)?;
-            let client = self.shared.client()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { client.force_unlock_tag(&tag_id).await },
-                |py, out| opt_tag_obj(py, unlocked_tag(out)),
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        let unlock = |c: Client| async move { c.force_unlock_tag(&tag_id).await };
+        self.admin(py, Some((event_loop, callback)), unlock, unlocked_obj)
     }
 
     /// Delete the mutex of this blueprint, whoever holds it; the tag deleted,
     /// or `None` when there was none.
-    fn force_unlock_blueprint(
-        &self,
-        py: Python<'_>,
-        blueprint_id: String,
-    ) -> PyResult<Option<MutexTag>> {
-        guard(|| {
-            let bp = BlueprintId::new(blueprint_id)
-                .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
-            let client = self.shared.client()?;
-            let out = self
-                .shared
-                .run(py, async move { client.force_unlock_blueprint(&bp).await })?;
-            Ok(unlocked_tag(out).as_ref().map(MutexTag::from_core))
-        })
+    fn force_unlock_blueprint(&self, py: Python<'_>, blueprint_id: String) -> PyResult<Py<PyAny>> {
+        self.unlock_blueprint(py, None, blueprint_id)
     }
 
     /// `force_unlock_blueprint()` for asyncio.
@@ -538,21 +234,8 @@ impl ApstraClientCore {
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
         blueprint_id: String,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let bp = BlueprintId::new(blueprint_id)
-                .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
-            let client = self.shared.client()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { client.force_unlock_blueprint(&bp).await },
-                |py, out| opt_tag_obj(py, unlocked_tag(out)),
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        self.unlock_blueprint(py, Some((event_loop, callback)), blueprint_id)
     }
 
     /// The server's base URL (never with credentials).
@@ -568,83 +251,92 @@ impl ApstraClientCore {
     }
 }
 
+impl ApstraClientCore {
+    /// Run one administration call `op` on this process's client for `caller`.
+    fn admin<T, F, Fut>(
+        &self,
+        py: Python<'_>,
+        caller: Caller<'_, '_>,
+        op: F,
+        convert: fn(Python<'_>, T) -> PyResult<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        guard(|| {
+            let fut = op(self.shared.client()?);
+            call(py, caller, &self.shared.ctx, None, fut, Box::new(convert))
+        })
+    }
+
+    fn stale(
+        &self,
+        py: Python<'_>,
+        caller: Caller<'_, '_>,
+        older_than: f64,
+    ) -> PyResult<Py<PyAny>> {
+        let age = older_than_secs(older_than)?;
+        let stale = move |c: Client| async move { c.stale_mutexes(age).await };
+        self.admin(py, caller, stale, tags_obj)
+    }
+
+    fn unlock_blueprint(
+        &self,
+        py: Python<'_>,
+        caller: Caller<'_, '_>,
+        blueprint_id: String,
+    ) -> PyResult<Py<PyAny>> {
+        let bp = BlueprintId::new(blueprint_id).map_err(|e| errors::to_py(e, &self.shared.ctx))?;
+        let unlock = |c: Client| async move { c.force_unlock_blueprint(&bp).await };
+        self.admin(py, caller, unlock, unlocked_obj)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The mutex of one blueprint
 // ---------------------------------------------------------------------------
 
 struct MutexShared {
     client: Arc<Shared>,
-    blueprint: BlueprintId,
-    message: String,
-    wait_for_blueprint_unlock: bool,
-    max_poll_interval: Option<Duration>,
+    resolved: MutexResolved,
+    /// What the mutex's errors are about (the core's context).
     ctx: Context,
 }
 
 impl MutexShared {
     fn mutex(&self) -> PyResult<Mutex_> {
-        Ok(self
-            .client
-            .client()?
-            .mutex(self.blueprint.clone())
-            .with_message(self.message.clone()))
+        let mutex = self.client.client()?.mutex(self.resolved.blueprint.clone());
+        Ok(match &self.resolved.message {
+            Some(m) => mutex.with_message(m.clone()),
+            None => mutex,
+        })
     }
 
-    fn options(&self, wait: Wait) -> AcquireOptions {
-        let mut opts = AcquireOptions::new(self.message.clone());
+    /// Acquire as configured, waiting as `blocking`/`timeout` say.
+    fn acquire(
+        &self,
+        wait: condlock::Wait,
+        token: Cancel,
+    ) -> PyResult<impl Future<Output = Result<HeldMutex, Error>> + Send + 'static> {
+        let mutex = self.mutex()?;
+        let mut opts = self.resolved.acquire.clone();
         opts.wait = wait;
-        opts.wait_for_blueprint_unlock = self.wait_for_blueprint_unlock;
-        cap_backoff(&mut opts.wait_backoff, self.max_poll_interval);
-        opts
+        opts.message = mutex.message().to_string();
+        Ok(async move { mutex.acquire(opts, &token, log_notice).await })
     }
 }
 
-/// Acquire; if the caller cancelled after the mutex was in fact taken, give
-/// it back before reporting the cancellation.
-async fn acquire_task(
-    mutex: Mutex_,
-    opts: AcquireOptions,
-    token: Cancel,
-    what: String,
-) -> Result<HeldMutex, Error> {
-    let result = mutex
-        .acquire_with(opts, &token, |n: condlock::Notice| {
-            if let condlock::Notice::Waiting {
-                new_holder: true, ..
-            } = &n
-            {
-                log::info!(target: "condlock::python", "{what}: {n}");
-            }
-        })
-        .await;
-    if token.is_cancelled() {
-        if let Ok(held) = &result {
-            log::info!(
-                target: "condlock::python",
-                "acquired {what} as the caller cancelled: releasing it"
-            );
-            if let Err(e) = mutex.release(held).await {
-                log::error!(
-                    target: "condlock::python",
-                    "could not release {what} (tag {}) after cancellation: {e}; \
-                     remove it with force_unlock",
-                    held.tag_id
-                );
-            }
-            return Err(Error::Cancelled);
-        }
+/// Progress for Python: the first sight of each holder at INFO (the core's
+/// words); everything else is in the core's own log records.
+fn log_notice(n: Notice) {
+    if let Notice::Waiting {
+        new_holder: true, ..
+    } = &n
+    {
+        log::info!(target: "condlock::python", "{n}");
     }
-    if let Ok(held) = &result {
-        if held.recovered {
-            log::info!(
-                target: "condlock::python",
-                "acquired {what}: tag {} recognised as ours by its holder token \
-                 (the create response was lost)",
-                held.tag_id
-            );
-        }
-    }
-    result
 }
 
 /// The Rust side of `condlock.ApstraMutex`: the mutex of one blueprint.
@@ -679,81 +371,40 @@ impl ApstraMutexCore {
         async_transport: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         guard(|| {
-            let blueprint = BlueprintId::new(blueprint_id).map_err(|e| {
-                errors::apstra_to_py(
-                    e,
-                    &Context {
-                        lock: "the blueprint mutex".into(),
-                        endpoint: "?".into(),
-                    },
-                )
-            })?;
+            let resolved = MutexSettings {
+                blueprint_id,
+                message,
+                wait_for_blueprint_unlock: Some(wait_for_blueprint_unlock),
+                max_poll_interval,
+            }
+            .resolve()
+            .map_err(|e| errors::to_py(e, &no_context()))?;
+            let settings = ApstraSettings {
+                url,
+                username,
+                password: password.map(Secret::new),
+                verify_tls,
+                ca_bundle_pem,
+                request_timeout,
+            };
             let client = match client {
                 Some(c) => {
-                    let mut given = Vec::new();
-                    for (name, set) in [
-                        ("url", url.is_some()),
-                        ("username", username.is_some()),
-                        ("password", password.is_some()),
-                        ("verify_tls", verify_tls.is_some()),
-                        ("ca_bundle", ca_bundle_pem.is_some()),
-                        ("request_timeout", request_timeout.is_some()),
-                        (
-                            "transport",
-                            transport.is_some() || async_transport.is_some(),
-                        ),
-                    ] {
-                        if set {
-                            given.push(name);
-                        }
-                    }
-                    if !given.is_empty() {
-                        return Err(invalid_config(
-                            "client",
-                            format!(
-                                "cannot be combined with {} (the client has its own server \
-                                 settings): give one or the other",
-                                given.join(", ")
-                            ),
-                        ));
-                    }
+                    let transport = transport.is_some() || async_transport.is_some();
+                    settings
+                        .check_unused_with_client(transport)
+                        .map_err(|e| errors::to_py(e, &no_context()))?;
                     c.shared.clone()
                 }
-                None => build_shared(
-                    py,
-                    url,
-                    username,
-                    password,
-                    verify_tls,
-                    ca_bundle_pem,
-                    request_timeout,
-                    transport,
-                    async_transport,
-                )?,
+                None => build_shared(py, settings, transport, async_transport)?,
             };
-            let message = message.unwrap_or_else(default_message);
-            if message.chars().any(|c| c.is_control() && c != '\t') {
-                return Err(invalid_config(
-                    "message",
-                    "must not contain control characters (it is shown as is by Apstra's UI)",
-                ));
-            }
-            let ctx = Context {
-                lock: format!(
-                    "the mutex of blueprint {blueprint} on {}",
-                    client.server.url()
-                ),
-                endpoint: client.server.url().to_string(),
+            let mut shared = MutexShared {
+                client,
+                resolved,
+                ctx: no_context(),
             };
+            shared.ctx = shared.mutex()?.context();
             Ok(ApstraMutexCore {
-                shared: Arc::new(MutexShared {
-                    client,
-                    blueprint,
-                    message,
-                    wait_for_blueprint_unlock,
-                    max_poll_interval: max_poll_interval.map(poll_interval).transpose()?,
-                    ctx,
-                }),
+                shared: Arc::new(shared),
             })
         })
     }
@@ -765,23 +416,18 @@ impl ApstraMutexCore {
         py: Python<'_>,
         blocking: bool,
         timeout: Option<f64>,
-    ) -> PyResult<ApstraLeaseCore> {
+    ) -> PyResult<HeldMutexCore> {
         guard(|| {
-            let wait = wait_policy(blocking, timeout)?;
-            let mutex = self.shared.mutex()?;
+            let ctx = &self.shared.ctx;
+            let wait = wait_policy(blocking, timeout).map_err(|e| errors::to_py(e, ctx))?;
             let token = Cancel::new();
-            let fut = acquire_task(
-                mutex,
-                self.shared.options(wait),
-                token.clone(),
-                self.shared.ctx.lock.clone(),
-            );
-            let result = block_on_acquire(py, fut, &token, &self.shared.ctx.lock, |held| {
+            let fut = self.shared.acquire(wait, token.clone())?;
+            let result = block_on_acquire(py, fut, &token, &ctx.target, |held| {
                 let mutex = self.shared.mutex()?;
                 Ok(async move { mutex.release(&held).await })
             })?;
-            let held = result.map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
-            Ok(ApstraLeaseCore::new(self.shared.clone(), held))
+            let held = result.map_err(|e| errors::to_py(e, &self.shared.ctx))?;
+            Ok(HeldMutexCore::new(self.shared.clone(), held))
         })
     }
 
@@ -796,38 +442,21 @@ impl ApstraMutexCore {
         timeout: Option<f64>,
     ) -> PyResult<Operation> {
         guard(|| {
-            let wait = wait_policy(blocking, timeout)?;
-            let mutex = self.shared.mutex()?;
+            let ctx = &self.shared.ctx;
+            let wait = wait_policy(blocking, timeout).map_err(|e| errors::to_py(e, ctx))?;
             let token = Cancel::new();
-            let fut = acquire_task(
-                mutex,
-                self.shared.options(wait),
-                token.clone(),
-                self.shared.ctx.lock.clone(),
-            );
+            let fut = self.shared.acquire(wait, token.clone())?;
             let shared = self.shared.clone();
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                token,
-                fut,
-                move |py, held| Ok(Py::new(py, ApstraLeaseCore::new(shared, held))?.into_any()),
-            )
+            let deliver: Deliver<HeldMutex> = Box::new(move |py, held| {
+                Ok(Py::new(py, HeldMutexCore::new(shared, held))?.into_any())
+            });
+            spawn_for_asyncio(py, event_loop, callback, ctx.clone(), token, fut, deliver)
         })
     }
 
     /// The current mutex tag, or `None` when the mutex is free.
-    fn holder(&self, py: Python<'_>) -> PyResult<Option<MutexTag>> {
-        guard(|| {
-            let mutex = self.shared.mutex()?;
-            let token = Cancel::new();
-            let read = or_cancelled(token.clone(), async move { mutex.status().await });
-            let h = block_on(py, read, Some(&token))?
-                .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
-            Ok(h.as_ref().map(MutexTag::from_core))
-        })
+    fn holder(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.read_holder(py, None)
     }
 
     /// `holder()` for asyncio.
@@ -836,30 +465,14 @@ impl ApstraMutexCore {
         py: Python<'_>,
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let mutex = self.shared.mutex()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { mutex.status().await },
-                opt_tag_obj,
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        self.read_holder(py, Some((event_loop, callback)))
     }
 
     /// Delete this blueprint's mutex whoever holds it; the tag deleted, or
     /// `None` when there was none.
-    fn force_unlock(&self, py: Python<'_>) -> PyResult<Option<MutexTag>> {
-        guard(|| {
-            let mutex = self.shared.mutex()?;
-            let out = block_on(py, async move { mutex.force_unlock().await }, None)?
-                .map_err(|e| errors::apstra_to_py(e, &self.shared.ctx))?;
-            Ok(unlocked_tag(out).as_ref().map(MutexTag::from_core))
-        })
+    fn force_unlock(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.unlock(py, None)
     }
 
     /// `force_unlock()` for asyncio.
@@ -868,19 +481,8 @@ impl ApstraMutexCore {
         py: Python<'_>,
         event_loop: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
-    ) -> PyResult<Operation> {
-        guard(|| {
-            let mutex = self.shared.mutex()?;
-            spawn(
-                py,
-                event_loop,
-                callback,
-                &self.shared.ctx,
-                Cancel::new(),
-                async move { mutex.force_unlock().await },
-                |py, out| opt_tag_obj(py, unlocked_tag(out)),
-            )
-        })
+    ) -> PyResult<Py<PyAny>> {
+        self.unlock(py, Some((event_loop, callback)))
     }
 
     /// The client this mutex uses (server, login session, administration).
@@ -894,19 +496,19 @@ impl ApstraMutexCore {
     /// The blueprint ID.
     #[getter]
     fn blueprint_id(&self) -> String {
-        self.shared.blueprint.to_string()
+        self.shared.resolved.blueprint.to_string()
     }
 
     /// The mutex tag's label, `blueprint <ID> locked`.
     #[getter]
     fn label(&self) -> String {
-        self.shared.blueprint.label()
+        self.shared.resolved.blueprint.label()
     }
 
     /// The holder message template (expanded at each acquisition).
     #[getter]
-    fn message(&self) -> String {
-        self.shared.message.clone()
+    fn message(&self) -> PyResult<String> {
+        Ok(self.shared.mutex()?.message().to_string())
     }
 
     /// The server's base URL (never with credentials).
@@ -921,10 +523,34 @@ impl ApstraMutexCore {
         self.shared.client.server.username().to_string()
     }
 
-    /// One line naming the mutex and the server, as in messages.
+    /// One line naming the mutex, as in messages.
     #[getter]
     fn target(&self) -> String {
-        self.shared.ctx.lock.clone()
+        self.shared.ctx.target.clone()
+    }
+}
+
+impl ApstraMutexCore {
+    /// Read the holder for `caller` (cancelled by Ctrl-C or the asyncio task).
+    fn read_holder(&self, py: Python<'_>, caller: Caller<'_, '_>) -> PyResult<Py<PyAny>> {
+        guard(|| {
+            let mutex = self.shared.mutex()?;
+            let token = Cancel::new();
+            let cancel = token.clone();
+            let read = async move { mutex.status(&cancel).await };
+            let ctx = &self.shared.ctx;
+            call(py, caller, ctx, Some(token), read, Box::new(opt_tag_obj))
+        })
+    }
+
+    /// Force-unlock this blueprint's mutex for `caller`.
+    fn unlock(&self, py: Python<'_>, caller: Caller<'_, '_>) -> PyResult<Py<PyAny>> {
+        guard(|| {
+            let mutex = self.shared.mutex()?;
+            let unlock = async move { mutex.force_unlock().await };
+            let ctx = &self.shared.ctx;
+            call(py, caller, ctx, None, unlock, Box::new(unlocked_obj))
+        })
     }
 }
 
@@ -932,18 +558,19 @@ impl ApstraMutexCore {
 // A mutex we hold
 // ---------------------------------------------------------------------------
 
-/// The Rust side of `condlock.ApstraLease`: a blueprint mutex we hold.
+/// The Rust side of `condlock.HeldMutex`: a blueprint mutex we hold (an
+/// Apstra mutex has no lease: it is held until released or force-unlocked).
 #[pyclass(frozen, module = "condlock._condlock")]
-pub struct ApstraLeaseCore {
+pub struct HeldMutexCore {
     shared: Arc<MutexShared>,
     held: HeldMutex,
     released: AtomicBool,
     owner: Owner,
 }
 
-impl ApstraLeaseCore {
+impl HeldMutexCore {
     fn new(shared: Arc<MutexShared>, held: HeldMutex) -> Self {
-        ApstraLeaseCore {
+        HeldMutexCore {
             shared,
             held,
             released: AtomicBool::new(false),
@@ -958,7 +585,7 @@ impl ApstraLeaseCore {
             log::warn!(
                 target: "condlock::python",
                 "releasing {}: our tag {} was already gone (someone force-unlocked it?)",
-                self.shared.ctx.lock,
+                self.shared.ctx.target,
                 self.held.tag_id
             );
             false
@@ -966,62 +593,15 @@ impl ApstraLeaseCore {
     }
 }
 
-impl Drop for ApstraLeaseCore {
-    fn drop(&mut self) {
-        // A forked child's copy never held the mutex: nothing to say.
-        if self.owner.is_here() && !self.released.load(Ordering::SeqCst) {
-            log::warn!(
-                target: "condlock::python",
-                "a lease on {} (tag {}) was garbage-collected without release(): \
-                 the mutex stays until it is released or force-unlocked",
-                self.shared.ctx.lock,
-                self.held.tag_id
-            );
-        }
-    }
-}
-
-#[pymethods]
-impl ApstraLeaseCore {
-    /// Release the mutex (delete our tag; blocking, with a fresh deadline of
-    /// its own; not interrupted by Ctrl-C). True when this call deleted it;
-    /// False when it was already released or already gone. Safe to call twice.
-    fn release(&self, py: Python<'_>) -> PyResult<bool> {
+impl HeldMutexCore {
+    fn release_for(slf: &Bound<'_, Self>, caller: Caller<'_, '_>) -> PyResult<Py<PyAny>> {
+        let (py, this) = (slf.py(), slf.get());
         guard(|| {
-            self.owner.check(&self.shared.ctx.lock)?;
-            let mutex = self.shared.mutex()?;
-            if self.released.swap(true, Ordering::SeqCst) {
-                return Ok(false);
-            }
-            let held = self.held.clone();
-            let out = block_on(py, async move { mutex.release(&held).await }, None)
-                .and_then(|r| r.map_err(|e| errors::apstra_to_py(e, &self.shared.ctx)));
-            match out {
-                Ok(o) => Ok(self.outcome(o)),
-                Err(e) => {
-                    // Not released: allow another attempt.
-                    self.released.store(false, Ordering::SeqCst);
-                    Err(e)
-                }
-            }
-        })
-    }
-
-    /// `release()` for asyncio. The release runs to completion on the
-    /// runtime even if the awaiting task is cancelled.
-    fn release_async(
-        slf: Bound<'_, Self>,
-        event_loop: &Bound<'_, PyAny>,
-        callback: &Bound<'_, PyAny>,
-    ) -> PyResult<Operation> {
-        let py = slf.py();
-        let this = slf.get();
-        guard(|| {
-            this.owner.check(&this.shared.ctx.lock)?;
+            this.owner.check(&this.shared.ctx.target)?;
             let mutex = this.shared.mutex()?;
+            let ctx = &this.shared.ctx;
             if this.released.swap(true, Ordering::SeqCst) {
-                let ctx = this.shared.ctx.clone();
-                return deliver_now(py, event_loop, callback, ctx, bool_obj(py, false));
+                return ready(py, caller, ctx, bool_obj(py, false));
             }
             let held = this.held.clone();
             let me = slf.clone().unbind();
@@ -1030,21 +610,50 @@ impl ApstraLeaseCore {
                 match out {
                     Ok(o) => Ok(bool_obj(py, me.outcome(o))),
                     Err(e) => {
+                        // Not released: allow another attempt.
                         me.released.store(false, Ordering::SeqCst);
-                        Err(errors::apstra_to_py_with(py, e, &me.shared.ctx))
+                        Err(errors::to_py_with(py, e, &me.shared.ctx))
                     }
                 }
             });
-            spawn_for_asyncio(
-                py,
-                event_loop,
-                callback,
-                this.shared.ctx.clone(),
-                Cancel::new(),
-                async move { Ok(mutex.release(&held).await) },
-                deliver,
-            )
+            let fut = async move { Ok(mutex.release(&held).await) };
+            call(py, caller, ctx, None, fut, deliver)
         })
+    }
+}
+
+impl Drop for HeldMutexCore {
+    fn drop(&mut self) {
+        // A forked child's copy never held the mutex: nothing to say.
+        if self.owner.is_here() && !self.released.load(Ordering::SeqCst) {
+            log::warn!(
+                target: "condlock::python",
+                "a mutex on {} (tag {}) was garbage-collected without release(): \
+                 the mutex stays until it is released or force-unlocked",
+                self.shared.ctx.target,
+                self.held.tag_id
+            );
+        }
+    }
+}
+
+#[pymethods]
+impl HeldMutexCore {
+    /// Release the mutex (delete our tag; blocking, with a fresh deadline of
+    /// its own; not interrupted by Ctrl-C). True when this call deleted it;
+    /// False when it was already released or already gone. Safe to call twice.
+    fn release(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Self::release_for(slf, None)
+    }
+
+    /// `release()` for asyncio. The release runs to completion on the
+    /// runtime even if the awaiting task is cancelled.
+    fn release_async(
+        slf: &Bound<'_, Self>,
+        event_loop: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        Self::release_for(slf, Some((event_loop, callback)))
     }
 
     /// Our tag's ID.
@@ -1090,9 +699,9 @@ impl ApstraLeaseCore {
         self.released.load(Ordering::SeqCst)
     }
 
-    /// One line naming the mutex and the server, as in messages.
+    /// One line naming the mutex, as in messages.
     #[getter]
     fn target(&self) -> String {
-        self.shared.ctx.lock.clone()
+        self.shared.ctx.target.clone()
     }
 }

@@ -5,6 +5,8 @@
 //! `Credentials` and `RefreshableCredentials`). It is called before every
 //! request the core sends, in a blocking-pool thread with the GIL, so
 //! refreshable credentials are refreshed by botocore when they near expiry.
+//! (The standard AWS chain is the core's:
+//! `condlock::native::CredentialSource::from_aws_chain_in`.)
 
 use std::sync::Arc;
 
@@ -70,60 +72,6 @@ impl ProvideCredentials for PyCredentials {
                     CredentialsError::unhandled(format!("credentials task failed: {e}"))
                 })?;
             got.map_err(CredentialsError::provider_error)
-        })
-    }
-}
-
-/// The standard AWS chain (environment, profiles, SSO, web identity, ECS,
-/// IMDS) for `region`, with resolved credentials cached until five minutes
-/// before they expire (15 minutes when they carry no expiry): the core asks
-/// for credentials before every request.
-pub async fn aws_chain(
-    region: String,
-) -> aws_credential_types::provider::SharedCredentialsProvider {
-    let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .region(aws_config::Region::new(region))
-        .build()
-        .await;
-    aws_credential_types::provider::SharedCredentialsProvider::new(Cached {
-        inner: Arc::new(chain),
-        cached: tokio::sync::Mutex::new(None),
-    })
-}
-
-struct Cached<P> {
-    inner: Arc<P>,
-    cached: tokio::sync::Mutex<Option<(Credentials, std::time::SystemTime)>>,
-}
-
-impl<P> std::fmt::Debug for Cached<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CachedAwsChain")
-    }
-}
-
-impl<P: ProvideCredentials + 'static> ProvideCredentials for Cached<P> {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(async move {
-            let now = std::time::SystemTime::now();
-            let mut slot = self.cached.lock().await;
-            if let Some((c, until)) = slot.as_ref() {
-                if now < *until {
-                    return Ok(c.clone());
-                }
-            }
-            let c = self.inner.provide_credentials().await?;
-            let until = match c.expiry() {
-                Some(exp) => exp
-                    .checked_sub(std::time::Duration::from_secs(300))
-                    .unwrap_or(now),
-                None => now + std::time::Duration::from_secs(900),
-            };
-            *slot = Some((c.clone(), until));
-            Ok(c)
         })
     }
 }

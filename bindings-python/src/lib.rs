@@ -1,13 +1,19 @@
 //! `condlock._condlock`: the Rust half of the `condlock` Python package.
 //!
-//! The pure-Python package (`python/condlock/`) wraps these classes with the
-//! public API (context managers, asyncio glue, boto3 sessions). Layout:
+//! Glue over the core: Python arguments become the core's settings, the
+//! core's operations run on a tokio runtime, the core's errors become Python
+//! exceptions by their code. The pure-Python package (`python/condlock/`)
+//! wraps these classes with the public API (context managers, asyncio glue,
+//! boto3 sessions). Layout, each module using only those above it:
 //!
-//! - [`runtime`]: the tokio runtime, blocking waits that release the GIL and
-//!   honour Ctrl-C, and asyncio completion through `call_soon_threadsafe`.
+//! - [`values`]: the holder values (`LockInfo`, `MutexTag`,
+//!   `BlueprintLockStatus`).
+//! - [`errors`]: the core's error codes -> the Python exception classes.
+//! - [`process`]: per-process values (fork safety), panic containment.
 //! - [`python_thread`]: the one thread that takes the GIL for the runtime (log
 //!   records, asyncio deliveries), so the I/O worker never waits for it.
-//! - [`errors`]: `condlock::Error` -> the Python exception classes.
+//! - [`runtime`]: the tokio runtime, blocking waits that release the GIL and
+//!   honour Ctrl-C, and asyncio completion through `call_soon_threadsafe`.
 //! - [`transport`]: the reqwest driver or a user's Python callable.
 //! - [`credentials`]: boto3/botocore credentials as an AWS credentials provider.
 //! - [`s3`]: the S3 lock file (Terraform-compatible).
@@ -16,13 +22,14 @@
 use pyo3::prelude::*;
 
 mod apstra;
-mod common;
 mod credentials;
 mod errors;
+mod process;
 mod python_thread;
 mod runtime;
 mod s3;
 mod transport;
+mod values;
 
 /// The extension module.
 #[pymodule]
@@ -31,14 +38,14 @@ fn _condlock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // from the I/O worker directly (see `python_thread`).
     python_thread::install_logger();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add_class::<common::LockInfo>()?;
+    m.add_class::<values::LockInfo>()?;
+    m.add_class::<values::MutexTag>()?;
+    m.add_class::<values::BlueprintLockStatus>()?;
     m.add_class::<runtime::Operation>()?;
     m.add_class::<s3::S3LockCore>()?;
-    m.add_class::<s3::S3LeaseCore>()?;
-    m.add_class::<apstra::MutexTag>()?;
-    m.add_class::<apstra::BlueprintLockStatus>()?;
+    m.add_class::<s3::HeldLockCore>()?;
     m.add_class::<apstra::ApstraClientCore>()?;
     m.add_class::<apstra::ApstraMutexCore>()?;
-    m.add_class::<apstra::ApstraLeaseCore>()?;
+    m.add_class::<apstra::HeldMutexCore>()?;
     Ok(())
 }

@@ -33,8 +33,7 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use crate::common::{locked, panic_text};
-use crate::runtime::PerProcess;
+use crate::process::{locked, panic_text, PerProcess};
 
 /// How long a synchronous call waits for its log records to be delivered. A
 /// handler slower than this (say, one that logs over the network) delays the

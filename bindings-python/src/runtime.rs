@@ -16,16 +16,17 @@
 
 use std::future::Future;
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use condlock::Cancel;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 
-use crate::common::{locked, panic_text};
-use crate::errors::{self, Context};
+use crate::errors;
+use crate::process::{panic_text, PerProcess};
 use crate::python_thread;
+use condlock::error::Context;
 
 /// How often a blocked synchronous call wakes up to run signal handlers.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -35,33 +36,6 @@ tokio::task_local! {
     /// from asyncio: an async user transport runs its coroutines there.
     /// (Shared, so the worker can hand it on without the GIL.)
     pub static EVENT_LOOP: Arc<Py<PyAny>>;
-}
-
-/// A value built once per process: a forked child builds its own, and the
-/// parent's copy is leaked, never dropped (its threads, pooled sockets or
-/// runtime do not exist in the child).
-pub struct PerProcess<T>(Mutex<Option<(u32, T)>>);
-
-impl<T: Clone> PerProcess<T> {
-    pub const fn new() -> Self {
-        PerProcess(Mutex::new(None))
-    }
-
-    /// This process's value, built by `build` the first time.
-    pub fn get_or_build(&self, build: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
-        let pid = std::process::id();
-        let mut slot = locked(&self.0);
-        if let Some((owner, value)) = slot.as_ref() {
-            if *owner == pid {
-                return Ok(value.clone());
-            }
-        }
-        let value = build()?;
-        if let Some((_, old)) = slot.replace((pid, value.clone())) {
-            std::mem::forget(old);
-        }
-        Ok(value)
-    }
 }
 
 /// The process's runtime.
@@ -283,23 +257,46 @@ where
     Ok(Operation { token })
 }
 
-/// Hand `value` to an asyncio caller through `event_loop` like any other
-/// result (for an operation with nothing left to do).
-pub fn deliver_now(
+/// Where an operation was called from: `None` for a synchronous caller,
+/// `Some((event_loop, callback))` for asyncio.
+pub type Caller<'a, 'py> = Option<(&'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>)>;
+
+/// Run `fut` for `caller`: wait for it with the GIL released (Ctrl-C cancels
+/// `interrupt` when given) and return `convert`'s value, or start it for
+/// asyncio and return its [`Operation`]. Errors are about `ctx`.
+pub fn call<T, F>(
     py: Python<'_>,
-    event_loop: &Bound<'_, PyAny>,
-    callback: &Bound<'_, PyAny>,
-    ctx: Context,
+    caller: Caller<'_, '_>,
+    ctx: &Context,
+    interrupt: Option<Cancel>,
+    fut: F,
+    convert: Deliver<T>,
+) -> PyResult<Py<PyAny>>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, condlock::Error>> + Send + 'static,
+{
+    match caller {
+        Some((event_loop, callback)) => {
+            let token = interrupt.unwrap_or_default();
+            let op = spawn_for_asyncio(py, event_loop, callback, ctx.clone(), token, fut, convert)?;
+            Ok(Py::new(py, op)?.into_any())
+        }
+        None => {
+            let value = block_on(py, fut, interrupt.as_ref())?;
+            convert(py, value.map_err(|e| errors::to_py_with(py, e, ctx))?)
+        }
+    }
+}
+
+/// `value` for `caller`: returned, or handed to asyncio like any result (for
+/// an operation with nothing left to do).
+pub fn ready(
+    py: Python<'_>,
+    caller: Caller<'_, '_>,
+    ctx: &Context,
     value: Py<PyAny>,
-) -> PyResult<Operation> {
+) -> PyResult<Py<PyAny>> {
     let deliver: Deliver<()> = Box::new(move |_, ()| Ok(value));
-    spawn_for_asyncio(
-        py,
-        event_loop,
-        callback,
-        ctx,
-        Cancel::new(),
-        async { Ok(()) },
-        deliver,
-    )
+    call(py, caller, ctx, None, async { Ok(()) }, deliver)
 }

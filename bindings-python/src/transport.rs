@@ -10,12 +10,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use condlock::native::{HttpTransport, Transport};
+use condlock::error::Context;
+use condlock::native::{HttpTransport, Transport, TransportOptions};
 use condlock::sansio::{Body, TransportFailure};
+use condlock::settings::TransportSettings;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyCFunction, PyString, PyTuple};
 
-use crate::errors::invalid_config;
+use crate::errors::{invalid_config, to_py};
 use crate::runtime::{runtime, EVENT_LOOP};
 
 tokio::task_local! {
@@ -185,25 +187,28 @@ fn not_called(py: Python<'_>, e: &PyErr) -> TransportFailure {
     TransportFailure::permanent(describe_exception(py, e))
 }
 
-/// Responses are cut at this size, as the native driver does.
-const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+/// The built-in client's options from the core's resolved settings.
+pub fn native_options(s: TransportSettings) -> TransportOptions {
+    // The native driver's options are the core's settings.
+    s
+}
 
 /// How to (re)build a lock's transport: kept so a forked child gets its own.
-/// `N` is what the built-in client is made from.
-pub enum TransportSpec<N> {
-    Native(N),
+pub enum TransportSpec {
+    /// The built-in client, with these settings (resolved by the core).
+    Native(TransportOptions),
     Sync(Arc<Py<PyAny>>),
     Async(Arc<Py<PyAny>>),
 }
 
-impl<N> TransportSpec<N> {
+impl TransportSpec {
     /// From the `transport` / `async_transport` arguments (at most one, a
-    /// callable); the built-in client from `native()` when neither is given.
+    /// callable); the built-in client with `native` when neither is given.
     pub fn from_args(
         py: Python<'_>,
         transport: Option<Py<PyAny>>,
         async_transport: Option<Py<PyAny>>,
-        native: impl FnOnce() -> PyResult<N>,
+        native: TransportOptions,
     ) -> PyResult<Self> {
         let callable = |t: Py<PyAny>| {
             if t.bind(py).is_callable() {
@@ -219,18 +224,18 @@ impl<N> TransportSpec<N> {
             )),
             (Some(t), None) => Ok(TransportSpec::Sync(callable(t)?)),
             (None, Some(t)) => Ok(TransportSpec::Async(callable(t)?)),
-            (None, None) => Ok(TransportSpec::Native(native()?)),
+            (None, None) => Ok(TransportSpec::Native(native)),
         }
     }
 
-    /// A transport for this process; `native` makes the built-in client
-    /// (called within the runtime, which its connection pool needs).
-    pub fn build(&self, native: impl FnOnce(&N) -> PyResult<Transport>) -> PyResult<AnyTransport> {
+    /// A transport for this process (the built-in client is made within the
+    /// runtime, which its connection pool needs); errors are about `ctx`.
+    pub fn build(&self, ctx: &Context) -> PyResult<AnyTransport> {
         Ok(match self {
             TransportSpec::Native(opts) => {
                 let rt = runtime()?;
                 let _guard = rt.enter();
-                AnyTransport::Native(native(opts)?)
+                AnyTransport::Native(Transport::new(opts).map_err(|e| to_py(e, ctx))?)
             }
             TransportSpec::Sync(f) => AnyTransport::Sync(f.clone()),
             TransportSpec::Async(f) => AnyTransport::Async(f.clone()),
@@ -353,7 +358,7 @@ fn response_of(r: &Bound<'_, PyAny>) -> Result<http::Response<Body>, String> {
         builder = builder.header(k, v);
     }
     let mut body = bytes_of(&body)?;
-    body.truncate(MAX_RESPONSE_BODY);
+    body.truncate(condlock::drive::MAX_RESPONSE_BODY);
     builder
         .body(body)
         .map_err(|e| format!("the transport returned an invalid response: {e}"))

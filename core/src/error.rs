@@ -339,22 +339,26 @@ impl Error {
 
     /// The configuration field an error is about: the field of
     /// `invalid_config`, `bucket` for `no_such_bucket`, `region` for
-    /// `wrong_region`, `blueprint` for `no_such_blueprint`.
+    /// `wrong_region`, `blueprint_id` for `no_such_blueprint`.
     pub fn field(&self) -> Option<&'static str> {
         match self {
             Error::InvalidConfig { field, .. } => Some(field),
             Error::NoSuchBucket { .. } => Some("bucket"),
             Error::WrongRegion { .. } => Some("region"),
-            Error::NoSuchBlueprint { .. } => Some("blueprint"),
+            // The argument `BlueprintId::new` checks IDs under.
+            Error::NoSuchBlueprint { .. } => Some("blueprint_id"),
             _ => None,
         }
     }
 
     /// The HTTP status and the server's error code, for `access_denied`,
-    /// `server` and `rejected`.
+    /// `login_refused`, `server` and `rejected`. A refused login or an
+    /// expired Apstra session is 401, a missing permission 403.
     pub fn status_and_code(&self) -> Option<(u16, &str)> {
         match self {
+            Error::AccessDenied { code, .. } if code == "Unauthorized" => Some((401, code)),
             Error::AccessDenied { code, .. } => Some((403, code)),
+            Error::LoginRefused { .. } => Some((401, "LoginRefused")),
             Error::Server { status, code, .. } | Error::Rejected { status, code, .. } => {
                 Some((*status, code))
             }
@@ -379,6 +383,15 @@ impl Error {
     pub fn lost_reason(&self) -> Option<&crate::s3::LostReason> {
         match self {
             Error::Lost { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The store (endpoint, bucket) of a `conditional_writes_unsupported`.
+    pub fn store(&self) -> Option<(&str, &str)> {
+        match self {
+            Error::ConditionalWritesUnsupported { endpoint, bucket }
+            | Error::ConditionalCreateRefused { endpoint, bucket } => Some((endpoint, bucket)),
             _ => None,
         }
     }
@@ -586,5 +599,60 @@ impl Error {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apstra_login_refusals_carry_status_401() {
+        // A binding reads the status from the core: a refused login and an
+        // expired session are 401, a missing permission 403.
+        let login = Error::LoginRefused {
+            url: "https://apstra".into(),
+            username: "admin".into(),
+            message: "bad credentials".into(),
+        };
+        assert_eq!(login.status_and_code(), Some((401, "LoginRefused")));
+        let unauthorized = Error::AccessDenied {
+            code: "Unauthorized".into(),
+            message: "session expired".into(),
+        };
+        assert_eq!(unauthorized.status_and_code(), Some((401, "Unauthorized")));
+        let forbidden = Error::AccessDenied {
+            code: "AccessDenied".into(),
+            message: "no".into(),
+        };
+        assert_eq!(forbidden.status_and_code(), Some((403, "AccessDenied")));
+    }
+
+    #[test]
+    fn a_missing_blueprint_names_the_argument_blueprint_ids_are_checked_under() {
+        // `BlueprintId::new` refuses an empty ID under `blueprint_id`; a
+        // blueprint that does not exist is the same argument's fault.
+        let e = Error::NoSuchBlueprint {
+            url: "https://apstra".into(),
+            blueprint: "nope".into(),
+        };
+        assert_eq!(e.field(), Some("blueprint_id"));
+        let empty = crate::apstra::BlueprintId::new(" ".to_string()).unwrap_err();
+        assert_eq!(empty.field(), e.field());
+    }
+
+    #[test]
+    fn a_store_without_conditional_writes_is_named() {
+        let e = Error::ConditionalWritesUnsupported {
+            endpoint: "http://127.0.0.1:4569".into(),
+            bucket: "b".into(),
+        };
+        assert_eq!(e.store(), Some(("http://127.0.0.1:4569", "b")));
+        let e = Error::ConditionalCreateRefused {
+            endpoint: "http://s".into(),
+            bucket: "c".into(),
+        };
+        assert_eq!(e.store(), Some(("http://s", "c")));
+        assert_eq!(Error::Cancelled.store(), None);
     }
 }

@@ -441,6 +441,45 @@ impl ApstraSettings {
     }
 }
 
+impl ApstraSettings {
+    /// A mutex given an existing client (its server and session) must not
+    /// also be given server settings: refuse the combination, naming what
+    /// was given. `transport` says whether a transport was given too.
+    pub fn check_unused_with_client(&self, transport: bool) -> Result<(), Error> {
+        let given: Vec<&str> = [
+            ("url", self.url.is_some()),
+            ("username", self.username.is_some()),
+            ("password", self.password.is_some()),
+            ("verify_tls", self.verify_tls.is_some()),
+            ("ca_bundle", self.ca_bundle_pem.is_some()),
+            ("request_timeout", self.request_timeout.is_some()),
+            ("transport", transport),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        Err(Error::config(
+            "client",
+            format!(
+                "cannot be combined with {} (the client has its own server settings): give \
+                 one or the other",
+                given.join(", ")
+            ),
+        ))
+    }
+}
+
+/// An age in seconds from a binding (`older_than`): zero or more.
+pub fn age(field: &'static str, value: f64) -> Result<Duration, Error> {
+    if value == 0.0 {
+        return Ok(Duration::ZERO);
+    }
+    seconds(field, value)
+}
+
 /// The options of an Apstra mutex, as plain values.
 #[derive(Clone, Debug, Default)]
 pub struct MutexSettings {
@@ -687,6 +726,32 @@ mod tests {
         .unwrap();
         assert_eq!(r.acquire.wait_backoff.max, Duration::from_millis(200));
         assert_eq!(r.acquire.lease.unwrap().duration, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_client_excludes_server_settings() {
+        let none = ApstraSettings::default();
+        assert!(none.check_unused_with_client(false).is_ok());
+        let err = none.check_unused_with_client(true).unwrap_err();
+        assert_eq!(err.field(), Some("client"));
+        let err = ApstraSettings {
+            url: Some("https://apstra".into()),
+            request_timeout: Some(3.0),
+            ..Default::default()
+        }
+        .check_unused_with_client(false)
+        .unwrap_err();
+        assert!(err.to_string().contains("url, request_timeout"), "{err}");
+    }
+
+    #[test]
+    fn ages_may_be_zero() {
+        assert_eq!(age("older_than", 0.0).unwrap(), Duration::ZERO);
+        assert_eq!(age("older_than", 1.5).unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            age("older_than", -1.0).unwrap_err().field(),
+            Some("older_than")
+        );
     }
 
     #[test]

@@ -39,12 +39,13 @@ from ._errors import (
     ServerError,
     TransportError,
 )
-from ._s3 import AsyncTransport, Lease, S3Lock, SyncTransport
-from ._apstra import ApstraClient, ApstraLease, ApstraMutex, BlueprintLockStatus, MutexTag
+from ._s3 import AsyncTransport, HeldLock, S3Lock, SyncTransport
+from ._apstra import ApstraClient, ApstraMutex, BlueprintLockStatus, HeldMutex, MutexTag
 
 __all__ = [
     "__version__",
     "S3Lock",
+    "HeldLock",
     "Lease",
     "LockInfo",
     "SyncTransport",
@@ -63,8 +64,29 @@ __all__ = [
     "MalformedResponse",
     "InvalidConfiguration",
     "ApstraMutex",
+    "HeldMutex",
     "ApstraLease",
     "ApstraClient",
     "MutexTag",
     "BlueprintLockStatus",
 ]
+
+# Old names, kept working: `Lease` meant any held S3 lock (held with a lease
+# or not), `ApstraLease` a held Apstra mutex (which has no lease).
+_DEPRECATED = {"Lease": ("HeldLock", HeldLock), "ApstraLease": ("HeldMutex", HeldMutex)}
+
+
+def __getattr__(name: str):
+    """Deprecated aliases: ``Lease`` is :class:`HeldLock`, ``ApstraLease``
+    is :class:`HeldMutex`."""
+    if name in _DEPRECATED:
+        import warnings
+
+        new, cls = _DEPRECATED[name]
+        warnings.warn(
+            f"condlock.{name} is deprecated: use condlock.{new} (a held lock is not a lease)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return cls
+    raise AttributeError(f"module 'condlock' has no attribute {name!r}")

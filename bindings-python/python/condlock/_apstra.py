@@ -8,29 +8,29 @@ from typing import Any, List, Optional, Union
 from . import _aio
 from ._condlock import (
     ApstraClientCore,
-    ApstraLeaseCore,
+    HeldMutexCore,
     ApstraMutexCore,
     BlueprintLockStatus,
     MutexTag,
 )
 from ._errors import InvalidConfiguration
-from ._lock_base import LeaseBase, LockBase, read_pem, transports
+from ._lock_base import HeldBase, LockBase, read_pem, transports
 
-__all__ = ["ApstraClient", "ApstraMutex", "ApstraLease", "MutexTag", "BlueprintLockStatus"]
+__all__ = ["ApstraClient", "ApstraMutex", "HeldMutex", "ApstraLease", "MutexTag", "BlueprintLockStatus"]
 
 
-class ApstraLease(LeaseBase):
+class HeldMutex(HeldBase):
     """A blueprint mutex we hold, returned by :meth:`ApstraMutex.acquire`.
 
-    ``release()`` deletes our tag; calling it again is harmless. A lease is
-    also a context manager that releases on exit. A lease garbage-collected
-    without ``release()`` does NOT release the mutex (Apstra mutexes never
-    expire): a warning is logged.
+    ``release()`` deletes our tag; calling it again is harmless. A held mutex
+    is also a context manager that releases on exit. An Apstra mutex has no
+    lease and never expires: a held mutex garbage-collected without
+    ``release()`` does NOT release it (a warning is logged).
     """
 
     __slots__ = ("_core",)
 
-    def __init__(self, core: ApstraLeaseCore) -> None:
+    def __init__(self, core: HeldMutexCore) -> None:
         self._core = core
 
     @property
@@ -93,7 +93,7 @@ class ApstraLease(LeaseBase):
 
     def __repr__(self) -> str:
         state = "released" if self.released else "held"
-        return f"<condlock.ApstraLease {self._core.target} tag={self.tag_id} {state}>"
+        return f"<condlock.HeldMutex {self._core.target} tag={self.tag_id} {state}>"
 
 
 class ApstraClient:
@@ -209,7 +209,7 @@ class ApstraClient:
         )
 
 
-class ApstraMutex(LockBase[ApstraLease]):
+class ApstraMutex(LockBase[HeldMutex]):
     """The mutex of one Apstra blueprint: the tag ``blueprint <ID> locked``
     in the global design catalog, the same one ``terraform apply`` with the
     Apstra provider takes, so scripts and Terraform exclude each other.
@@ -231,7 +231,7 @@ class ApstraMutex(LockBase[ApstraLease]):
 
     Use ``with mutex:`` / ``async with mutex:`` (not re-entrant within one
     thread or task), or :meth:`acquire` / :meth:`acquire_async` for an
-    :class:`ApstraLease`.
+    :class:`HeldMutex`.
     """
 
     def __init__(
@@ -313,8 +313,8 @@ class ApstraMutex(LockBase[ApstraLease]):
 
     # -- acquiring ------------------------------------------------------------
 
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> ApstraLease:
-        """Take the mutex and return the :class:`ApstraLease`.
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> HeldMutex:
+        """Take the mutex and return the :class:`HeldMutex`.
 
         ``blocking=False`` makes one attempt and raises :class:`LockHeld`
         whose ``holder`` is the holder's :class:`MutexTag` (or a
@@ -325,23 +325,23 @@ class ApstraMutex(LockBase[ApstraLease]):
         waiting; Ctrl-C cancels the wait, removes any tag this call may have
         created, and raises ``KeyboardInterrupt``.
         """
-        return ApstraLease(self._core.acquire(blocking, timeout))
+        return HeldMutex(self._core.acquire(blocking, timeout))
 
     async def acquire_async(
         self, blocking: bool = True, timeout: Optional[float] = None
-    ) -> ApstraLease:
+    ) -> HeldMutex:
         """:meth:`acquire` for asyncio: never blocks the event loop.
         Cancelling the awaiting task cancels the acquisition; any tag it may
         have created is removed before ``CancelledError`` propagates."""
 
-        async def undo(core: ApstraLeaseCore) -> None:
-            await ApstraLease(core).release_async()
+        async def undo(core: HeldMutexCore) -> None:
+            await HeldMutex(core).release_async()
 
         core = await _aio.run(
             lambda loop, cb: self._core.acquire_async(loop, cb, blocking, timeout),
             undo=undo,
         )
-        return ApstraLease(core)
+        return HeldMutex(core)
 
     def holder(self) -> Optional[MutexTag]:
         """The current mutex tag (description, tag ID, created_at, age,
@@ -369,3 +369,7 @@ class ApstraMutex(LockBase[ApstraLease]):
 
     def _target(self) -> str:
         return self._core.target
+
+
+#: Deprecated name of :class:`HeldMutex` (an Apstra mutex has no lease).
+ApstraLease = HeldMutex

@@ -59,8 +59,8 @@ class Operation:
         """True once ``cancel()`` was called."""
 
 @final
-class S3LeaseCore:
-    """The Rust side of ``condlock.Lease``."""
+class HeldLockCore:
+    """The Rust side of ``condlock.HeldLock``."""
 
     def release(self, timeout: Optional[float] = None) -> bool:
         """Release within ``timeout`` seconds (default 30); True when this call
@@ -138,7 +138,7 @@ class S3LockCore:
         takeover: bool = False,
         stale_after: Optional[float] = None,
     ) -> None: ...
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> S3LeaseCore:
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> HeldLockCore:
         """Acquire (blocking, GIL released, Ctrl-C cancels)."""
     def acquire_async(
         self,
@@ -297,8 +297,8 @@ class ApstraClientCore:
         """The user we log in as."""
 
 @final
-class ApstraLeaseCore:
-    """The Rust side of ``condlock.ApstraLease``."""
+class HeldMutexCore:
+    """The Rust side of ``condlock.HeldMutex``."""
 
     def release(self) -> bool:
         """Release; True when this call deleted our tag."""
@@ -350,7 +350,7 @@ class ApstraMutexCore:
         transport: Optional[Callable[..., Any]] = None,
         async_transport: Optional[Callable[..., Any]] = None,
     ) -> None: ...
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> ApstraLeaseCore:
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> HeldMutexCore:
         """Acquire (blocking, GIL released, Ctrl-C cancels)."""
     def acquire_async(
         self,

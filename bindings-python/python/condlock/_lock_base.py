@@ -1,5 +1,5 @@
 """What every lock kind shares: user transport and CA bundle arguments, the
-lease as a context manager, the lock's non-re-entrant ``with`` blocks."""
+held lock as a context manager, the lock's non-re-entrant ``with`` blocks."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def read_pem(ca_bundle: Union[str, "os.PathLike[str]", bytes, None]) -> Optional
         ) from None
 
 
-class LeaseBase:
+class HeldBase:
     """A held lock as a context manager that releases on exit.
 
     Subclasses provide ``release()`` / ``release_async()``, and say how the
@@ -100,7 +100,7 @@ class LeaseBase:
             self._log_exit_failure(e)
 
     def __enter__(self: "L") -> "L":
-        """Return the lease itself; leaving the block releases it."""
+        """Return the held lock itself; leaving the block releases it."""
         return self
 
     def __exit__(
@@ -113,7 +113,7 @@ class LeaseBase:
         self._release_on_exit(exc)
 
     async def __aenter__(self: "L") -> "L":
-        """Return the lease itself; leaving the block releases it."""
+        """Return the held lock itself; leaving the block releases it."""
         return self
 
     async def __aexit__(
@@ -127,11 +127,11 @@ class LeaseBase:
         await self._release_on_exit_async(exc)
 
 
-L = TypeVar("L", bound=LeaseBase)
+L = TypeVar("L", bound=HeldBase)
 
 
 class LockBase(Generic[L]):
-    """``with lock:`` / ``async with lock:``: acquire, hand the lease to the
+    """``with lock:`` / ``async with lock:``: acquire, hand the held lock to the
     block, release on exit. Not re-entrant within one thread or task.
 
     Subclasses provide ``acquire()`` / ``acquire_async()``, call
@@ -166,11 +166,11 @@ class LockBase(Generic[L]):
             )
 
     def __enter__(self) -> L:
-        """Acquire (waiting forever) and return the lease."""
+        """Acquire (waiting forever) and return the held lock."""
         self._enter_check()
-        lease = self.acquire()
-        self._entered.set(lease)
-        return lease
+        held = self.acquire()
+        self._entered.set(held)
+        return held
 
     def __exit__(
         self,
@@ -179,17 +179,17 @@ class LockBase(Generic[L]):
         tb: Optional[TracebackType],
     ) -> None:
         """Release, even when the block raised or got KeyboardInterrupt."""
-        lease = self._entered.get()
+        held = self._entered.get()
         self._entered.set(None)
-        if lease is not None:
-            lease._release_on_exit(exc)
+        if held is not None:
+            held._release_on_exit(exc)
 
     async def __aenter__(self) -> L:
-        """Acquire without blocking the event loop and return the lease."""
+        """Acquire without blocking the event loop and return the held lock."""
         self._enter_check()
-        lease = await self.acquire_async()
-        self._entered.set(lease)
-        return lease
+        held = await self.acquire_async()
+        self._entered.set(held)
+        return held
 
     async def __aexit__(
         self,
@@ -198,7 +198,7 @@ class LockBase(Generic[L]):
         tb: Optional[TracebackType],
     ) -> None:
         """Release, even when the block raised or was cancelled."""
-        lease = self._entered.get()
+        held = self._entered.get()
         self._entered.set(None)
-        if lease is not None:
-            await lease._release_on_exit_async(exc)
+        if held is not None:
+            await held._release_on_exit_async(exc)

@@ -18,14 +18,14 @@ from typing import (
 )
 
 from . import _aio
-from ._condlock import LockInfo, S3LeaseCore, S3LockCore
+from ._condlock import HeldLockCore, LockInfo, S3LockCore
 from ._errors import InvalidConfiguration, LostReason
-from ._lock_base import LeaseBase, LockBase, logger, read_pem, transports
+from ._lock_base import HeldBase, LockBase, logger, read_pem, transports
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["S3Lock", "Lease", "SyncTransport", "AsyncTransport", "EXIT_RELEASE_TIMEOUT"]
+__all__ = ["S3Lock", "HeldLock", "Lease", "SyncTransport", "AsyncTransport", "EXIT_RELEASE_TIMEOUT"]
 
 #: Seconds a release may take when leaving a ``with`` / ``async with`` block
 #: (also after an exception, cancellation or Ctrl-C): a fresh, short deadline
@@ -42,9 +42,9 @@ AsyncTransport = Callable[[str, str, Headers, bytes], Awaitable[Tuple[int, Any, 
 
 
 class _LostSignal:
-    """The lost-lock signal of one lease: a ``threading.Event``, asyncio
+    """The lost-lock signal of one held lock: a ``threading.Event``, asyncio
     waiters and the user's ``on_lost`` callback. Fired once, from a condlock
-    worker thread. Holds no reference to the lease (no cycle keeps a
+    worker thread. Holds no reference to the held lock (no cycle keeps a
     forgotten lease renewing)."""
 
     __slots__ = ("event", "reason", "_on_lost", "_waiters", "_mutex")
@@ -96,15 +96,16 @@ def _resolve(fut: "asyncio.Future[Any]", value: Any) -> None:
         fut.set_result(value)
 
 
-class Lease(LeaseBase):
-    """A lock we hold, returned by :meth:`S3Lock.acquire`.
+class HeldLock(HeldBase):
+    """An S3 lock we hold, returned by :meth:`S3Lock.acquire` (with or without
+    a lease: see :attr:`lease`).
 
-    ``release()`` gives it back; calling it again is harmless. A lease is also
-    a context manager (``with lock.acquire(timeout=5): ...``) that releases on
+    ``release()`` gives it back; calling it again is harmless. A held lock is
+    also a context manager (``with lock.acquire(timeout=5): ...``) that releases on
     exit.
 
     Without a lease duration (``S3Lock(lease=None)``, the default) the lock
-    behaves like Terraform's: it never expires, and a lease object that is
+    behaves like Terraform's: it never expires, and a held lock that is
     garbage-collected without ``release()`` does NOT release it (a warning is
     logged). With ``S3Lock(lease=seconds)`` the lock is renewed in the
     background on condlock's own threads (also while Python is busy holding
@@ -119,7 +120,7 @@ class Lease(LeaseBase):
     __slots__ = ("_core", "_signal")
 
     def __init__(
-        self, core: S3LeaseCore, on_lost: Optional[Callable[[LostReason], Any]] = None
+        self, core: HeldLockCore, on_lost: Optional[Callable[[LostReason], Any]] = None
     ) -> None:
         self._core = core
         self._signal = _LostSignal(on_lost)
@@ -210,7 +211,7 @@ class Lease(LeaseBase):
         been released (or removed by someone else). Raises :class:`LockLost`
         (with ``.reason``) when the leased lock was lost, and another
         :class:`LockError` (e.g. :class:`NotOwned`) when it cannot release;
-        in a forked child, which inherits the lease object but not the lock,
+        in a forked child, which inherits the held lock object but not the lock,
         a :class:`LockError` without sending anything."""
         return self._core.release(timeout)
 
@@ -233,7 +234,7 @@ class Lease(LeaseBase):
         state = "released" if self.released else "held"
         if self.lost is not None:
             state = f"lost ({self.lost.kind})"
-        return f"<condlock.Lease {self.url} id={self.lock_id} etag={self.etag} {state}>"
+        return f"<condlock.HeldLock {self.url} id={self.lock_id} etag={self.etag} {state}>"
 
 
 def _credentials_of(session: Any) -> Any:
@@ -269,7 +270,7 @@ def _tags(tags: Union[Mapping[str, str], Iterable[Tuple[str, str]], None]) -> Op
         ) from None
 
 
-class S3Lock(LockBase[Lease]):
+class S3Lock(LockBase[HeldLock]):
     """A distributed lock on Terraform's S3 lock file ``<key>.tflock``.
 
     The lock is the one ``terraform apply`` takes for the same ``bucket``,
@@ -298,7 +299,7 @@ class S3Lock(LockBase[Lease]):
 
     Leases (opt-in; see the README): with ``lease=seconds`` our lock records
     that duration and is renewed in the background every third of it
-    (``PUT If-Match``); if renewal cannot continue, the lease object reports
+    (``PUT If-Match``); if renewal cannot continue, the held lock reports
     the lock lost and ``on_lost(reason)`` is called (from a condlock thread).
     ``takeover=True`` lets this lock's acquisitions replace a leased lock whose
     ETag stayed unchanged for its whole lease on our clock (its holder died);
@@ -310,7 +311,7 @@ class S3Lock(LockBase[Lease]):
 
     Use ``with lock:`` / ``async with lock:`` (not re-entrant within one
     thread or task), or :meth:`acquire` / :meth:`acquire_async` for a
-    :class:`Lease`. Leaving the block releases with a short fresh deadline
+    :class:`HeldLock`. Leaving the block releases with a short fresh deadline
     (:data:`EXIT_RELEASE_TIMEOUT`), and raises :class:`LockLost` if the leased
     lock was lost meanwhile (unless the block itself raised).
     """
@@ -449,8 +450,8 @@ class S3Lock(LockBase[Lease]):
 
     # -- acquiring ------------------------------------------------------------
 
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> Lease:
-        """Take the lock and return the :class:`Lease`.
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> HeldLock:
+        """Take the lock and return the :class:`HeldLock`.
 
         ``blocking=False`` makes one attempt and raises :class:`LockHeld`
         (with ``.holder``) if someone holds it. Otherwise waits, with jittered
@@ -459,23 +460,23 @@ class S3Lock(LockBase[Lease]):
         The GIL is released while waiting; Ctrl-C cancels the wait, removes
         any lock this call may have written, and raises ``KeyboardInterrupt``.
         """
-        return Lease(self._core.acquire(blocking, timeout), self._on_lost)
+        return HeldLock(self._core.acquire(blocking, timeout), self._on_lost)
 
     async def acquire_async(
         self, blocking: bool = True, timeout: Optional[float] = None
-    ) -> Lease:
+    ) -> HeldLock:
         """:meth:`acquire` for asyncio: never blocks the event loop.
         Cancelling the awaiting task cancels the acquisition; any lock it may
         have written is removed before ``CancelledError`` propagates."""
 
-        async def undo(core: S3LeaseCore) -> None:
-            await Lease(core).release_async()
+        async def undo(core: HeldLockCore) -> None:
+            await HeldLock(core).release_async()
 
         core = await _aio.run(
             lambda loop, cb: self._core.acquire_async(loop, cb, blocking, timeout),
             undo=undo,
         )
-        return Lease(core, self._on_lost)
+        return HeldLock(core, self._on_lost)
 
     def holder(self) -> Optional[LockInfo]:
         """Who holds the lock now (``None``: free), without taking it."""
@@ -506,3 +507,7 @@ class S3Lock(LockBase[Lease]):
 
     def _target(self) -> str:
         return self._core.url
+
+
+#: Deprecated name of :class:`HeldLock` (a held lock is not always a lease).
+Lease = HeldLock

@@ -541,6 +541,77 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
     }
 }
 
+/// A lock we hold, with or without a lease: what a binding keeps between
+/// acquiring and releasing, whichever way the lock was configured.
+#[derive(Debug)]
+pub enum Holding {
+    /// Held Terraform-style: until released or force-unlocked.
+    Plain(Box<HeldLock>),
+    /// Held with a lease, renewed by its [`Renewal`].
+    Leased(Lease),
+}
+
+impl Holding {
+    /// The lock as currently held (a lease's ETag changes with each renewal).
+    pub fn held(&self) -> HeldLock {
+        match self {
+            Holding::Plain(h) => (**h).clone(),
+            Holding::Leased(l) => l.held(),
+        }
+    }
+
+    /// The loss watch of a lease; `None` for a lock without one (it cannot
+    /// be lost behind our back: only force-unlocked).
+    pub fn loss_watch(&self) -> Option<LossWatch> {
+        match self {
+            Holding::Plain(_) => None,
+            Holding::Leased(l) => Some(l.loss_watch()),
+        }
+    }
+}
+
+impl<I: Io, C: CredentialSource> S3Lock<I, C> {
+    /// Acquire as `opts` says: with a lease when `opts.lease` is set (then
+    /// the [`Renewal`] to spawn comes with it), Terraform-style otherwise.
+    pub async fn acquire_holding<F: FnMut(Notice)>(
+        self: &Arc<Self>,
+        opts: AcquireOptions,
+        cancel: &Cancel,
+        on_notice: F,
+    ) -> Result<(Holding, Option<Renewal<I, C, F>>), Error> {
+        if opts.lease.is_some() {
+            let (lease, renewal) = self.acquire_lease(opts, cancel, on_notice).await?;
+            Ok((Holding::Leased(lease), Some(renewal)))
+        } else {
+            let held = self.acquire(opts, cancel, on_notice).await?;
+            Ok((Holding::Plain(Box::new(held)), None))
+        }
+    }
+
+    /// Release whatever `holding` is within `budget` ([`Self::release`] or
+    /// [`Self::release_lease`]). After a failure other than [`Error::Lost`]
+    /// the same `holding` can be released again (renewal stays stopped).
+    pub async fn release_holding(
+        &self,
+        holding: &Holding,
+        budget: Duration,
+    ) -> Result<UnlockOutcome, Error> {
+        match holding {
+            Holding::Plain(held) => self.release(held, budget).await,
+            Holding::Leased(lease) => self.release_lease(lease, budget).await,
+        }
+    }
+}
+
+impl<I, C, F> Drop for Renewal<I, C, F> {
+    fn drop(&mut self) {
+        // A renewal that never ran, or was dropped mid-run (its runtime shut
+        // down), renews no more: say so, or releasing its lease would wait
+        // forever for it to finish.
+        self.finished.set(());
+    }
+}
+
 impl<I: Io, C: CredentialSource, F: FnMut(Notice)> Renewal<I, C, F> {
     /// Renew until the lease is released, dropped or lost.
     pub async fn run(mut self) {

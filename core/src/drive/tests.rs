@@ -262,3 +262,32 @@ fn an_acquisition_that_lands_as_the_caller_cancels_is_given_back() {
     assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
     assert!(store.borrow().object.is_none(), "nothing left behind");
 }
+
+#[test]
+fn a_holding_is_leased_only_when_the_options_ask_for_a_lease() {
+    use super::s3::Holding;
+    let store = Rc::new(RefCell::new(MemoryStore::new()));
+    let lock = lock(StoreIo::new(store.clone()));
+    let mut opts = lock.options();
+    opts.wait = Wait::No;
+    let (holding, renewal) =
+        block_on(lock.acquire_holding(opts.clone(), &Cancel::new(), |_| {})).unwrap();
+    assert!(matches!(holding, Holding::Plain(_)) && renewal.is_none());
+    assert!(holding.loss_watch().is_none());
+    let outcome = block_on(lock.release_holding(&holding, RELEASE_BUDGET)).unwrap();
+    assert_eq!(outcome, UnlockOutcome::Released);
+    assert!(store.borrow().object.is_none());
+
+    opts.lease = Some(LeaseTerms::new(Duration::from_secs(3)));
+    let (holding, renewal) = block_on(lock.acquire_holding(opts, &Cancel::new(), |_| {})).unwrap();
+    assert!(matches!(holding, Holding::Leased(_)) && renewal.is_some());
+    assert_eq!(holding.held().generation(), 1);
+    assert!(holding.loss_watch().is_some_and(|w| w.get().is_none()));
+    // Released after its renewal was dropped without running (a runtime
+    // that shut down): release must not wait for it (it did, forever, before
+    // a dropped Renewal said it was finished).
+    drop(renewal);
+    let outcome = block_on(lock.release_holding(&holding, RELEASE_BUDGET)).unwrap();
+    assert_eq!(outcome, UnlockOutcome::Released);
+    assert!(store.borrow().object.is_none());
+}

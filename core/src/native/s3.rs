@@ -44,6 +44,138 @@ impl CredentialSource {
     }
 }
 
+impl CredentialSource {
+    /// The standard AWS chain for `region` (environment, profiles, SSO, web
+    /// identity, container and instance metadata), with resolved credentials
+    /// kept until five minutes before they expire (15 minutes when they carry
+    /// no expiry): they are asked for before every request, and reading
+    /// profiles or metadata each time would cost a file read or a request.
+    #[cfg(feature = "aws-config")]
+    pub async fn from_aws_chain_in(region: &str) -> Self {
+        let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+            .region(aws_config::Region::new(region.to_string()))
+            .build()
+            .await;
+        CredentialSource::Chain(
+            aws_credential_types::provider::SharedCredentialsProvider::new(Cached::new(chain)),
+        )
+    }
+}
+
+/// A credentials provider whose answers are kept until shortly before they
+/// expire.
+#[cfg(feature = "aws-config")]
+struct Cached<P> {
+    inner: P,
+    cached: tokio::sync::Mutex<Option<(aws_credential_types::Credentials, std::time::SystemTime)>>,
+}
+
+#[cfg(feature = "aws-config")]
+impl<P> Cached<P> {
+    fn new(inner: P) -> Self {
+        Cached {
+            inner,
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+#[cfg(feature = "aws-config")]
+impl<P> std::fmt::Debug for Cached<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachedCredentials")
+    }
+}
+
+#[cfg(feature = "aws-config")]
+impl<P: aws_credential_types::provider::ProvideCredentials>
+    aws_credential_types::provider::ProvideCredentials for Cached<P>
+{
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            let now = std::time::SystemTime::now();
+            let mut slot = self.cached.lock().await;
+            if let Some((c, until)) = slot.as_ref() {
+                if now < *until {
+                    return Ok(c.clone());
+                }
+            }
+            let c = self.inner.provide_credentials().await?;
+            let until = match c.expiry() {
+                Some(exp) => exp.checked_sub(Duration::from_secs(300)).unwrap_or(now),
+                None => now + Duration::from_secs(900),
+            };
+            *slot = Some((c.clone(), until));
+            Ok(c)
+        })
+    }
+}
+
+#[cfg(all(test, feature = "aws-config"))]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::{future, ProvideCredentials};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Debug)]
+    struct Counting {
+        calls: AtomicU32,
+        expiry: Option<std::time::SystemTime>,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            future::ProvideCredentials::ready(Ok(aws_credential_types::Credentials::new(
+                "AKID",
+                "secret",
+                None,
+                self.expiry,
+                "test",
+            )))
+        }
+    }
+
+    fn calls_after_two_asks(expiry: Option<std::time::SystemTime>) -> u32 {
+        let cached = Cached::new(Counting {
+            calls: AtomicU32::new(0),
+            expiry,
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            cached.provide_credentials().await.unwrap();
+            cached.provide_credentials().await.unwrap();
+        });
+        cached.inner.calls.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn chain_credentials_are_kept_until_shortly_before_they_expire() {
+        let now = std::time::SystemTime::now();
+        assert_eq!(calls_after_two_asks(None), 1, "no expiry: kept");
+        assert_eq!(
+            calls_after_two_asks(Some(now + Duration::from_secs(3600))),
+            1,
+            "an hour left: kept"
+        );
+        assert_eq!(
+            calls_after_two_asks(Some(now + Duration::from_secs(60))),
+            2,
+            "about to expire: asked again"
+        );
+    }
+}
+
 impl drive_s3::CredentialSource for CredentialSource {
     async fn credentials(&self) -> Result<Credentials, Error> {
         match self {
