@@ -71,9 +71,12 @@ impl Item {
         }
     }
 
-    /// Everything this entry requires has happened.
+    /// Everything this entry requires has happened: one whole round at
+    /// least. A later round may stop part-way: the operation can end
+    /// between its exchanges (a deadline passing after a 412 ends the wait
+    /// without the read that would have followed).
     fn complete(&self) -> bool {
-        self.repeats && self.pos == 0 && self.rounds > 0
+        self.repeats && self.rounds > 0
     }
 }
 

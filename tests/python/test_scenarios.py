@@ -68,7 +68,9 @@ class Item:
         self.rounds = 0
 
     def complete(self) -> bool:
-        return self.repeats and self.pos == 0 and self.rounds > 0
+        # One whole round at least; a later round may stop part-way (the
+        # operation can end between its exchanges, e.g. at a deadline).
+        return self.repeats and self.rounds > 0
 
 
 class ScriptedServer:
