@@ -18,10 +18,12 @@
 //! - [`credentials`]: boto3/botocore credentials as an AWS credentials provider.
 //! - [`s3`]: the S3 lock file (Terraform-compatible).
 //! - [`apstra`]: the Apstra blueprint mutex (Terraform-provider-compatible).
+//! - [`cli`]: the `condlock` command (`python -m condlock`, console script).
 
 use pyo3::prelude::*;
 
 mod apstra;
+mod cli;
 mod credentials;
 mod errors;
 mod process;
@@ -47,5 +49,6 @@ fn _condlock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<apstra::ApstraClientCore>()?;
     m.add_class::<apstra::ApstraMutexCore>()?;
     m.add_class::<apstra::HeldMutexCore>()?;
+    m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;
     Ok(())
 }

@@ -389,3 +389,8 @@ class ApstraMutexCore:
     @property
     def target(self) -> str:
         """The mutex and the server, as in messages."""
+
+def run_cli(argv: list[str]) -> int:
+    """Run the ``condlock`` command line (``argv[0]`` is the program name) and
+    return its exit status (see ``condlock --help``)."""
+    ...
