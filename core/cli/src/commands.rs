@@ -444,48 +444,46 @@ async fn status(mode: Mode, target: Option<String>, at: TargetArgs) -> Result<i3
     let (lock, rep) = open(mode, t, "condlock", None).await?;
     let ctx = lock.context();
     let quiet = mode == Mode::Quiet;
-    let json_out = |v: serde_json::Value| println!("{v}");
-    match &lock {
-        Lock::S3 { lock, .. } => match lock.status().await {
-            Ok(None) => {
-                match mode {
-                    Mode::Json => json_out(json!({ "target": rep.target, "state": "free" })),
-                    _ if !quiet => println!("free: {}", rep.target),
-                    _ => {}
-                }
-                Ok(exit::OK)
+    // Free, or the holder as JSON and as text: one shape for both kinds.
+    type Shown = (serde_json::Value, Box<dyn FnOnce()>);
+    let target = rep.target.clone();
+    let held: Option<Shown> = match &lock {
+        Lock::S3 { lock, .. } => lock
+            .status()
+            .await
+            .map_err(|e| Failure::core(&e, &ctx))?
+            .map(|h| -> Shown {
+                (
+                    s3_holder_json(&h),
+                    Box::new(move || print_s3_holder(&target, &h)),
+                )
+            }),
+        Lock::Apstra { mutex, .. } => mutex
+            .status()
+            .await
+            .map_err(|e| Failure::core(&e, &ctx))?
+            .map(|t| -> Shown { (tag_json(&t), Box::new(move || print_tag(&target, &t))) }),
+    };
+    match held {
+        None => {
+            match mode {
+                Mode::Json => println!("{}", json!({ "target": rep.target, "state": "free" })),
+                _ if !quiet => println!("free: {}", rep.target),
+                _ => {}
             }
-            Ok(Some(h)) => {
-                match mode {
-                    Mode::Json => json_out(json!({ "target": rep.target, "state": "held",
-                                                   "holder": s3_holder_json(&h) })),
-                    _ if !quiet => print_s3_holder(&rep.target, &h),
-                    _ => {}
-                }
-                Ok(exit::HELD)
+            Ok(exit::OK)
+        }
+        Some((holder, print)) => {
+            match mode {
+                Mode::Json => println!(
+                    "{}",
+                    json!({ "target": rep.target, "state": "held", "holder": holder })
+                ),
+                _ if !quiet => print(),
+                _ => {}
             }
-            Err(e) => Err(Failure::core(&e, &ctx)),
-        },
-        Lock::Apstra { mutex, .. } => match mutex.status().await {
-            Ok(None) => {
-                match mode {
-                    Mode::Json => json_out(json!({ "target": rep.target, "state": "free" })),
-                    _ if !quiet => println!("free: {}", rep.target),
-                    _ => {}
-                }
-                Ok(exit::OK)
-            }
-            Ok(Some(t)) => {
-                match mode {
-                    Mode::Json => json_out(json!({ "target": rep.target, "state": "held",
-                                                   "holder": tag_json(&t) })),
-                    _ if !quiet => print_tag(&rep.target, &t),
-                    _ => {}
-                }
-                Ok(exit::HELD)
-            }
-            Err(e) => Err(Failure::core(&e, &ctx)),
-        },
+            Ok(exit::HELD)
+        }
     }
 }
 

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use super::{drive, entropy, race, Cancel, Either, Hooks, Io, Latch, Notice};
 use crate::error::Error;
-use crate::progress::Holder;
 use crate::s3::{
     Acquire, AcquireOptions, ConditionalWriteVerdicts, Credentials, HeldLock, LockHolder,
     LostReason, Renew, S3LockConfig, Status, Unlock, UnlockOutcome,
@@ -702,9 +701,4 @@ impl<I: Io, C: CredentialSource, F: FnMut(Notice)> Renewal<I, C, F> {
             }
         }
     }
-}
-
-/// A holder seen while waiting, as a notice's holder.
-pub fn holder_of(h: &LockHolder) -> Holder {
-    Holder::S3(Box::new(h.clone()))
 }
