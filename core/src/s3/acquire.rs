@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::{Credentials, S3LockConfig};
-use super::lease::{LeaseTerms, Takeover};
 use super::lockinfo::{LeaseInfo, LockHolder, LockInfo};
 use super::request::{self, PutCondition};
 use super::response::{classify_redacted, ResponseClass};
 use super::retry::Retry;
+use super::terms::{LeaseTerms, Takeover};
 use super::verdict::{self, ConditionalDelete, ConditionalWriteVerdicts};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;

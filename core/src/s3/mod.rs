@@ -19,6 +19,7 @@ pub mod request;
 pub mod response;
 mod retry;
 pub mod status;
+mod terms;
 pub mod unlock;
 pub mod verdict;
 
