@@ -40,6 +40,11 @@ fn _condlock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // from the I/O worker directly (see `python_thread`).
     python_thread::install_logger();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The core's deadline for a release on an exit path, in seconds.
+    m.add(
+        "EXIT_RELEASE_TIMEOUT",
+        condlock::drive::s3::EXIT_RELEASE_BUDGET.as_secs_f64(),
+    )?;
     m.add_class::<values::LockInfo>()?;
     m.add_class::<values::MutexTag>()?;
     m.add_class::<values::BlueprintLockStatus>()?;

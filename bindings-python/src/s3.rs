@@ -31,9 +31,7 @@ use crate::values::LockInfo;
 
 type Lock = S3Lock<NativeIo<AnyTransport>, CredentialSource>;
 
-/// After a user transport's programming error cancelled an acquisition, how
-/// long its cleanup (removing a lock it may have written) may still run.
-const ABORT_GRACE: Duration = Duration::from_secs(2);
+use condlock::drive::s3::BROKEN_TRANSPORT_GRACE as ABORT_GRACE;
 
 /// Run `fut` with a user transport's programming errors recorded in `abort`
 /// (whose token the operation should also be cancelled by, when it takes

@@ -7,6 +7,7 @@ from asyncio import AbstractEventLoop
 from typing import Any, Callable, Optional, Sequence, Tuple, final
 
 __version__: str
+EXIT_RELEASE_TIMEOUT: float
 
 _Callback = Callable[[bool, Any], None]
 

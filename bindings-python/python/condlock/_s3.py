@@ -18,6 +18,7 @@ from typing import (
 )
 
 from . import _aio
+from ._condlock import EXIT_RELEASE_TIMEOUT as _CORE_EXIT_RELEASE_TIMEOUT
 from ._condlock import HeldLockCore, LockInfo, S3LockCore
 from ._errors import InvalidConfiguration, LostReason
 from ._lock_base import HeldBase, LockBase, logger, read_pem, transports
@@ -30,8 +31,9 @@ __all__ = ["S3Lock", "HeldLock", "Lease", "SyncTransport", "AsyncTransport", "EX
 #: Seconds a release may take when leaving a ``with`` / ``async with`` block
 #: (also after an exception, cancellation or Ctrl-C): a fresh, short deadline
 #: so that leaving stays prompt when the store is unreachable. A plain
-#: ``release()`` retries transient failures for up to 30 s.
-EXIT_RELEASE_TIMEOUT = 10.0
+#: ``release()`` retries transient failures for up to 30 s. The value is the
+#: core's (``condlock::drive::s3::EXIT_RELEASE_BUDGET``), the same in every binding.
+EXIT_RELEASE_TIMEOUT: float = _CORE_EXIT_RELEASE_TIMEOUT
 
 
 Headers = Sequence[Tuple[str, str]]

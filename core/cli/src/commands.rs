@@ -24,7 +24,7 @@ use crate::{exit, Failure};
 
 /// How long a release may take on the way out (after the command ended, or
 /// on an interrupt): long enough for retries, short enough not to hang.
-const RELEASE_BUDGET: Duration = Duration::from_secs(30);
+use condlock::drive::RELEASE_BUDGET;
 
 /// Run a parsed command line; returns the exit status.
 pub async fn dispatch(cli: Cli) -> i32 {

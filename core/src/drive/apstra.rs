@@ -12,10 +12,10 @@
 //! environment natively, nothing in a browser, a map in tests.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{drive, entropy, Cancel, Hooks, Io, Notice};
+use super::{drive, entropy, locked, Cancel, Hooks, Io, Notice};
 use crate::apstra::config::ENV_MUTEX_MESSAGE;
 use crate::apstra::{
     expand_message, stale, Acquire, AcquireOptions, ApstraServer, BlueprintId, ForceUnlock,
@@ -35,12 +35,7 @@ pub fn no_env() -> Env {
 /// How long administration calls and status reads may keep retrying.
 pub const ADMIN_BUDGET: Duration = Duration::from_secs(30);
 
-/// How long a release may keep retrying.
-pub const RELEASE_BUDGET: Duration = Duration::from_secs(30);
-
-fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub use super::RELEASE_BUDGET;
 
 /// The holder message template used when none is given:
 /// `$APSTRA_BLUEPRINT_MUTEX_MESSAGE` if set, else

@@ -53,9 +53,7 @@ impl<T> Latch<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // A waiter that panicked while holding the lock cannot have left the
-        // state half-written (every critical section is one assignment).
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        super::locked(&self.state)
     }
 
     /// Publish `value` and wake every waiter. The first value set stays:

@@ -70,6 +70,17 @@ pub trait Io {
 /// whole design catalog. One value for every transport.
 pub const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
 
+/// How long a release may keep retrying transient failures (S3 lock file and
+/// Apstra mutex alike).
+pub const RELEASE_BUDGET: Duration = Duration::from_secs(30);
+
+/// Lock a mutex whose critical sections are plain assignments or clones: a
+/// panic elsewhere cannot have left the value half-written, so a poisoned
+/// lock is used as it is.
+pub(crate) fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// What a caller can attach to one run of a machine.
 pub trait Hooks<M: Machine> {
     /// Called before each request is sent (e.g. to refresh credentials).

@@ -12,10 +12,10 @@
 //! `spawn_local`): that is all it does for leases.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{drive, entropy, race, Cancel, Either, Hooks, Io, Latch, Notice};
+use super::{drive, entropy, locked, race, Cancel, Either, Hooks, Io, Latch, Notice};
 use crate::error::Error;
 use crate::s3::{
     Acquire, AcquireOptions, ConditionalWriteVerdicts, Credentials, HeldLock, LockHolder,
@@ -83,19 +83,18 @@ impl std::str::FromStr for VerifyConditionalWrites {
     }
 }
 
-fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here is a plain assignment or clone: a panic
-    // elsewhere cannot have left the value half-written.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// How long a release may keep retrying by default.
-pub const RELEASE_BUDGET: Duration = Duration::from_secs(30);
+pub use super::RELEASE_BUDGET;
 
 /// How long a release on an exit path (an exception, a cancellation, Ctrl-C,
 /// interpreter exit) may take: short, so leaving stays prompt when the store
 /// is unreachable.
 pub const EXIT_RELEASE_BUDGET: Duration = Duration::from_secs(10);
+
+/// After a caller's own transport failed with a programming error (not a
+/// network failure) and the operation was cancelled for it, how long the
+/// cleanup of a lock it may have written may still run before the operation
+/// is dropped.
+pub const BROKEN_TRANSPORT_GRACE: Duration = Duration::from_secs(2);
 
 /// An S3 lock file (Terraform-compatible), run over `I` with credentials from
 /// `C`.
