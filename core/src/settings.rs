@@ -287,7 +287,6 @@ impl S3Settings {
     /// Apply defaults from `env` and every rule; `default_who` is the
     /// platform's `user@hostname`, used when `who` is not given.
     pub fn resolve(self, env: EnvLookup<'_>, default_who: &str) -> Result<S3Resolved, Error> {
-        let region_given = self.region.is_some();
         let region = self
             .region
             .or_else(|| env_first(env, &["AWS_REGION", "AWS_DEFAULT_REGION"]));
@@ -300,7 +299,6 @@ impl S3Settings {
                 DEFAULT_REGION.to_string()
             }
         };
-        let _ = region_given;
         let endpoint = self
             .endpoint
             .or_else(|| env_first(env, &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]));
