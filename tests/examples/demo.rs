@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use condlock::backoff::Backoff;
+use condlock::drive::Notice;
 use condlock::native::{CredentialSource, S3Lock};
 use condlock::s3::{Credentials, S3LockConfig};
 use condlock::Wait;
@@ -52,8 +53,16 @@ async fn main() {
                 multiplier: 2.0,
             };
             let held = lock
-                .acquire_with(opts, &Default::default(), |holder| {
-                    println!("{} {me} waits: lock held by {holder}", stamp());
+                .acquire_with(opts, &Default::default(), |notice| {
+                    // Said once per holder, as a person would want to read it.
+                    if let Notice::Waiting {
+                        holder,
+                        new_holder: true,
+                        ..
+                    } = notice
+                    {
+                        println!("{} {me} waits: lock held by {holder}", stamp());
+                    }
                 })
                 .await
                 .unwrap_or_else(|e| panic!("{me} could not acquire: {e}"));
