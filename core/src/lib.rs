@@ -14,6 +14,7 @@
 pub mod apstra;
 pub mod backoff;
 pub mod drive;
+pub mod dynamodb;
 pub mod error;
 mod failfast;
 #[cfg(feature = "fuzzing")]

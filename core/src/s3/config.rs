@@ -511,7 +511,7 @@ fn validate_region(region: &str) -> Result<(), Error> {
 /// Anything a URL parser would silently rewrite is refused rather than
 /// rewritten: `\\` (read as `/`), tabs and newlines (dropped), `.`/`..` path
 /// segments (resolved), so the base URL we print is the one the user wrote.
-fn parse_endpoint(raw: &str) -> Result<Url, Error> {
+pub(crate) fn parse_endpoint(raw: &str) -> Result<Url, Error> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Err(Error::config("endpoint", "must not be empty"));

@@ -17,7 +17,7 @@ pub mod list;
 pub mod lockinfo;
 pub mod request;
 pub mod response;
-mod retry;
+pub(crate) mod retry;
 pub mod status;
 mod terms;
 pub mod unlock;

@@ -1,0 +1,406 @@
+//! One classifier for every DynamoDB response, and reading the holder from
+//! an item.
+//!
+//! DynamoDB answers errors with HTTP 400 (or 5xx) and a JSON body whose
+//! `__type` ends in the error's name (`...#ConditionalCheckFailedException`);
+//! the classes below are what each name means for a lock.
+
+use http::Response;
+use serde_json::Value;
+use sha2::Digest as _;
+
+use super::config::DynamoDbTable;
+use crate::error::Error;
+use crate::s3::{LockHolder, LockInfo, LockInfoError};
+use crate::sansio::Body;
+
+/// Error bodies beyond this size are not parsed.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The permissions the lock needs on the table, as IAM spells them.
+pub const PERMISSIONS: &str = "dynamodb:GetItem, dynamodb:PutItem and dynamodb:DeleteItem";
+
+/// What a DynamoDB response means for a lock operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Class {
+    /// 200: the operation's output.
+    Success(Value),
+    /// `ConditionalCheckFailedException`: the item exists (PutItem), or is
+    /// not ours (DeleteItem).
+    ConditionFailed,
+    /// `ResourceNotFoundException`: the table does not exist (here).
+    TableMissing {
+        /// The server's message.
+        message: String,
+    },
+    /// Throttling (`ProvisionedThroughputExceededException`,
+    /// `ThrottlingException`, `RequestLimitExceeded`), internal errors and
+    /// every 5xx: retry with backoff.
+    Transient {
+        /// HTTP status.
+        status: u16,
+        /// Error name.
+        code: String,
+        /// Server message.
+        message: String,
+    },
+    /// Credentials refused or lacking permission: final.
+    Denied {
+        /// Error name.
+        code: String,
+        /// Server message.
+        message: String,
+    },
+    /// Anything else (`ValidationException` among them): final.
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Error name.
+        code: String,
+        /// Server message.
+        message: String,
+    },
+}
+
+/// Error names that are about the credentials or their permissions. Shared
+/// with [`Error::explain`], which words them for DynamoDB.
+pub fn is_denial(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "MissingAuthenticationTokenException"
+            | "IncompleteSignatureException"
+            | "ExpiredTokenException"
+            | "InvalidClientTokenId"
+    )
+}
+
+/// Classify a response.
+pub fn classify(resp: &Response<Body>) -> Class {
+    let status = resp.status().as_u16();
+    if resp.status().is_success() {
+        return match serde_json::from_slice::<Value>(resp.body()) {
+            Ok(v) => Class::Success(v),
+            // An empty 200 (a proxy?) carries no item: read as an empty output.
+            Err(_) if resp.body().iter().all(u8::is_ascii_whitespace) => {
+                Class::Success(Value::Object(Default::default()))
+            }
+            Err(e) => Class::Rejected {
+                status,
+                code: "MalformedResponse".into(),
+                message: format!("a 200 whose body is not JSON ({e})"),
+            },
+        };
+    }
+    let (code, message) = error_fields(resp);
+    match code.as_str() {
+        "ConditionalCheckFailedException" => Class::ConditionFailed,
+        "ResourceNotFoundException" => Class::TableMissing { message },
+        "ProvisionedThroughputExceededException"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "InternalServerError"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "TransactionConflictException" => Class::Transient {
+            status,
+            code,
+            message,
+        },
+        c if is_denial(c) || status == 403 => Class::Denied { code, message },
+        _ if status >= 500 || status == 429 => Class::Transient {
+            status,
+            code,
+            message,
+        },
+        _ => Class::Rejected {
+            status,
+            code,
+            message,
+        },
+    }
+}
+
+/// The error name (after `#` in `__type`, else the `x-amzn-ErrorType`
+/// header) and message of an error response.
+fn error_fields(resp: &Response<Body>) -> (String, String) {
+    let parsed = if resp.body().len() <= MAX_ERROR_BODY {
+        serde_json::from_slice::<Value>(resp.body()).ok()
+    } else {
+        None
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let from_body = parsed.as_ref().and_then(|v| text(v.get("__type")));
+    let from_header = resp
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        // `Name:http://internal.amazon.com/...`
+        .map(|v| v.split(':').next().unwrap_or(v).to_string());
+    let code = from_body
+        .or(from_header)
+        .map(|t| t.rsplit('#').next().unwrap_or(&t).to_string())
+        .unwrap_or_else(|| format!("HTTP{}", resp.status().as_u16()));
+    let message = parsed
+        .as_ref()
+        .and_then(|v| text(v.get("message")).or_else(|| text(v.get("Message"))))
+        .unwrap_or_else(|| {
+            resp.status()
+                .canonical_reason()
+                .unwrap_or("no message")
+                .to_string()
+        });
+    (code, message)
+}
+
+impl Class {
+    /// The caller-facing error of a final class, about `table`.
+    pub fn into_error(self, table: &DynamoDbTable) -> Error {
+        match self {
+            Class::TableMissing { message } => Error::config(
+                "dynamodb_table",
+                format!(
+                    "table {:?} does not exist at {} ({message}); create it with a string hash \
+                     key named LockID, or fix dynamodb_table",
+                    table.table(),
+                    table.endpoint_display()
+                ),
+            ),
+            Class::Denied { code, message } => Error::AccessDenied {
+                code,
+                message: format!(
+                    "{message} (DynamoDB table {}: the credentials need {PERMISSIONS})",
+                    table.table()
+                ),
+            },
+            Class::Transient {
+                status,
+                code,
+                message,
+            } => Error::Server {
+                status,
+                code,
+                message,
+            },
+            Class::Rejected {
+                status,
+                code,
+                message,
+            } if code == "ValidationException" => Error::Rejected {
+                status,
+                code,
+                message: format!(
+                    "{message} (table {}: Terraform's lock table has a string hash key named \
+                     LockID and no sort key; is this that table?)",
+                    table.table()
+                ),
+            },
+            Class::Rejected {
+                status,
+                code,
+                message,
+            } => Error::Rejected {
+                status,
+                code,
+                message,
+            },
+            Class::ConditionFailed => Error::Rejected {
+                status: 400,
+                code: "ConditionalCheckFailedException".into(),
+                message: "the condition did not hold".into(),
+            },
+            Class::Success(_) => Error::Misuse("a success is not an error"),
+        }
+    }
+}
+
+/// What a `GetItem` found: `None` when there is no item.
+pub struct Found {
+    /// The `Info` attribute exactly as stored (a delete is conditioned on it).
+    pub info: Option<String>,
+    /// The holder read from it.
+    pub holder: LockHolder,
+}
+
+/// Read the item of a `GetItem` output.
+pub fn found_item(output: &Value) -> Result<Option<Found>, Error> {
+    let Some(item) = output.get("Item") else {
+        return Ok(None);
+    };
+    if !item.is_object() {
+        return Err(Error::malformed("GetItem: Item is not an object"));
+    }
+    let info = item
+        .get("Info")
+        .and_then(|v| v.get("S"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let holder = match &info {
+        Some(text) => holder_of(text),
+        None => LockHolder {
+            info: Err(LockInfoError::NotLockJson(
+                "the item has no string attribute Info".into(),
+            )),
+            etag: item_identity(""),
+            last_modified: None,
+        },
+    };
+    Ok(Some(Found { info, holder }))
+}
+
+/// The holder described by an item's `Info`. The item has no ETag: its
+/// place (which only tells holders apart) is taken by a digest of `Info`.
+pub fn holder_of(info: &str) -> LockHolder {
+    LockHolder {
+        info: LockInfo::parse(info.as_bytes()),
+        etag: item_identity(info),
+        last_modified: None,
+    }
+}
+
+fn item_identity(info: &str) -> String {
+    let digest = sha2::Sha256::digest(info.as_bytes());
+    format!("dynamodb-item-{}", hex::encode(&digest[..8]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(status: u16, ty: &str, message: &str) -> Response<Body> {
+        Response::builder()
+            .status(status)
+            .body(
+                serde_json::json!({"__type": ty, "message": message})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .unwrap()
+    }
+
+    fn table() -> DynamoDbTable {
+        DynamoDbTable::new("tf-locks", None, "us-east-1").unwrap()
+    }
+
+    #[test]
+    fn every_error_name_has_its_class() {
+        let p = "com.amazonaws.dynamodb.v20120810#";
+        assert_eq!(
+            classify(&error(
+                400,
+                &format!("{p}ConditionalCheckFailedException"),
+                "x"
+            )),
+            Class::ConditionFailed
+        );
+        for throttled in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+        ] {
+            assert!(
+                matches!(
+                    classify(&error(400, &format!("{p}{throttled}"), "slow down")),
+                    Class::Transient { .. }
+                ),
+                "{throttled}"
+            );
+        }
+        assert!(matches!(
+            classify(&error(500, "InternalServerError", "oops")),
+            Class::Transient { status: 500, .. }
+        ));
+        assert!(matches!(
+            classify(&error(503, "", "")),
+            Class::Transient { .. }
+        ));
+        assert!(matches!(
+            classify(&error(400, &format!("{p}AccessDeniedException"), "no")),
+            Class::Denied { .. }
+        ));
+        assert!(matches!(
+            classify(&error(
+                400,
+                "com.amazon.coral.service#UnrecognizedClientException",
+                "?"
+            )),
+            Class::Denied { .. }
+        ));
+        assert!(matches!(
+            classify(&error(400, &format!("{p}ValidationException"), "bad key")),
+            Class::Rejected { .. }
+        ));
+    }
+
+    #[test]
+    fn final_errors_say_what_to_do() {
+        let p = "com.amazonaws.dynamodb.v20120810#";
+        let missing = classify(&error(
+            400,
+            &format!("{p}ResourceNotFoundException"),
+            "Requested resource not found",
+        ))
+        .into_error(&table());
+        assert_eq!(missing.code(), "invalid_config");
+        assert_eq!(missing.field(), Some("dynamodb_table"));
+        assert!(missing.to_string().contains("\"tf-locks\""), "{missing}");
+        assert!(missing.to_string().contains("LockID"), "{missing}");
+
+        let denied = classify(&error(400, &format!("{p}AccessDeniedException"), "User: x"))
+            .into_error(&table());
+        assert_eq!(denied.code(), "access_denied");
+        for perm in [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+        ] {
+            assert!(denied.to_string().contains(perm), "{denied}");
+        }
+
+        let wrong_key = classify(&error(
+            400,
+            &format!("{p}ValidationException"),
+            "One of the required keys was not given a value",
+        ))
+        .into_error(&table());
+        assert_eq!(wrong_key.code(), "rejected");
+        assert!(
+            wrong_key.to_string().contains("hash key named LockID"),
+            "{wrong_key}"
+        );
+    }
+
+    #[test]
+    fn the_header_names_the_error_when_the_body_does_not() {
+        let resp = Response::builder()
+            .status(400)
+            .header(
+                "x-amzn-ErrorType",
+                "ConditionalCheckFailedException:http://internal.amazon.com/coral/",
+            )
+            .body(Vec::new())
+            .unwrap();
+        assert_eq!(classify(&resp), Class::ConditionFailed);
+    }
+
+    #[test]
+    fn an_item_written_by_terraform_is_its_holder() {
+        let info = r#"{"ID":"5c2b1f70-0c2b-7b8e-4c1d-0a8e6f1b2c3d","Operation":"OperationTypeApply","Info":"","Who":"alice@ci","Version":"1.9.8","Created":"2026-01-02T03:04:05.123456789Z","Path":"b/k"}"#;
+        let out = serde_json::json!({"Item": {"LockID": {"S": "b/k"}, "Info": {"S": info}}});
+        let found = found_item(&out).unwrap().unwrap();
+        assert_eq!(found.info.as_deref(), Some(info));
+        assert_eq!(
+            found.holder.id(),
+            Some("5c2b1f70-0c2b-7b8e-4c1d-0a8e6f1b2c3d")
+        );
+        assert!(found.holder.to_string().contains("alice@ci"));
+        assert!(found_item(&serde_json::json!({})).unwrap().is_none());
+        let no_info = found_item(&serde_json::json!({"Item": {"LockID": {"S": "b/k"}}}))
+            .unwrap()
+            .unwrap();
+        assert!(no_info.info.is_none());
+        assert!(no_info.holder.info.is_err());
+    }
+}
