@@ -201,6 +201,18 @@ pub enum Error {
         /// The bucket.
         bucket: String,
     },
+
+    /// With both the S3 lock file and the DynamoDB item: `error` is what
+    /// decided the outcome, `context` says which of the two it concerns and
+    /// what became of the other (given back, released, or failed too). Every
+    /// accessor ([`Error::code`], [`Error::holder`]...) answers for `error`.
+    #[error("{context}: {error}")]
+    Paired {
+        /// Which lock failed, and what became of the other.
+        context: String,
+        /// The error that decides the outcome.
+        error: Box<Error>,
+    },
 }
 
 /// Which lock an error is about, for [`Error::explain`].
@@ -334,6 +346,7 @@ impl Error {
             Error::Lost { .. } => "lost",
             Error::LoginRefused { .. } => "login_refused",
             Error::NoSuchBlueprint { .. } => "no_such_blueprint",
+            Error::Paired { error, .. } => error.code(),
         }
     }
 
@@ -347,6 +360,7 @@ impl Error {
             Error::WrongRegion { .. } => Some("region"),
             // The argument `BlueprintId::new` checks IDs under.
             Error::NoSuchBlueprint { .. } => Some("blueprint_id"),
+            Error::Paired { error, .. } => error.field(),
             _ => None,
         }
     }
@@ -362,6 +376,7 @@ impl Error {
             Error::Server { status, code, .. } | Error::Rejected { status, code, .. } => {
                 Some((*status, code))
             }
+            Error::Paired { error, .. } => error.status_and_code(),
             _ => None,
         }
     }
@@ -375,6 +390,7 @@ impl Error {
                 permanent,
                 ..
             } => Some((*maybe_sent, *permanent)),
+            Error::Paired { error, .. } => error.transport_failure(),
             _ => None,
         }
     }
@@ -383,6 +399,7 @@ impl Error {
     pub fn lost_reason(&self) -> Option<&crate::s3::LostReason> {
         match self {
             Error::Lost { reason } => Some(reason),
+            Error::Paired { error, .. } => error.lost_reason(),
             _ => None,
         }
     }
@@ -392,6 +409,7 @@ impl Error {
         match self {
             Error::ConditionalWritesUnsupported { endpoint, bucket }
             | Error::ConditionalCreateRefused { endpoint, bucket } => Some((endpoint, bucket)),
+            Error::Paired { error, .. } => error.store(),
             _ => None,
         }
     }
@@ -402,6 +420,7 @@ impl Error {
             Error::Timeout { waited, .. } | Error::BlueprintLockTimeout { waited, .. } => {
                 Some(*waited)
             }
+            Error::Paired { error, .. } => error.waited(),
             _ => None,
         }
     }
@@ -484,6 +503,12 @@ impl Error {
                         .map(|i| i.id.as_str())
                 )
             ),
+            Error::AccessDenied { code, .. }
+                if ctx.kind == Kind::S3 && crate::dynamodb::response::is_denial(code) =>
+            {
+                // The message already names the table and the permissions.
+                format!("{self}; check the credentials")
+            }
             Error::AccessDenied { code, message } => match ctx.kind {
                 Kind::S3 => format!(
                     "{self}; check the credentials, and that they allow s3:GetObject, \
@@ -567,6 +592,9 @@ impl Error {
                 "invalid blueprint_id: blueprint {blueprint:?} does not exist on {url}; check \
                  the ID (the UUID in the blueprint's address in the Apstra UI)"
             ),
+            Error::Paired { context, error } => {
+                format!("{context}: {}", error.explain(ctx, spelling))
+            }
         }
     }
 
@@ -587,6 +615,7 @@ impl Error {
         match self {
             Error::BlueprintLocked { blocker, .. } => Some(blocker),
             Error::BlueprintLockTimeout { blocker, .. } => blocker.as_deref(),
+            Error::Paired { error, .. } => error.blocker(),
             _ => None,
         }
     }
@@ -597,6 +626,7 @@ impl Error {
             Error::Held { holder } | Error::Timeout { holder, .. } | Error::NotOwned { holder } => {
                 holder.as_deref()
             }
+            Error::Paired { error, .. } => error.holder(),
             _ => None,
         }
     }

@@ -95,6 +95,12 @@ const MOTO_DUMMY_IAM_AUTHORIZATION: &str = "AWS4-HMAC-SHA256 \
 Credential=AKIAIOSFODNN7EXAMPLE/20250101/us-east-1/iam/aws4_request, \
 SignedHeaders=host, Signature=0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Same as [`MOTO_DUMMY_AUTHORIZATION`] but scoped to DynamoDB, so moto's
+/// dispatcher routes the request there.
+const MOTO_DUMMY_DYNAMODB_AUTHORIZATION: &str = "AWS4-HMAC-SHA256 \
+Credential=AKIAIOSFODNN7EXAMPLE/20250101/us-east-1/dynamodb/aws4_request, \
+SignedHeaders=host, Signature=0000000000000000000000000000000000000000000000000000000000000000";
+
 /// The repository root (the parent of this crate's manifest directory).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -662,6 +668,35 @@ impl MotoServer {
         )
         .unwrap_or_else(|e| panic!("create bucket {name}: {e}"));
         self.check(r.status == 200, &format!("create bucket {name}"), &r);
+    }
+
+    /// One call of moto's DynamoDB (JSON 1.0 protocol): `operation` such as
+    /// `PutItem`, `body` its JSON input. Routed to DynamoDB by the credential
+    /// scope of the `Authorization` header (auth mode off: not checked).
+    pub fn dynamodb(&self, operation: &str, body: &str) -> HttpResponse {
+        http_request(
+            "POST",
+            &format!("{}/", self.endpoint()),
+            &[
+                ("Authorization", MOTO_DUMMY_DYNAMODB_AUTHORIZATION),
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("X-Amz-Target", &format!("DynamoDB_20120810.{operation}")),
+            ],
+            body.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("DynamoDB {operation}: {e}"))
+    }
+
+    /// Creates Terraform's lock table: string hash key `key` (Terraform's is
+    /// `LockID`; another name makes a table of the wrong shape).
+    pub fn create_lock_table(&self, table: &str, key: &str) {
+        let body = format!(
+            r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"{key}","KeyType":"HASH"}}],
+            "AttributeDefinitions":[{{"AttributeName":"{key}","AttributeType":"S"}}],
+            "BillingMode":"PAY_PER_REQUEST"}}"#
+        );
+        let r = self.dynamodb("CreateTable", &body);
+        self.check(r.status == 200, &format!("create table {table}"), &r);
     }
 
     /// What the server wrote so far (last lines), for failure messages.

@@ -16,12 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{drive, entropy, locked, race, Cancel, Either, Hooks, Io, Latch, Notice};
+use crate::dynamodb::{self, DynamoDbTable};
 use crate::error::Error;
 use crate::s3::{
-    Acquire, AcquireOptions, ConditionalWriteVerdicts, Credentials, HeldLock, LockHolder,
+    Acquire, AcquireOptions, ConditionalWriteVerdicts, Credentials, HeldLock, LockHolder, LockInfo,
     LostReason, Renew, S3LockConfig, Status, Unlock, UnlockOutcome,
 };
 use crate::sansio::Machine;
+use crate::sansio::Wait;
 use crate::time::ClockOffset;
 
 /// Where an S3 lock's credentials come from, asked before each request.
@@ -163,6 +165,30 @@ impl SignedOperation for Status {
     }
 }
 
+impl SignedOperation for dynamodb::Acquire {
+    fn set_credentials(&mut self, c: Credentials) {
+        dynamodb::Acquire::set_credentials(self, c)
+    }
+    fn clock_offset(&self) -> ClockOffset {
+        dynamodb::Acquire::clock_offset(self)
+    }
+}
+impl SignedOperation for dynamodb::Release {
+    fn set_credentials(&mut self, c: Credentials) {
+        dynamodb::Release::set_credentials(self, c)
+    }
+    fn clock_offset(&self) -> ClockOffset {
+        dynamodb::Release::clock_offset(self)
+    }
+}
+impl SignedOperation for dynamodb::Status {
+    // A status read signs once, up front: it is short.
+    fn set_credentials(&mut self, _c: Credentials) {}
+    fn clock_offset(&self) -> ClockOffset {
+        dynamodb::Status::clock_offset(self)
+    }
+}
+
 impl<M: SignedOperation, C: CredentialSource, F: FnMut(Notice)> Hooks<M> for RunHooks<'_, C, F> {
     async fn before_send(&mut self, machine: &mut M) {
         if self.credentials.refreshes() {
@@ -219,8 +245,11 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
     pub fn context(&self) -> crate::error::Context {
         crate::error::Context {
             kind: crate::error::Kind::S3,
-            target: format!("s3://{}/{}", self.config.bucket(), self.config.lock_key()),
-            endpoint: self.config.endpoint_display(),
+            target: self.config.target_display(),
+            endpoint: match (self.config.dynamodb(), self.config.lock_file()) {
+                (Some(t), false) => t.endpoint_display(),
+                _ => self.config.endpoint_display(),
+            },
         }
     }
 
@@ -258,10 +287,89 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
     /// Acquire the lock as `opts` says, cancellable through `cancel`, with
     /// progress to `on_notice`.
     ///
+    /// With a DynamoDB table the lock is the pair Terraform takes: the S3
+    /// lock file first (unless turned off), then the DynamoDB item, both
+    /// with the same LockInfo. Waiting and the timeout cover the pair: the
+    /// item is waited for, with the file held, for what remains of the wait
+    /// (every pair-taker takes the file first, so this cannot deadlock). If
+    /// the item cannot be had, the file is given back; when that fails too,
+    /// both errors are reported ([`Error::Paired`]).
+    ///
     /// If the caller cancels just as the lock is taken, the lock is given back
     /// before [`Error::Cancelled`] is returned: a cancelled acquire never
     /// leaves a lock behind.
     pub async fn acquire(
+        &self,
+        opts: AcquireOptions,
+        cancel: &Cancel,
+        mut on_notice: impl FnMut(Notice),
+    ) -> Result<HeldLock, Error> {
+        let started = self.io.now().monotonic;
+        if self.config.dynamodb().is_some() {
+            refuse_lease_with_table(&opts)?;
+        }
+        let held = if self.config.lock_file() {
+            self.acquire_file(opts.clone(), cancel, &mut on_notice)
+                .await?
+        } else {
+            opts.validate()?;
+            let now = self.io.now();
+            let info = LockInfo::new(
+                entropy(&self.io).lock_id,
+                opts.operation.clone(),
+                opts.info.clone(),
+                opts.who.clone(),
+                self.config.lock_info_path(),
+                self.clock_offset().apply(now.wall),
+            );
+            HeldLock {
+                info,
+                etag: String::new(),
+                verified_conditional_writes: false,
+                lease: None,
+                written_at: now.monotonic,
+            }
+        };
+        if let Some(table) = self.config.dynamodb() {
+            let waited = self.io.now().monotonic.saturating_sub(started);
+            let wait = match opts.wait {
+                Wait::For(d) => Wait::For(d.saturating_sub(waited)),
+                other => other,
+            };
+            let waiting = dynamodb::acquire::Waiting {
+                wait,
+                wait_backoff: opts.wait_backoff,
+                retry_backoff: opts.retry_backoff,
+                transient_budget: opts.transient_budget,
+                cleanup_budget: opts.cleanup_budget,
+            };
+            if let Err(e) = self
+                .acquire_item(table, &held, waiting, cancel, &mut on_notice)
+                .await
+            {
+                return Err(self.give_back_file(&held, e).await);
+            }
+        }
+        if cancel.is_cancelled() {
+            log::info!(
+                "acquired {} as the caller cancelled: releasing it",
+                self.config.target_display()
+            );
+            if let Err(e) = self.release(&held, EXIT_RELEASE_BUDGET).await {
+                log::error!(
+                    "could not release {} (lock ID {}) after cancellation: {e}; \
+                     remove it with force-unlock",
+                    self.config.target_display(),
+                    held.info.id
+                );
+            }
+            return Err(Error::Cancelled);
+        }
+        Ok(held)
+    }
+
+    /// The lock file part of [`Self::acquire`].
+    async fn acquire_file(
         &self,
         mut opts: AcquireOptions,
         cancel: &Cancel,
@@ -288,29 +396,86 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
         if held.verified_conditional_writes {
             self.verdicts.mark_verified(&self.config);
         }
-        if cancel.is_cancelled() {
-            log::info!(
-                "acquired {} as the caller cancelled: releasing it",
-                self.config.lock_key()
-            );
-            if let Err(e) = self.release(&held, EXIT_RELEASE_BUDGET).await {
-                log::error!(
-                    "could not release {} (lock ID {}) after cancellation: {e}; \
-                     remove it with force-unlock",
-                    self.config.lock_key(),
-                    held.info.id
-                );
-            }
-            return Err(Error::Cancelled);
-        }
         Ok(held)
     }
 
-    /// Release a lock we hold: one `DELETE If-Match`, retried on transient
-    /// failures within `budget` ([`RELEASE_BUDGET`] normally,
-    /// [`EXIT_RELEASE_BUDGET`] on exit paths). It cannot be cancelled: a
-    /// release that was started is seen through.
+    /// The DynamoDB part of [`Self::acquire`]: the item, with `held`'s LockInfo.
+    async fn acquire_item(
+        &self,
+        table: &Arc<DynamoDbTable>,
+        held: &HeldLock,
+        waiting: dynamodb::acquire::Waiting,
+        cancel: &Cancel,
+        on_notice: impl FnMut(Notice),
+    ) -> Result<String, Error> {
+        let credentials = self.credentials.credentials().await?;
+        let mut machine = dynamodb::Acquire::new(
+            table.clone(),
+            credentials,
+            self.config.lock_info_path(),
+            &held.info,
+            waiting,
+            entropy(&self.io).jitter_seed,
+            self.clock_offset(),
+        );
+        self.run(&mut machine, cancel, on_notice).await
+    }
+
+    /// After the DynamoDB item could not be had (`err`): give the lock file
+    /// back, as Terraform does, and say so when that fails too.
+    async fn give_back_file(&self, held: &HeldLock, err: Error) -> Error {
+        if !self.config.lock_file() {
+            return err;
+        }
+        match self.release_file(held, EXIT_RELEASE_BUDGET).await {
+            Ok(_) => err,
+            Err(cleanup) => {
+                log::error!(
+                    "could not give back the lock file {} (lock ID {}) after the DynamoDB lock \
+                     failed: {cleanup}",
+                    self.config.lock_key(),
+                    held.info.id
+                );
+                Error::Paired {
+                    context: format!(
+                        "the DynamoDB lock failed, and giving back the lock file failed too \
+                         ({cleanup}; remove it with force-unlock {})",
+                        held.info.id
+                    ),
+                    error: Box::new(err),
+                }
+            }
+        }
+    }
+
+    /// Release a lock we hold: one `DELETE If-Match` of the lock file, then
+    /// (with a DynamoDB table) one `DeleteItem` conditioned on our `Info`,
+    /// each retried on transient failures within `budget`
+    /// ([`RELEASE_BUDGET`] normally, [`EXIT_RELEASE_BUDGET`] on exit paths).
+    /// Both are always tried, file first; a failure says which one failed
+    /// ([`Error::Paired`]). It cannot be cancelled: a release that was
+    /// started is seen through.
     pub async fn release(&self, lock: &HeldLock, budget: Duration) -> Result<UnlockOutcome, Error> {
+        let file = if self.config.lock_file() {
+            Some(self.release_file(lock, budget).await)
+        } else {
+            None
+        };
+        let item = match self.config.dynamodb() {
+            Some(table) => {
+                let info = String::from_utf8_lossy(&lock.info.to_json()).into_owned();
+                Some(self.release_item(table, info, budget).await)
+            }
+            None => None,
+        };
+        pair_outcome(file, item)
+    }
+
+    async fn release_file(
+        &self,
+        lock: &HeldLock,
+        budget: Duration,
+    ) -> Result<UnlockOutcome, Error> {
         let credentials = self.credentials.credentials().await?;
         let mut machine = Unlock::release(
             self.config.clone(),
@@ -325,8 +490,29 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
         self.run(&mut machine, &Cancel::new(), |_| {}).await
     }
 
+    async fn release_item(
+        &self,
+        table: &Arc<DynamoDbTable>,
+        info: String,
+        budget: Duration,
+    ) -> Result<UnlockOutcome, Error> {
+        let credentials = self.credentials.credentials().await?;
+        let mut machine = dynamodb::Release::ours(
+            table.clone(),
+            credentials,
+            self.config.lock_info_path(),
+            info,
+            budget,
+            entropy(&self.io).jitter_seed,
+            self.clock_offset(),
+        );
+        self.run(&mut machine, &Cancel::new(), |_| {}).await
+    }
+
     /// Delete the lock whose ID is `lock_id`, as `terraform force-unlock`
-    /// does: only if the current lock carries that ID, conditioned on its ETag.
+    /// does: only if the current lock carries that ID, conditioned on its
+    /// ETag (the lock file) or its `Info` (the DynamoDB item). With both,
+    /// both are tried, file first.
     pub async fn force_unlock(&self, lock_id: &str) -> Result<UnlockOutcome, Error> {
         if lock_id.trim().is_empty() {
             return Err(Error::config(
@@ -334,30 +520,126 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
                 "must not be empty: pass the ID shown as the holder's lock ID",
             ));
         }
-        let credentials = self.credentials.credentials().await?;
-        let mut machine = Unlock::force(
-            self.config.clone(),
-            credentials,
-            lock_id,
-            RELEASE_BUDGET,
-            entropy(&self.io).jitter_seed,
-            self.clock_offset(),
-        )
-        .with_verdicts(self.verdicts.clone());
-        self.run(&mut machine, &Cancel::new(), |_| {}).await
+        let file = if self.config.lock_file() {
+            let credentials = self.credentials.credentials().await?;
+            let mut machine = Unlock::force(
+                self.config.clone(),
+                credentials,
+                lock_id,
+                RELEASE_BUDGET,
+                entropy(&self.io).jitter_seed,
+                self.clock_offset(),
+            )
+            .with_verdicts(self.verdicts.clone());
+            Some(self.run(&mut machine, &Cancel::new(), |_| {}).await)
+        } else {
+            None
+        };
+        let item = match self.config.dynamodb() {
+            Some(table) => {
+                let credentials = self.credentials.credentials().await?;
+                let mut machine = dynamodb::Release::force(
+                    table.clone(),
+                    credentials,
+                    self.config.lock_info_path(),
+                    lock_id,
+                    RELEASE_BUDGET,
+                    entropy(&self.io).jitter_seed,
+                    self.clock_offset(),
+                );
+                Some(self.run(&mut machine, &Cancel::new(), |_| {}).await)
+            }
+            None => None,
+        };
+        pair_outcome(file, item)
     }
 
-    /// Who holds the lock now, without taking it (`None`: free).
+    /// Who holds the lock now, without taking it (`None`: free). With a
+    /// DynamoDB table, a holder of either the file or the item is reported
+    /// (the file's first).
     pub async fn status(&self, cancel: &Cancel) -> Result<Option<LockHolder>, Error> {
-        let credentials = self.credentials.credentials().await?;
-        let mut machine = Status::new(
-            self.config.clone(),
-            credentials,
-            RELEASE_BUDGET,
-            entropy(&self.io).jitter_seed,
-            self.clock_offset(),
-        );
-        self.run(&mut machine, cancel, |_| {}).await
+        if self.config.lock_file() {
+            let credentials = self.credentials.credentials().await?;
+            let mut machine = Status::new(
+                self.config.clone(),
+                credentials,
+                RELEASE_BUDGET,
+                entropy(&self.io).jitter_seed,
+                self.clock_offset(),
+            );
+            if let Some(holder) = self.run(&mut machine, cancel, |_| {}).await? {
+                return Ok(Some(holder));
+            }
+        }
+        match self.config.dynamodb() {
+            Some(table) => {
+                let credentials = self.credentials.credentials().await?;
+                let mut machine = dynamodb::Status::new(
+                    table.clone(),
+                    credentials,
+                    self.config.lock_info_path(),
+                    RELEASE_BUDGET,
+                    entropy(&self.io).jitter_seed,
+                    self.clock_offset(),
+                );
+                self.run(&mut machine, cancel, |_| {}).await
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Leases and takeovers rewrite the lock file; the DynamoDB item has no
+/// such renewal, and a takeover of the file would leave the item's holder
+/// in place. Refused rather than half-done.
+fn refuse_lease_with_table(opts: &AcquireOptions) -> Result<(), Error> {
+    if opts.lease.is_some() {
+        return Err(Error::config(
+            "lease",
+            "leases are not supported with a DynamoDB lock table (dynamodb_table): the item \
+             cannot be renewed; drop the lease, or the table",
+        ));
+    }
+    if opts.takeover != Default::default() {
+        return Err(Error::config(
+            "takeover",
+            "taking over locks is not supported with a DynamoDB lock table (dynamodb_table); \
+             remove a stale lock with force-unlock",
+        ));
+    }
+    Ok(())
+}
+
+/// One outcome for the file's and the item's (either may be absent): a
+/// failure names which failed, and what became of the other.
+fn pair_outcome(
+    file: Option<Result<UnlockOutcome, Error>>,
+    item: Option<Result<UnlockOutcome, Error>>,
+) -> Result<UnlockOutcome, Error> {
+    let released = |o: &UnlockOutcome| *o == UnlockOutcome::Released;
+    match (file, item) {
+        (Some(file), None) => file,
+        (None, Some(item)) => item,
+        (None, None) => Err(Error::Misuse("a lock with neither a file nor an item")),
+        (Some(Ok(f)), Some(Ok(i))) => Ok(if released(&f) || released(&i) {
+            UnlockOutcome::Released
+        } else {
+            UnlockOutcome::AlreadyGone
+        }),
+        (Some(Err(e)), Some(Ok(_))) => Err(Error::Paired {
+            context: "the S3 lock file could not be removed (the DynamoDB lock item was)".into(),
+            error: Box::new(e),
+        }),
+        (Some(Ok(_)), Some(Err(e))) => Err(Error::Paired {
+            context: "the DynamoDB lock item could not be removed (the S3 lock file was)".into(),
+            error: Box::new(e),
+        }),
+        (Some(Err(f)), Some(Err(i))) => Err(Error::Paired {
+            context: format!(
+                "neither could be removed; the DynamoDB lock item: {i}; the S3 lock file"
+            ),
+            error: Box::new(f),
+        }),
     }
 }
 

@@ -154,6 +154,11 @@ pub struct S3LockConfig {
     pub(crate) checksum: bool,
     /// The lock object's URL, computed once.
     pub(crate) lock_url: String,
+    /// Whether the lock file is taken (Terraform's `use_lockfile`); false
+    /// only with a DynamoDB table.
+    pub(crate) lock_file: bool,
+    /// Terraform's `dynamodb_table`: the lock item taken after the file.
+    pub(crate) dynamodb: Option<std::sync::Arc<crate::dynamodb::DynamoDbTable>>,
 }
 
 impl S3LockConfig {
@@ -173,6 +178,9 @@ impl S3LockConfig {
             acl: None,
             tags: Vec::new(),
             checksum: true,
+            lock_file: true,
+            dynamodb_table: None,
+            dynamodb_endpoint: None,
         }
     }
 
@@ -191,6 +199,32 @@ impl S3LockConfig {
     /// The signing region.
     pub fn region(&self) -> &str {
         &self.region
+    }
+    /// Whether the S3 lock file is taken (false: the DynamoDB item only).
+    pub fn lock_file(&self) -> bool {
+        self.lock_file
+    }
+    /// The DynamoDB lock table, when the lock includes its item.
+    pub fn dynamodb(&self) -> Option<&std::sync::Arc<crate::dynamodb::DynamoDbTable>> {
+        self.dynamodb.as_ref()
+    }
+    /// What is locked, for messages: the lock file's URI, the DynamoDB item,
+    /// or both.
+    pub fn target_display(&self) -> String {
+        let file = format!("s3://{}/{}", self.bucket, self.lock_key);
+        match (&self.dynamodb, self.lock_file) {
+            (None, _) => file,
+            (Some(t), true) => format!(
+                "{file} and DynamoDB item {} in table {}",
+                self.lock_info_path(),
+                t.table()
+            ),
+            (Some(t), false) => format!(
+                "DynamoDB item {} in table {}",
+                self.lock_info_path(),
+                t.table()
+            ),
+        }
     }
     /// `Path` as Terraform records it in LockInfo: `<bucket>/<state key>`.
     pub fn lock_info_path(&self) -> String {
@@ -239,6 +273,9 @@ pub struct S3LockConfigBuilder {
     acl: Option<String>,
     tags: Vec<(String, String)>,
     checksum: bool,
+    lock_file: bool,
+    dynamodb_table: Option<String>,
+    dynamodb_endpoint: Option<String>,
 }
 
 impl S3LockConfigBuilder {
@@ -292,6 +329,27 @@ impl S3LockConfigBuilder {
     /// buckets refuse writes without a checksum).
     pub fn checksum(mut self, on: bool) -> Self {
         self.checksum = on;
+        self
+    }
+
+    /// Also take Terraform's DynamoDB lock item in this table (the s3
+    /// backend's `dynamodb_table`): after the lock file, released after it.
+    /// Leases are refused with a table (see [`crate::drive::s3::S3Lock`]).
+    pub fn dynamodb_table(mut self, table: impl Into<String>) -> Self {
+        self.dynamodb_table = Some(table.into());
+        self
+    }
+    /// The DynamoDB endpoint (Terraform's `endpoints.dynamodb`,
+    /// `AWS_ENDPOINT_URL_DYNAMODB`); default: the region's AWS endpoint.
+    pub fn dynamodb_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.dynamodb_endpoint = Some(url.into());
+        self
+    }
+    /// Whether to take the S3 lock file (Terraform's `use_lockfile`; default
+    /// true). Turning it off needs a DynamoDB table: then only the item is
+    /// taken, as Terraform does with `dynamodb_table` alone.
+    pub fn lock_file(mut self, on: bool) -> Self {
+        self.lock_file = on;
         self
     }
 
@@ -381,6 +439,25 @@ impl S3LockConfigBuilder {
             &lock_key,
         );
         check_lock_url(&lock_url)?;
+        let dynamodb = match (&self.dynamodb_table, &self.dynamodb_endpoint) {
+            (Some(table), endpoint) => Some(std::sync::Arc::new(
+                crate::dynamodb::DynamoDbTable::new(table, endpoint.as_deref(), &self.region)?,
+            )),
+            (None, Some(_)) => {
+                return Err(Error::config(
+                    "dynamodb_endpoint",
+                    "is set without dynamodb_table: name the table too, or drop the endpoint",
+                ))
+            }
+            (None, None) => None,
+        };
+        if !self.lock_file && dynamodb.is_none() {
+            return Err(Error::config(
+                "use_lockfile",
+                "is off and no dynamodb_table is set: nothing would be locked; keep the lock \
+                 file, or name the DynamoDB table",
+            ));
+        }
         Ok(S3LockConfig {
             bucket: self.bucket,
             state_key,
@@ -393,6 +470,8 @@ impl S3LockConfigBuilder {
             tagging,
             checksum: self.checksum,
             lock_url,
+            lock_file: self.lock_file,
+            dynamodb,
         })
     }
 }
