@@ -154,7 +154,8 @@ impl S3LockCore {
         acl=None, tags=None, checksum=true, path_style=None, operation=None, info=None,
         who=None, transport=None, async_transport=None, verify_conditional_writes=None,
         request_timeout=None, connect_timeout=None, verify_tls=true, ca_bundle_pem=None,
-        max_poll_interval=None, lease=None, takeover=false, stale_after=None
+        max_poll_interval=None, lease=None, takeover=false, stale_after=None,
+        dynamodb_table=None, dynamodb_endpoint=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -190,6 +191,8 @@ impl S3LockCore {
         lease: Option<f64>,
         takeover: bool,
         stale_after: Option<f64>,
+        dynamodb_table: Option<String>,
+        dynamodb_endpoint: Option<String>,
     ) -> PyResult<Self> {
         guard(|| {
             let settings = S3Settings {
@@ -224,6 +227,11 @@ impl S3LockCore {
                 lease,
                 takeover,
                 stale_after,
+                dynamodb_table,
+                dynamodb_endpoint,
+                // Both locks with a table: a superset of what any Terraform
+                // configuration of this state takes.
+                use_lockfile: None,
             };
             let env = process_env();
             let resolved = settings

@@ -264,6 +264,15 @@ pub struct S3Settings {
     pub takeover: bool,
     /// Take over locks without a lease (Terraform's) after this many seconds.
     pub stale_after: Option<f64>,
+    /// Terraform's `dynamodb_table`: also take the DynamoDB lock item there
+    /// (leases and takeovers are then refused).
+    pub dynamodb_table: Option<String>,
+    /// DynamoDB endpoint URL (Terraform's `endpoints.dynamodb`); default from
+    /// `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`, else the region's.
+    pub dynamodb_endpoint: Option<String>,
+    /// Terraform's `use_lockfile`: take the S3 lock file (default true;
+    /// false needs `dynamodb_table`).
+    pub use_lockfile: Option<bool>,
 }
 
 /// An S3 lock, resolved: what a binding builds its lock from.
@@ -337,6 +346,33 @@ impl S3Settings {
         }
         for (k, v) in self.tags {
             b = b.tag(k, v);
+        }
+        let dynamodb_table = nonempty("dynamodb_table", self.dynamodb_table)?;
+        if let Some(table) = &dynamodb_table {
+            b = b.dynamodb_table(table.clone());
+            let endpoint = self
+                .dynamodb_endpoint
+                .or_else(|| env_first(env, &["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]));
+            if let Some(e) = endpoint {
+                b = b.dynamodb_endpoint(e);
+            }
+            if self.lease.is_some() || self.takeover || self.stale_after.is_some() {
+                return Err(Error::config(
+                    if self.lease.is_some() {
+                        "lease"
+                    } else {
+                        "takeover"
+                    },
+                    "leases and takeovers are not supported with a DynamoDB lock table \
+                     (dynamodb_table): the item cannot be renewed or taken over; drop them, \
+                     or the table",
+                ));
+            }
+        } else if let Some(e) = self.dynamodb_endpoint {
+            b = b.dynamodb_endpoint(e);
+        }
+        if let Some(on) = self.use_lockfile {
+            b = b.lock_file(on);
         }
         let config = b.build()?;
         let credentials = self.credentials.plan()?;
@@ -610,6 +646,72 @@ mod tests {
         .resolve(&no_env, "me@host")
         .unwrap();
         assert_eq!(r.region, "ap-south-1");
+    }
+
+    #[test]
+    fn a_dynamodb_table_adds_the_item_with_its_own_endpoint() {
+        let env = |k: &str| match k {
+            "AWS_ENDPOINT_URL_DYNAMODB" => Some("http://127.0.0.1:8000".to_string()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9000".to_string()),
+            _ => None,
+        };
+        let base = || S3Settings {
+            bucket: "tfstate".into(),
+            key: "k".into(),
+            dynamodb_table: Some("tf-locks".into()),
+            ..Default::default()
+        };
+        let r = base().resolve(&env, "me@host").unwrap();
+        let table = r.config.dynamodb().expect("the table");
+        assert_eq!(table.table(), "tf-locks");
+        assert_eq!(table.endpoint_display(), "http://127.0.0.1:8000");
+        assert_eq!(r.config.endpoint_display(), "http://127.0.0.1:9000");
+        assert!(r.config.lock_file());
+        let item_only = S3Settings {
+            use_lockfile: Some(false),
+            ..base()
+        }
+        .resolve(&no_env, "me@host")
+        .unwrap();
+        assert!(!item_only.config.lock_file());
+        assert_eq!(
+            item_only.config.dynamodb().unwrap().endpoint_display(),
+            "https://dynamodb.us-east-1.amazonaws.com"
+        );
+        // Refused: nothing to lock, a lease or a takeover with a table.
+        let nothing = S3Settings {
+            use_lockfile: Some(false),
+            dynamodb_table: None,
+            ..base()
+        };
+        assert_eq!(
+            nothing.resolve(&no_env, "me@host").unwrap_err().field(),
+            Some("use_lockfile")
+        );
+        let leased = S3Settings {
+            lease: Some(30.0),
+            ..base()
+        };
+        assert_eq!(
+            leased.resolve(&no_env, "me@host").unwrap_err().field(),
+            Some("lease")
+        );
+        let takeover = S3Settings {
+            takeover: true,
+            ..base()
+        };
+        assert_eq!(
+            takeover.resolve(&no_env, "me@host").unwrap_err().field(),
+            Some("takeover")
+        );
+        let bad = S3Settings {
+            dynamodb_table: Some("x".into()),
+            ..base()
+        };
+        assert_eq!(
+            bad.resolve(&no_env, "me@host").unwrap_err().field(),
+            Some("dynamodb_table")
+        );
     }
 
     #[test]

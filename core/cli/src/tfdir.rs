@@ -78,8 +78,8 @@ pub fn read(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Terrafor
         return Err(invalid(
             "terraform_dir",
             format!(
-                "the backend of {} is {kind:?}, not \"s3\": condlock takes Terraform's S3 lock \
-                 file only",
+                "the backend of {} is {kind:?}, not \"s3\": condlock takes the locks of the s3 \
+                 backend only",
                 dir.display()
             ),
         ));
@@ -92,26 +92,20 @@ pub fn read(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Terrafor
             .map(str::to_string)
     };
     let flag = |name: &str| config[name].as_bool();
-    if flag("use_lockfile") != Some(true) {
+    // Terraform takes the lock file with use_lockfile = true, the DynamoDB
+    // item with dynamodb_table, both when both are set: so does condlock.
+    let use_lockfile = flag("use_lockfile") == Some(true);
+    let dynamodb_table = text_of("dynamodb_table");
+    if !use_lockfile && dynamodb_table.is_none() {
         return Err(invalid(
             "terraform_dir",
-            match text_of("dynamodb_table") {
-                Some(table) => format!(
-                    "the s3 backend of {} does not use a lock file (use_lockfile is not true): \
-                     Terraform locks this state with the DynamoDB table {table:?}, which \
-                     condlock does not take, so holding the lock file would not keep \
-                     `terraform apply` out. Set use_lockfile = true in the backend block (with \
-                     both, Terraform takes both locks) and run `terraform init -reconfigure`",
-                    dir.display()
-                ),
-                None => format!(
-                    "the s3 backend of {} takes no lock at all (neither use_lockfile nor \
-                     dynamodb_table is set): there is no Terraform lock to share. Set \
-                     use_lockfile = true in the backend block and run `terraform init \
-                     -reconfigure`",
-                    dir.display()
-                ),
-            },
+            format!(
+                "the s3 backend of {} takes no lock at all (neither use_lockfile nor \
+                 dynamodb_table is set): there is no Terraform lock to share. Set \
+                 use_lockfile = true in the backend block and run `terraform init \
+                 -reconfigure`",
+                dir.display()
+            ),
         ));
     }
     let bucket = text_of("bucket").ok_or_else(|| {
@@ -175,6 +169,13 @@ pub fn read(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Terrafor
         acl: text_of("acl"),
         path_style,
         verify_tls: flag("insecure").map(|insecure| !insecure),
+        use_lockfile: Some(use_lockfile),
+        dynamodb_endpoint: config["endpoints"]["dynamodb"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .or_else(|| text_of("dynamodb_endpoint")),
+        dynamodb_table,
         ..S3Settings::default()
     };
     Ok(TerraformBackend {
@@ -254,16 +255,59 @@ mod tests {
     }
 
     #[test]
-    fn other_backends_and_dynamodb_locks_are_refused_clearly() {
+    fn a_dynamodb_table_takes_the_locks_terraform_takes() {
+        // dynamodb_table alone: the item only.
         let dynamo = dir_with(
             &REFERENCE
                 .replace(r#""use_lockfile": true"#, r#""use_lockfile": null"#)
-                .replace(r#""dynamodb_table": null"#, r#""dynamodb_table": "locks""#),
+                .replace(r#""dynamodb_table": null"#, r#""dynamodb_table": "locks""#)
+                .replace(
+                    r#""dynamodb": null"#,
+                    r#""dynamodb": "http://127.0.0.1:5098""#,
+                ),
+            Some("staging"),
+        );
+        let r = read(&dynamo, &no_env)
+            .unwrap()
+            .settings
+            .resolve(&no_env, "me@host")
+            .unwrap();
+        assert!(!r.config.lock_file());
+        let table = r.config.dynamodb().expect("the table");
+        assert_eq!(table.table(), "locks");
+        assert_eq!(table.endpoint_display(), "http://127.0.0.1:5098");
+        // The item's LockID is the workspace's state path, as Terraform's.
+        assert_eq!(
+            r.config.lock_info_path(),
+            "tfstate/teams/staging/envs/dev/terraform.tfstate"
+        );
+        // Both set: both taken.
+        let both = dir_with(
+            &REFERENCE.replace(r#""dynamodb_table": null"#, r#""dynamodb_table": "locks""#),
             None,
         );
-        let msg = read(&dynamo, &no_env).unwrap_err().to_string();
-        assert!(msg.contains("DynamoDB table \"locks\""), "{msg}");
-        assert!(msg.contains("use_lockfile = true"), "{msg}");
+        let r = read(&both, &no_env)
+            .unwrap()
+            .settings
+            .resolve(&no_env, "me@host")
+            .unwrap();
+        assert!(r.config.lock_file());
+        assert_eq!(r.config.dynamodb().unwrap().table(), "locks");
+        // The reference (use_lockfile only): no table.
+        let file = dir_with(REFERENCE, None);
+        let r = read(&file, &no_env)
+            .unwrap()
+            .settings
+            .resolve(&no_env, "me@host")
+            .unwrap();
+        assert!(r.config.lock_file() && r.config.dynamodb().is_none());
+        for d in [dynamo, both, file] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+
+    #[test]
+    fn other_backends_and_backends_without_a_lock_are_refused_clearly() {
         let none = dir_with(
             &REFERENCE.replace(r#""use_lockfile": true"#, r#""use_lockfile": false"#),
             None,
@@ -279,7 +323,7 @@ mod tests {
         let missing = std::env::temp_dir().join("condlock-no-such-dir");
         let msg = read(&missing, &no_env).unwrap_err().to_string();
         assert!(msg.contains("terraform init"), "{msg}");
-        for d in [dynamo, none, gcs] {
+        for d in [none, gcs] {
             std::fs::remove_dir_all(d).unwrap();
         }
     }

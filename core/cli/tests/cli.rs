@@ -459,29 +459,80 @@ fn terraform_dir_takes_the_lock_terraform_takes() {
         404
     );
 
-    // A DynamoDB-locked backend is refused, saying why.
+    // A backend locking with a DynamoDB table (alone): condlock takes the
+    // same item, and a Terraform holder of it is reported.
+    moto.create_lock_table("tf-locks", "LockID");
     let dynamo = terraform_dir(
         &moto,
         None,
         Some(
             include_str!("terraform-1.11.4.tfstate")
+                .replace("http://127.0.0.1:5099", &moto.endpoint())
                 .replace(r#""use_lockfile": true"#, r#""use_lockfile": null"#)
                 .replace(
                     r#""dynamodb_table": null"#,
                     r#""dynamodb_table": "tf-locks""#,
+                )
+                .replace(
+                    r#""dynamodb": null"#,
+                    &format!(r#""dynamodb": "{}""#, moto.endpoint()),
                 ),
         ),
     );
+    let terraform_info = r#"{"ID":"0c1d2e3f-4a5b-6c7d-8e9f-a0b1c2d3e4f5","Operation":"OperationTypeApply","Info":"","Who":"alice@build-7","Version":"1.9.8","Created":"2026-03-04T05:06:07.891011121Z","Path":"tfstate/envs/dev/terraform.tfstate"}"#;
+    let item = serde_json::json!({
+        "TableName": "tf-locks",
+        "Item": {
+            "LockID": {"S": "tfstate/envs/dev/terraform.tfstate"},
+            "Info": {"S": terraform_info},
+        },
+    });
+    assert_eq!(moto.dynamodb("PutItem", &item.to_string()).status, 200);
     let mut c = bare();
     c.args(["status", "--terraform-dir", dynamo.to_str().unwrap()]);
     let o = out(c);
     printed.push_str(&(text(&o.stdout) + &text(&o.stderr)));
-    assert_eq!(code(&o), 8);
+    assert_eq!(code(&o), 3, "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("DynamoDB table \"tf-locks\""),
+        (text(&o.stdout) + &text(&o.stderr)).contains("alice@build-7"),
         "{}",
-        text(&o.stderr)
+        text(&o.stdout)
     );
+    let mut c = bare();
+    c.args([
+        "force-unlock",
+        "--force",
+        "--terraform-dir",
+        dynamo.to_str().unwrap(),
+        "0c1d2e3f-4a5b-6c7d-8e9f-a0b1c2d3e4f5",
+    ]);
+    let o = out(c);
+    printed.push_str(&(text(&o.stdout) + &text(&o.stderr)));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let mut c = bare();
+    c.args(["acquire", "--terraform-dir", dynamo.to_str().unwrap()]);
+    let o = out(c);
+    printed.push_str(&(text(&o.stdout) + &text(&o.stderr)));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let id = text(&o.stdout).trim().to_string();
+    let get = serde_json::json!({
+        "TableName": "tf-locks",
+        "Key": {"LockID": {"S": "tfstate/envs/dev/terraform.tfstate"}},
+    });
+    let r = moto.dynamodb("GetItem", &get.to_string());
+    assert!(r.text().contains(&id), "{}", r.text());
+    // dynamodb_table alone: no lock file, as Terraform.
+    assert_eq!(
+        get_object(&moto, "envs/dev/terraform.tfstate.tflock").status,
+        404
+    );
+    let mut c = bare();
+    c.args(["release", "--terraform-dir", dynamo.to_str().unwrap(), &id]);
+    let o = out(c);
+    printed.push_str(&(text(&o.stdout) + &text(&o.stderr)));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let r = moto.dynamodb("GetItem", &get.to_string());
+    assert!(!r.text().contains("Item"), "{}", r.text());
     // Errors name no secret either.
     let wrong = terraform_dir(
         &moto,
