@@ -138,6 +138,8 @@ class S3LockCore:
         lease: Optional[float] = None,
         takeover: bool = False,
         stale_after: Optional[float] = None,
+        dynamodb_table: Optional[str] = None,
+        dynamodb_endpoint: Optional[str] = None,
     ) -> None: ...
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> HeldLockCore:
         """Acquire (blocking, GIL released, Ctrl-C cancels)."""

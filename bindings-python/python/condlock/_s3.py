@@ -311,6 +311,16 @@ class S3Lock(LockBase[HeldLock]):
     are never renewed, so a long ``terraform apply`` would be taken over while
     it still runs; use it only when you know every holder is short-lived.
 
+    DynamoDB (Terraform's ``dynamodb_table``): with ``dynamodb_table=name``
+    the lock also takes Terraform's DynamoDB lock item (``LockID`` =
+    ``<bucket>/<key>``) after the lock file, and gives the file back if the
+    item cannot be had; releasing removes the file, then the item (each only
+    if it is still ours). That excludes Terraform configurations locking
+    with the table alone or with both. ``dynamodb_endpoint`` (default
+    ``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL``, else the region's)
+    is where the table is served. Leases and takeovers are refused with a
+    table (:class:`InvalidConfiguration`): the item cannot be renewed.
+
     Use ``with lock:`` / ``async with lock:`` (not re-entrant within one
     thread or task), or :meth:`acquire` / :meth:`acquire_async` for a
     :class:`HeldLock`. Leaving the block releases with a short fresh deadline
@@ -352,6 +362,8 @@ class S3Lock(LockBase[HeldLock]):
         takeover: bool = False,
         stale_after: Optional[float] = None,
         on_lost: Optional[Callable[[LostReason], Any]] = None,
+        dynamodb_table: Optional[str] = None,
+        dynamodb_endpoint: Optional[str] = None,
     ) -> None:
         if on_lost is not None and not callable(on_lost):
             raise InvalidConfiguration(
@@ -396,6 +408,8 @@ class S3Lock(LockBase[HeldLock]):
             lease=lease,
             takeover=takeover,
             stale_after=stale_after,
+            dynamodb_table=dynamodb_table,
+            dynamodb_endpoint=dynamodb_endpoint,
         )
         self._on_lost = on_lost
         self._init_entered()
