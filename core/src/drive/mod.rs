@@ -212,6 +212,8 @@ pub fn entropy<I: Io + ?Sized>(io: &I) -> crate::s3::Entropy {
 }
 
 #[cfg(test)]
+mod pair_tests;
+#[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;

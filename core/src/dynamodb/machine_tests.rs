@@ -77,17 +77,18 @@ fn response(status: u16, body: Value) -> http::Response<Body> {
         .unwrap()
 }
 
-fn error(name: &str) -> http::Response<Body> {
+pub(crate) fn error(name: &str) -> http::Response<Body> {
     response(
         400,
         json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{name}"), "message": name}),
     )
 }
 
-/// LockID -> Info, with DynamoDB's conditional semantics.
+/// LockID -> Info, with DynamoDB's conditional semantics (also used by
+/// the driver's tests of the pair).
 #[derive(Default)]
-struct Table {
-    items: HashMap<String, String>,
+pub(crate) struct Table {
+    pub(crate) items: HashMap<String, String>,
 }
 
 impl Table {
@@ -97,7 +98,7 @@ impl Table {
         t
     }
 
-    fn apply(&mut self, req: &http::Request<Body>) -> http::Response<Body> {
+    pub(crate) fn apply(&mut self, req: &http::Request<Body>) -> http::Response<Body> {
         let body: Value = serde_json::from_slice(req.body()).unwrap();
         assert_eq!(body["TableName"], "tf-locks");
         match operation(req).unwrap() {

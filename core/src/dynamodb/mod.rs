@@ -28,7 +28,7 @@ pub mod request;
 pub mod response;
 
 #[cfg(test)]
-mod machine_tests;
+pub(crate) mod machine_tests;
 
 pub use acquire::Acquire;
 pub use config::DynamoDbTable;
