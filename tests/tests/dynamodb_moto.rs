@@ -325,3 +325,34 @@ fn error_wording_names_the_table_and_its_permissions() {
     assert!(text.contains("dynamodb:DeleteItem"), "{text}");
     assert!(!text.contains("s3:GetObject"), "{text}");
 }
+
+#[tokio::test]
+async fn an_uncontended_cycle_costs_four_requests_with_both_and_two_with_the_item() {
+    let moto = started(false);
+    let l = pair(&moto, "cycle.tfstate");
+    // The first acquire also proves the S3 store (2 more requests).
+    let held = l.acquire(quick(&l, "me@here", Wait::No)).await.unwrap();
+    l.release(&held).await.unwrap();
+    for cycle in 1..=3 {
+        let before = l.transport().requests_sent();
+        let held = l.acquire(quick(&l, "me@here", Wait::No)).await.unwrap();
+        assert_eq!(l.release(&held).await.unwrap(), UnlockOutcome::Released);
+        // PUT If-None-Match, PutItem, DELETE If-Match, DeleteItem.
+        assert_eq!(l.transport().requests_sent() - before, 4, "cycle {cycle}");
+    }
+    let item = item_only(&moto, "cycle.tfstate");
+    for cycle in 1..=3 {
+        let before = item.transport().requests_sent();
+        let held = item
+            .acquire(quick(&item, "me@here", Wait::No))
+            .await
+            .unwrap();
+        assert_eq!(item.release(&held).await.unwrap(), UnlockOutcome::Released);
+        // PutItem, DeleteItem.
+        assert_eq!(
+            item.transport().requests_sent() - before,
+            2,
+            "cycle {cycle}"
+        );
+    }
+}
