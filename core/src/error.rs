@@ -592,6 +592,19 @@ impl Error {
                 "invalid blueprint_id: blueprint {blueprint:?} does not exist on {url}; check \
                  the ID (the UUID in the blueprint's address in the Apstra UI)"
             ),
+            // The S3 wording of these names the S3 store; `context` already
+            // names the server the error came from (the DynamoDB table's).
+            Error::Paired { context, error }
+                if matches!(
+                    **error,
+                    Error::Server { .. }
+                        | Error::Rejected { .. }
+                        | Error::Transport { .. }
+                        | Error::MalformedResponse { .. }
+                ) =>
+            {
+                format!("{context}: {error}")
+            }
             Error::Paired { context, error } => {
                 format!("{context}: {}", error.explain(ctx, spelling))
             }

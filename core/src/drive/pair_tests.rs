@@ -252,3 +252,28 @@ fn leases_and_takeovers_are_refused_with_a_table() {
     assert_eq!(err.field(), Some("takeover"));
     assert!(l.io().sent.borrow().is_empty(), "nothing was sent");
 }
+
+#[test]
+fn a_failing_dynamodb_server_is_named_not_the_s3_store() {
+    let fault: Fault = Box::new(|op| {
+        (op == "PutItem").then(|| {
+            http::Response::builder()
+                .status(503)
+                .body(br#"{"__type":"ServiceUnavailable","message":"try later"}"#.to_vec())
+                .unwrap()
+        })
+    });
+    let l = lock(PairIo::new(fault), true);
+    let err = try_once(&l).unwrap_err();
+    assert_eq!(err.code(), "server");
+    let text = err.explain(&l.context(), &crate::error::CommandLine);
+    assert!(
+        text.starts_with("the DynamoDB lock table tf-locks at http://127.0.0.1:5000"),
+        "{text}"
+    );
+    assert!(!text.contains("127.0.0.1:9000"), "{text}");
+    assert!(
+        l.io().file.borrow().object.is_none(),
+        "the file was given back"
+    );
+}

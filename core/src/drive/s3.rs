@@ -418,7 +418,8 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
             entropy(&self.io).jitter_seed,
             self.clock_offset(),
         );
-        self.run(&mut machine, cancel, on_notice).await
+        let result = self.run(&mut machine, cancel, on_notice).await;
+        result.map_err(|e| about_item(table, e))
     }
 
     /// After the DynamoDB item could not be had (`err`): give the lock file
@@ -506,7 +507,8 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
             entropy(&self.io).jitter_seed,
             self.clock_offset(),
         );
-        self.run(&mut machine, &Cancel::new(), |_| {}).await
+        let result = self.run(&mut machine, &Cancel::new(), |_| {}).await;
+        result.map_err(|e| about_item(table, e))
     }
 
     /// Delete the lock whose ID is `lock_id`, as `terraform force-unlock`
@@ -547,7 +549,8 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
                     entropy(&self.io).jitter_seed,
                     self.clock_offset(),
                 );
-                Some(self.run(&mut machine, &Cancel::new(), |_| {}).await)
+                let result = self.run(&mut machine, &Cancel::new(), |_| {}).await;
+                Some(result.map_err(|e| about_item(table, e)))
             }
             None => None,
         };
@@ -582,10 +585,32 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
                     entropy(&self.io).jitter_seed,
                     self.clock_offset(),
                 );
-                self.run(&mut machine, cancel, |_| {}).await
+                let result = self.run(&mut machine, cancel, |_| {}).await;
+                result.map_err(|e| about_item(table, e))
             }
             None => Ok(None),
         }
+    }
+}
+
+/// A failure of the DynamoDB server (5xx, throttling until the deadline, a
+/// rejected request, transport, an answer that is not DynamoDB's) says which
+/// server it was: the lock's context names the S3 store. The other errors
+/// already say what they are about (a holder, the table, the permissions).
+fn about_item(table: &DynamoDbTable, e: Error) -> Error {
+    match e {
+        Error::Server { .. }
+        | Error::Rejected { .. }
+        | Error::Transport { .. }
+        | Error::MalformedResponse { .. } => Error::Paired {
+            context: format!(
+                "the DynamoDB lock table {} at {}",
+                table.table(),
+                table.endpoint_display()
+            ),
+            error: Box::new(e),
+        },
+        other => other,
     }
 }
 

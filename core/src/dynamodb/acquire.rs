@@ -44,6 +44,12 @@ pub struct Waiting {
     pub cleanup_budget: Duration,
 }
 
+/// After this many rounds in a row of "conditional-check failure, then no
+/// item on a consistent read", the table is named as unable to lock. A
+/// holder releasing between our `PutItem` and `GetItem` explains one round,
+/// rarely two.
+const MAX_VANISHED_ROUNDS: u32 = 3;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     Put,
@@ -76,6 +82,8 @@ pub struct Acquire {
     holder: Option<LockHolder>,
     /// A `PutItem` of ours may have landed without us knowing.
     uncertain: bool,
+    /// Rounds in a row of "the condition failed, yet no item is there".
+    vanished_in_a_row: u32,
     pending_error: Option<Error>,
     notices: Notices,
     failures: FailureStreak,
@@ -106,6 +114,7 @@ impl Acquire {
             started: None,
             holder: None,
             uncertain: false,
+            vanished_in_a_row: 0,
             pending_error: None,
             notices: Notices::default(),
             failures: FailureStreak::default(),
@@ -256,8 +265,30 @@ impl Acquire {
                 self.retry.progressed();
                 match found_item(&output) {
                     Err(e) => self.fail(e, now),
-                    // Released between our PutItem and GetItem: try again now.
-                    Ok(None) => self.send(Step::Put, now),
+                    // Released between our PutItem and GetItem: try again
+                    // now. Round after round, though, it is a table that
+                    // fails the condition with no item (or hides the item
+                    // from a consistent read): it cannot be locked.
+                    Ok(None) => {
+                        self.vanished_in_a_row += 1;
+                        if self.vanished_in_a_row >= MAX_VANISHED_ROUNDS {
+                            let err = Error::Rejected {
+                                status: 400,
+                                code: "ConditionalCheckFailedException".into(),
+                                message: format!(
+                                    "PutItem of {} in table {} failed its condition \
+                                     attribute_not_exists(LockID) {} times in a row, yet a \
+                                     consistent GetItem found no item: this table cannot \
+                                     provide a lock",
+                                    self.lock_id,
+                                    self.table.table(),
+                                    self.vanished_in_a_row
+                                ),
+                            };
+                            return self.fail(err, now);
+                        }
+                        self.send(Step::Put, now)
+                    }
                     Ok(Some(found)) if found.holder.id() == Some(self.our_id.as_str()) => {
                         log::info!(
                             "an earlier PutItem of ours landed: we hold {}",
@@ -268,6 +299,7 @@ impl Acquire {
                         self.finish(Ok(info))
                     }
                     Ok(Some(found)) => {
+                        self.vanished_in_a_row = 0;
                         // Someone else's item exists: a PutItem of ours that
                         // may have been in doubt did not land.
                         self.uncertain = false;

@@ -481,3 +481,22 @@ fn status_reads_the_holder() {
     let (result, _) = run_virtual(&mut status(), Now::virtual_origin(), |r, _| Ok(t.apply(r)));
     assert!(result.unwrap().is_none());
 }
+
+#[test]
+fn a_table_failing_the_condition_with_no_item_is_named_not_spun_on() {
+    let mut t = Table::default();
+    let (result, sent) = run_virtual(
+        &mut acquire(&info(1, "me@here"), Wait::Forever),
+        Now::virtual_origin(),
+        |r, _| {
+            Ok(match operation(r) {
+                Some("PutItem") => error("ConditionalCheckFailedException"),
+                _ => t.apply(r),
+            })
+        },
+    );
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), "rejected");
+    assert!(err.to_string().contains("cannot provide a lock"), "{err}");
+    assert_eq!(sent.len(), 6, "{:?}", ops(&sent));
+}
