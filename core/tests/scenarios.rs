@@ -532,6 +532,16 @@ fn s3_lock<'io>(io: &'io ScriptIo, spec: &Value) -> Result<Lock<'io>, String> {
     if let Some(ws) = spec.get("workspace").and_then(Value::as_str) {
         b = b.workspace(ws);
     }
+    if let Some(table) = spec.get("dynamodb_table").and_then(Value::as_str) {
+        b = b.dynamodb_table(table).dynamodb_endpoint(str_of(
+            spec,
+            "dynamodb_endpoint",
+            "http://127.0.0.1:8000",
+        ));
+    }
+    if let Some(on) = spec.get("use_lockfile").and_then(Value::as_bool) {
+        b = b.lock_file(on);
+    }
     let config = b.build().map_err(|e| format!("lock: {e}"))?;
     let creds = Credentials::new("AKIDSCENARIO", "scenario-secret", None)
         .map_err(|e| format!("credentials: {e}"))?;

@@ -323,6 +323,9 @@ def make_lock(spec: dict, server: ScriptedServer):
         stale_after=spec.get("stale_after"),
         max_poll_interval=POLL,
         transport=server,
+        dynamodb_table=spec.get("dynamodb_table"),
+        dynamodb_endpoint=spec.get("dynamodb_endpoint", "http://127.0.0.1:8000")
+        if spec.get("dynamodb_table") else None,
     )
 
 
