@@ -76,8 +76,16 @@ pub struct TargetArgs {
     /// Path-style S3 addressing (default: path style on custom endpoints).
     #[arg(long)]
     pub path_style: bool,
+    /// Also take Terraform's DynamoDB lock item in this table (the backend's
+    /// dynamodb_table; default: the Terraform directory's).
+    #[arg(long, value_name = "TABLE")]
+    pub dynamodb_table: Option<String>,
+    /// DynamoDB endpoint URL (default: the Terraform directory's,
+    /// AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, AWS).
+    #[arg(long, value_name = "URL")]
+    pub dynamodb_endpoint: Option<String>,
     /// The mutex of this Apstra blueprint (server from APSTRA_URL, APSTRA_USER, APSTRA_PASS).
-    #[arg(long, value_name = "ID", conflicts_with_all = ["terraform_dir", "region", "endpoint", "workspace"])]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["terraform_dir", "region", "endpoint", "workspace", "dynamodb_table", "dynamodb_endpoint"])]
     pub apstra_blueprint: Option<String>,
 }
 

@@ -135,6 +135,12 @@ pub fn resolve(
     if at.path_style {
         settings.path_style = Some(true);
     }
+    if at.dynamodb_table.is_some() {
+        settings.dynamodb_table = at.dynamodb_table.clone();
+    }
+    if at.dynamodb_endpoint.is_some() {
+        settings.dynamodb_endpoint = at.dynamodb_endpoint.clone();
+    }
     Ok(Target::S3 {
         settings: Box::new(settings),
         profile,

@@ -811,3 +811,44 @@ fn force_unlock_on_a_terminal_asks_and_only_yes_removes_the_lock() {
     );
     assert_eq!(code(&out(on(&moto, &["status", &url]))), 0);
 }
+
+#[test]
+fn a_dynamodb_table_on_the_command_line_takes_the_pair() {
+    let moto = moto();
+    moto.create_lock_table("tf-locks", "LockID");
+    let url = s3_url();
+    let ep = moto.endpoint();
+    let pair = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--dynamodb-table", "tf-locks", "--dynamodb-endpoint", &ep]);
+        all.push(&url);
+        out(on(&moto, &all))
+    };
+    let o = pair(&["acquire"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let id = text(&o.stdout).trim().to_string();
+    let lock_id = url.trim_start_matches("s3://").to_string();
+    let get = serde_json::json!({"TableName": "tf-locks", "Key": {"LockID": {"S": lock_id}}});
+    let item = moto.dynamodb("GetItem", &get.to_string());
+    assert!(item.text().contains(&id), "{}", item.text());
+    // A taker of the pair finds it held (exit 3), naming the table.
+    let o = pair(&["status"]);
+    assert_eq!(code(&o), 3, "{}", text(&o.stderr));
+    let o = pair(&["acquire", "--timeout", "0s"]);
+    assert_eq!(code(&o), 3, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("tf-locks"), "{}", text(&o.stderr));
+    let o = pair(&["release", &id]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let item = moto.dynamodb("GetItem", &get.to_string());
+    assert!(!item.text().contains("Item"), "{}", item.text());
+    // A table that does not exist is a configuration error (exit 8) naming it.
+    let mut args = vec!["acquire", "--dynamodb-table", "no-such-table"];
+    args.extend(["--dynamodb-endpoint", &ep, &url]);
+    let o = out(on(&moto, &args));
+    assert_eq!(code(&o), 8, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no-such-table"),
+        "{}",
+        text(&o.stderr)
+    );
+}
