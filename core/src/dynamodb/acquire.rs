@@ -308,6 +308,16 @@ impl Acquire {
                 }
             }
             (Step::CleanupDelete, Class::Success(_) | Class::ConditionFailed) => self.end_cleanup(),
+            (
+                step,
+                Class::ClockSkewed {
+                    server_time,
+                    message,
+                },
+            ) if self.retry.correct_clock(server_time, now) => {
+                log::debug!("DynamoDB: {message}; re-signing with the server's time");
+                self.send(step, now)
+            }
             (step, class @ Class::Transient { .. }) => {
                 if step == Step::Put {
                     // A 5xx may come after the write was applied.

@@ -500,3 +500,62 @@ fn a_table_failing_the_condition_with_no_item_is_named_not_spun_on() {
     assert!(err.to_string().contains("cannot provide a lock"), "{err}");
     assert_eq!(sent.len(), 6, "{:?}", ops(&sent));
 }
+
+#[test]
+fn a_skewed_clock_is_corrected_once_and_the_put_item_signed_again() {
+    let ours = info(1, "me@here");
+    let mut t = Table::default();
+    let mut first = true;
+    let mut m = acquire(&ours, Wait::No);
+    let (result, sent) = run_virtual(&mut m, Now::virtual_origin(), |r, _| {
+        if std::mem::take(&mut first) {
+            return Ok(response(
+                400,
+                json!({
+                    "__type": "com.amazon.coral.service#InvalidSignatureException",
+                    "message": "Signature expired: 19700101T000000Z is now earlier than \
+                                20260101T001500Z (20260101T002000Z - 5 min.)"
+                }),
+            ));
+        }
+        Ok(t.apply(r))
+    });
+    assert_eq!(result.unwrap(), info_text(&ours));
+    let date = |i: usize| {
+        sent[i].1.headers()["x-amz-date"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    // Signed first with our clock, then with the server's.
+    assert!(!date(0).starts_with("20260101"), "{}", date(0));
+    assert!(date(1).starts_with("20260101T002"), "{}", date(1));
+    assert_eq!(sent.len(), 2);
+}
+
+#[test]
+fn a_clock_still_skewed_after_correction_is_an_access_error() {
+    let skewed = || {
+        response(
+            400,
+            json!({
+                "__type": "InvalidSignatureException",
+                "message": "Signature expired: 19700101T000000Z is now earlier than \
+                            20260101T001500Z (20260101T002000Z - 5 min.)"
+            }),
+        )
+    };
+    let (result, sent) = run_virtual(
+        &mut acquire(&info(1, "me@here"), Wait::Forever),
+        Now::virtual_origin(),
+        |_, _| Ok(skewed()),
+    );
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), "access_denied");
+    assert!(err.to_string().contains("clock"), "{err}");
+    assert!(
+        sent.len() <= 3,
+        "corrected a bounded number of times: {}",
+        sent.len()
+    );
+}

@@ -229,6 +229,11 @@ impl Release {
                     _ => self.not_owned(found.holder),
                 }
             }
+            (step, Class::ClockSkewed { server_time, .. })
+                if self.retry.correct_clock(server_time, now) =>
+            {
+                self.send(step, now)
+            }
             (step, class @ Class::Transient { .. }) => {
                 let err = class.into_error(&self.table);
                 let what = format!("DynamoDB release of {}", self.lock_id);
@@ -368,6 +373,11 @@ impl Machine for Status {
             }
             (StatusState::Sleeping, Event::TimerFired) => self.send(now),
             (StatusState::InFlight, Event::Response(resp)) => match classify(&resp) {
+                Class::ClockSkewed { server_time, .. }
+                    if self.retry.correct_clock(server_time, now) =>
+                {
+                    self.send(now)
+                }
                 Class::Success(output) => {
                     let found = found_item(&output).map(|f| f.map(|f| f.holder));
                     self.done(found)

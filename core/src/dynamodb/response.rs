@@ -44,6 +44,15 @@ pub enum Class {
         /// Server message.
         message: String,
     },
+    /// Our clock is too far from the server's (`InvalidSignatureException`:
+    /// "Signature expired" or "Signature not yet current"): re-sign with the
+    /// server's time, once known.
+    ClockSkewed {
+        /// The server's time, from the message or the `Date` header.
+        server_time: Option<std::time::SystemTime>,
+        /// The server's message.
+        message: String,
+    },
     /// Credentials refused or lacking permission: final.
     Denied {
         /// Error name.
@@ -95,6 +104,20 @@ pub fn classify(resp: &Response<Body>) -> Class {
         };
     }
     let (code, message) = error_fields(resp);
+    if code == "InvalidSignatureException"
+        && (message.contains("Signature expired") || message.contains("Signature not yet current"))
+    {
+        let server_time = server_time_in(&message).or_else(|| {
+            resp.headers()
+                .get(http::header::DATE)
+                .and_then(|d| d.to_str().ok())
+                .and_then(|d| httpdate::parse_http_date(d).ok())
+        });
+        return Class::ClockSkewed {
+            server_time,
+            message,
+        };
+    }
     match code.as_str() {
         "ConditionalCheckFailedException" => Class::ConditionFailed,
         "ResourceNotFoundException" => Class::TableMissing { message },
@@ -121,6 +144,28 @@ pub fn classify(resp: &Response<Body>) -> Class {
             message,
         },
     }
+}
+
+/// The server's time in DynamoDB's skew message: "Signature expired:
+/// 20260101T000000Z is now earlier than 20260101T001500Z (20260101T002000Z -
+/// 5 min.)" names it in parentheses, compact ISO 8601.
+fn server_time_in(message: &str) -> Option<std::time::SystemTime> {
+    let inside = message.rsplit_once('(')?.1;
+    let t = inside.split_whitespace().next()?;
+    let b = t.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let iso = format!(
+        "{}-{}-{}T{}:{}:{}",
+        &t[0..4],
+        &t[4..6],
+        &t[6..8],
+        &t[9..11],
+        &t[11..13],
+        &t[13..15]
+    );
+    humantime::parse_rfc3339_weak(&iso).ok()
 }
 
 /// The error name (after `#` in `__type`, else the `x-amzn-ErrorType`
@@ -168,6 +213,13 @@ impl Class {
                     table.endpoint_display()
                 ),
             ),
+            Class::ClockSkewed { message, .. } => Error::AccessDenied {
+                code: "InvalidSignatureException".into(),
+                message: format!(
+                    "{message} (our clock is too far from the server's, and signing with \
+                     the server's time did not help: check this machine's clock)"
+                ),
+            },
             Class::Denied { code, message } => Error::AccessDenied {
                 code,
                 message: format!(
@@ -370,6 +422,28 @@ mod tests {
             wrong_key.to_string().contains("hash key named LockID"),
             "{wrong_key}"
         );
+    }
+
+    #[test]
+    fn a_skewed_signature_names_the_servers_time() {
+        let resp = error(
+            400,
+            "com.amazon.coral.service#InvalidSignatureException",
+            "Signature expired: 20260101T000000Z is now earlier than 20260101T001500Z \
+             (20260101T002000Z - 5 min.)",
+        );
+        let Class::ClockSkewed { server_time, .. } = classify(&resp) else {
+            panic!("{:?}", classify(&resp));
+        };
+        let expected = humantime::parse_rfc3339("2026-01-01T00:20:00Z").unwrap();
+        assert_eq!(server_time, Some(expected));
+        // Another signature problem stays a denial.
+        let wrong = error(
+            400,
+            "InvalidSignatureException",
+            "The request signature we calculated does not match",
+        );
+        assert!(matches!(classify(&wrong), Class::Denied { .. }));
     }
 
     #[test]
