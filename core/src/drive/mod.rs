@@ -17,7 +17,8 @@
 //! is generic over the concrete `Io`.
 //!
 //! On top of the loop sit the operations bindings call, for each lock kind:
-//! [`s3::S3Lock`] and [`apstra::ApstraClient`]: credentials refreshed before
+//! [`s3::S3Lock`] (the lock file, Terraform's DynamoDB item, or both) and
+//! [`apstra::ApstraClient`]: credentials refreshed before
 //! each request, the once-per-store proof remembered, locks acquired just as
 //! the caller cancelled given back, leases renewed on their schedule and cut
 //! off at their give-up instant whatever the network does.

@@ -313,8 +313,9 @@ impl<T: HttpTransport> S3Lock<T> {
         self.core.acquire(opts, cancel, on_notice).await
     }
 
-    /// Release a lock we hold: one `DELETE If-Match`, retried on transient
-    /// failures for up to 30 s.
+    /// Release a lock we hold: one `DELETE If-Match` (and, with a DynamoDB
+    /// table, one `DeleteItem` conditioned on our `Info`), retried on
+    /// transient failures for up to 30 s.
     pub async fn release(&self, lock: &HeldLock) -> Result<UnlockOutcome, Error> {
         self.release_within(lock, RELEASE_BUDGET).await
     }
@@ -330,12 +331,14 @@ impl<T: HttpTransport> S3Lock<T> {
     }
 
     /// Delete the lock whose ID is `lock_id`, as `terraform force-unlock` does:
-    /// only if the current lock carries that ID, conditioned on its ETag.
+    /// only if the current lock carries that ID, conditioned on its ETag (the
+    /// DynamoDB item: on the `Info` read).
     pub async fn force_unlock(&self, lock_id: &str) -> Result<UnlockOutcome, Error> {
         self.core.force_unlock(lock_id).await
     }
 
-    /// Who holds the lock now, without taking it (`None`: free).
+    /// Who holds the lock now, without taking it (`None`: free); with a
+    /// DynamoDB table, a holder of the file or of the item.
     pub async fn status(&self) -> Result<Option<LockHolder>, Error> {
         self.core.status(&Cancel::new()).await
     }
