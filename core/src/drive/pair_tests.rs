@@ -16,7 +16,9 @@ use crate::sansio::Body;
 use crate::time::Now;
 use crate::Wait;
 
-type Fault = Box<dyn Fn(&str) -> Option<http::Response<Body>>>;
+/// Answers a request (named as in `sent`) at a monotonic time, instead of
+/// the memory store or table.
+type Fault = Box<dyn Fn(&str, Duration) -> Option<http::Response<Body>>>;
 
 /// S3 requests go to a memory store, DynamoDB ones (`POST` with
 /// `X-Amz-Target`) to a memory table; `fault` may answer a request (named as
@@ -51,7 +53,8 @@ impl Io for PairIo {
             None => request.method().to_string(),
         };
         self.sent.borrow_mut().push(name.clone());
-        let response = match (self.fault)(&name) {
+        let at = self.now.borrow().monotonic;
+        let response = match (self.fault)(&name, at) {
             Some(r) => r,
             None if operation(&request).is_some() => self.table.borrow_mut().apply(&request),
             None => self.file.borrow_mut().handle(&request),
@@ -107,7 +110,7 @@ fn try_once<C: super::s3::CredentialSource>(
 
 #[test]
 fn an_uncontended_pair_cycle_is_four_requests_file_first() {
-    let l = lock(PairIo::new(Box::new(|_| None)), true);
+    let l = lock(PairIo::new(Box::new(|_, _| None)), true);
     let held = try_once(&l).unwrap();
     assert!(l.io().file.borrow().object.is_some());
     assert_eq!(l.io().table.borrow().items.len(), 1);
@@ -125,7 +128,7 @@ fn an_uncontended_pair_cycle_is_four_requests_file_first() {
 
 #[test]
 fn the_item_alone_is_two_requests() {
-    let l = lock(PairIo::new(Box::new(|_| None)), false);
+    let l = lock(PairIo::new(Box::new(|_, _| None)), false);
     let held = try_once(&l).unwrap();
     block_on(l.release(&held, RELEASE_BUDGET)).unwrap();
     assert_eq!(*l.io().sent.borrow(), ["PutItem", "DeleteItem"]);
@@ -134,7 +137,7 @@ fn the_item_alone_is_two_requests() {
 
 #[test]
 fn when_the_item_fails_the_file_is_given_back() {
-    let fault: Fault = Box::new(|op| (op == "PutItem").then(|| error("AccessDeniedException")));
+    let fault: Fault = Box::new(|op, _| (op == "PutItem").then(|| error("AccessDeniedException")));
     let l = lock(PairIo::new(fault), true);
     let err = try_once(&l).unwrap_err();
     assert_eq!(err.code(), "access_denied");
@@ -148,7 +151,7 @@ fn when_the_item_fails_the_file_is_given_back() {
 
 #[test]
 fn when_giving_the_file_back_fails_too_both_errors_are_reported() {
-    let fault: Fault = Box::new(|op| match op {
+    let fault: Fault = Box::new(|op, _| match op {
         "PutItem" => Some(error("AccessDeniedException")),
         "DELETE" => Some(forbidden()),
         _ => None,
@@ -168,7 +171,7 @@ fn when_giving_the_file_back_fails_too_both_errors_are_reported() {
 
 #[test]
 fn a_release_tries_both_and_says_which_failed() {
-    let fault: Fault = Box::new(|op| (op == "DELETE").then(forbidden));
+    let fault: Fault = Box::new(|op, _| (op == "DELETE").then(forbidden));
     let l = lock(PairIo::new(fault), true);
     let held = try_once(&l).unwrap();
     let err = block_on(l.release(&held, RELEASE_BUDGET)).unwrap_err();
@@ -187,7 +190,8 @@ fn a_release_tries_both_and_says_which_failed() {
         ["PUT", "PutItem", "DELETE", "DeleteItem"]
     );
 
-    let fault: Fault = Box::new(|op| (op == "DeleteItem").then(|| error("AccessDeniedException")));
+    let fault: Fault =
+        Box::new(|op, _| (op == "DeleteItem").then(|| error("AccessDeniedException")));
     let l = lock(PairIo::new(fault), true);
     let held = try_once(&l).unwrap();
     let err = block_on(l.release(&held, RELEASE_BUDGET)).unwrap_err();
@@ -201,7 +205,7 @@ fn a_release_tries_both_and_says_which_failed() {
 
 #[test]
 fn a_holder_of_the_item_is_reported_and_the_wait_covers_the_pair() {
-    let l = lock(PairIo::new(Box::new(|_| None)), true);
+    let l = lock(PairIo::new(Box::new(|_, _| None)), true);
     let theirs = crate::s3::LockInfo::new(
         [9; 16],
         "OperationTypeApply",
@@ -241,7 +245,7 @@ fn a_holder_of_the_item_is_reported_and_the_wait_covers_the_pair() {
 
 #[test]
 fn leases_and_takeovers_are_refused_with_a_table() {
-    let l = lock(PairIo::new(Box::new(|_| None)), true);
+    let l = lock(PairIo::new(Box::new(|_, _| None)), true);
     let mut opts = l.options();
     opts.lease = Some(crate::s3::LeaseTerms::new(Duration::from_secs(30)));
     let err = block_on(l.acquire(opts, &Cancel::new(), |_| {})).unwrap_err();
@@ -255,7 +259,7 @@ fn leases_and_takeovers_are_refused_with_a_table() {
 
 #[test]
 fn a_failing_dynamodb_server_is_named_not_the_s3_store() {
-    let fault: Fault = Box::new(|op| {
+    let fault: Fault = Box::new(|op, _| {
         (op == "PutItem").then(|| {
             http::Response::builder()
                 .status(503)
@@ -275,5 +279,59 @@ fn a_failing_dynamodb_server_is_named_not_the_s3_store() {
     assert!(
         l.io().file.borrow().object.is_none(),
         "the file was given back"
+    );
+}
+
+#[test]
+fn a_timeout_reports_the_wait_for_the_pair() {
+    // The lock file is held (412) for the first 10 s, the item all along.
+    let origin = Now::virtual_origin().monotonic;
+    let bob = crate::s3::LockInfo::new(
+        [7; 16],
+        "OperationTypeApply",
+        "",
+        "bob@ci",
+        "tfstate/k",
+        std::time::SystemTime::UNIX_EPOCH,
+    )
+    .to_json();
+    let fault: Fault = Box::new(move |op, at| {
+        if at >= origin + Duration::from_secs(10) {
+            return None;
+        }
+        let reply = |status: u16, body: Vec<u8>| {
+            http::Response::builder()
+                .status(status)
+                .header("etag", "\"bob\"")
+                .body(body)
+                .unwrap()
+        };
+        match op {
+            "PUT" => Some(reply(412, Vec::new())),
+            "GET" => Some(reply(200, bob.clone())),
+            _ => None,
+        }
+    });
+    let l = lock(PairIo::new(fault), true);
+    let theirs = crate::s3::LockInfo::new(
+        [9; 16],
+        "OperationTypeApply",
+        "",
+        "alice@ci",
+        "tfstate/k",
+        std::time::SystemTime::UNIX_EPOCH,
+    );
+    l.io().table.borrow_mut().items.insert(
+        "tfstate/k".into(),
+        String::from_utf8(theirs.to_json()).unwrap(),
+    );
+    let mut opts = l.options();
+    opts.wait = Wait::For(Duration::from_secs(30));
+    let err = block_on(l.acquire(opts, &Cancel::new(), |_| {})).unwrap_err();
+    assert_eq!(err.code(), "timeout");
+    assert!(
+        err.waited().unwrap() >= Duration::from_secs(30),
+        "{:?}",
+        err.waited()
     );
 }

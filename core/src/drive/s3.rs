@@ -347,6 +347,14 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
                 .acquire_item(table, &held, waiting, cancel, &mut on_notice)
                 .await
             {
+                // The wait covered the pair: so does the time reported.
+                let e = match e {
+                    Error::Timeout { holder, .. } => Error::Timeout {
+                        waited: self.io.now().monotonic.saturating_sub(started),
+                        holder,
+                    },
+                    other => other,
+                };
                 return Err(self.give_back_file(&held, e).await);
             }
         }
