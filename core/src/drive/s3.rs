@@ -342,19 +342,12 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
                 retry_backoff: opts.retry_backoff,
                 transient_budget: opts.transient_budget,
                 cleanup_budget: opts.cleanup_budget,
+                waited_before: waited,
             };
             if let Err(e) = self
                 .acquire_item(table, &held, waiting, cancel, &mut on_notice)
                 .await
             {
-                // The wait covered the pair: so does the time reported.
-                let e = match e {
-                    Error::Timeout { holder, .. } => Error::Timeout {
-                        waited: self.io.now().monotonic.saturating_sub(started),
-                        holder,
-                    },
-                    other => other,
-                };
                 return Err(self.give_back_file(&held, e).await);
             }
         }

@@ -42,6 +42,10 @@ pub struct Waiting {
     pub transient_budget: Duration,
     /// Fresh deadline for removing an item we may have written when giving up.
     pub cleanup_budget: Duration,
+    /// How long the caller already waited before this acquisition (for the
+    /// lock file, when both are taken): waiting notices and a timeout report
+    /// the whole wait. `wait` is what remains of it.
+    pub waited_before: Duration,
 }
 
 /// After this many rounds in a row of "conditional-check failure, then no
@@ -131,9 +135,12 @@ impl Acquire {
         self.retry.clock()
     }
 
+    /// The whole wait: this acquisition's and the caller's before it.
     fn waited(&self, now: Now) -> Duration {
-        now.monotonic
-            .saturating_sub(self.started.unwrap_or(now.monotonic))
+        let here = now
+            .monotonic
+            .saturating_sub(self.started.unwrap_or(now.monotonic));
+        here.saturating_add(self.waiting.waited_before)
     }
 
     fn send(&mut self, step: Step, now: Now) -> Action<String> {

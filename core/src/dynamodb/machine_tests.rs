@@ -55,6 +55,7 @@ fn waiting(wait: Wait) -> Waiting {
         retry_backoff: Backoff::TRANSIENT,
         transient_budget: Duration::from_secs(30),
         cleanup_budget: Duration::from_secs(10),
+        waited_before: Duration::ZERO,
     }
 }
 
@@ -558,4 +559,30 @@ fn a_clock_still_skewed_after_correction_is_an_access_error() {
         "corrected a bounded number of times: {}",
         sent.len()
     );
+}
+
+#[test]
+fn the_wait_before_the_item_counts_in_notices_and_the_timeout() {
+    let theirs = info(9, "alice@ci");
+    let mut t = Table::holding(&info_text(&theirs));
+    let mut w = waiting(Wait::For(Duration::from_secs(5)));
+    w.waited_before = Duration::from_secs(10);
+    let mut m = Acquire::new(
+        table(),
+        creds(),
+        LOCK_ID.into(),
+        &info(1, "me@here"),
+        w,
+        7,
+        ClockOffset::default(),
+    );
+    let (result, _) = run_virtual(&mut m, Now::virtual_origin(), |r, _| Ok(t.apply(r)));
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), "timeout");
+    assert!(err.waited().unwrap() >= Duration::from_secs(15), "{err}");
+    let first_wait = drain(&mut m).into_iter().find_map(|n| match n {
+        Notice::Waiting { waited, .. } => Some(waited),
+        _ => None,
+    });
+    assert!(first_wait.unwrap() >= Duration::from_secs(10));
 }
