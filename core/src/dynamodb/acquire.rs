@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::config::DynamoDbTable;
 use super::request;
-use super::response::{classify, found_item, Class};
+use super::response::{classify_redacted, found_item, Class};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
 use crate::failfast::try_once_budget;
@@ -401,7 +401,7 @@ impl Machine for Acquire {
                 self.send(step, now)
             }
             (Phase::InFlight(step), Event::Response(resp)) => {
-                let class = classify(&resp);
+                let class = classify_redacted(&resp, &self.credentials);
                 self.on_response(step, class, now)
             }
             (Phase::InFlight(step), Event::TransportFailed(f)) => self.on_transport(step, f, now),

@@ -586,3 +586,18 @@ fn the_wait_before_the_item_counts_in_notices_and_the_timeout() {
     });
     assert!(first_wait.unwrap() >= Duration::from_secs(10));
 }
+
+#[test]
+fn a_server_echoing_our_secret_key_never_gets_it_into_the_error() {
+    let echo = response(
+        400,
+        json!({"__type": "AccessDeniedException", "message": "you signed with secret, no"}),
+    );
+    let (result, _) = run_virtual(
+        &mut acquire(&info(1, "me@here"), Wait::No),
+        Now::virtual_origin(),
+        |_, _| Ok(echo.clone()),
+    );
+    let text = result.unwrap_err().to_string();
+    assert!(text.contains("you signed with [redacted], no"), "{text}");
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::config::DynamoDbTable;
 use super::request;
-use super::response::{classify, found_item, Class};
+use super::response::{classify_redacted, found_item, Class};
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::s3::retry::Retry;
@@ -270,7 +270,7 @@ impl Machine for Release {
             }
             (Phase::Ready(step), Event::TimerFired) if self.started => self.send(step, now),
             (Phase::InFlight(step), Event::Response(resp)) => {
-                let class = classify(&resp);
+                let class = classify_redacted(&resp, &self.credentials);
                 self.on_response(step, class, now)
             }
             (Phase::InFlight(step), Event::TransportFailed(f)) => self.on_transport(step, f, now),
@@ -372,26 +372,28 @@ impl Machine for Status {
                 self.send(now)
             }
             (StatusState::Sleeping, Event::TimerFired) => self.send(now),
-            (StatusState::InFlight, Event::Response(resp)) => match classify(&resp) {
-                Class::ClockSkewed { server_time, .. }
-                    if self.retry.correct_clock(server_time, now) =>
-                {
-                    self.send(now)
+            (StatusState::InFlight, Event::Response(resp)) => {
+                match classify_redacted(&resp, &self.credentials) {
+                    Class::ClockSkewed { server_time, .. }
+                        if self.retry.correct_clock(server_time, now) =>
+                    {
+                        self.send(now)
+                    }
+                    Class::Success(output) => {
+                        let found = found_item(&output).map(|f| f.map(|f| f.holder));
+                        self.done(found)
+                    }
+                    class @ Class::Transient { .. } => {
+                        let err = class.into_error(&self.table);
+                        let wake = self.retry.next_wake(&what, &err, now);
+                        self.again(err, wake)
+                    }
+                    class => {
+                        let err = class.into_error(&self.table);
+                        self.done(Err(err))
+                    }
                 }
-                Class::Success(output) => {
-                    let found = found_item(&output).map(|f| f.map(|f| f.holder));
-                    self.done(found)
-                }
-                class @ Class::Transient { .. } => {
-                    let err = class.into_error(&self.table);
-                    let wake = self.retry.next_wake(&what, &err, now);
-                    self.again(err, wake)
-                }
-                class => {
-                    let err = class.into_error(&self.table);
-                    self.done(Err(err))
-                }
-            },
+            }
             (StatusState::InFlight, Event::TransportFailed(f)) => {
                 let wake = self.retry.after_transport(&what, &f, now);
                 self.again(f.into(), wake)

@@ -11,7 +11,8 @@ use sha2::Digest as _;
 
 use super::config::DynamoDbTable;
 use crate::error::Error;
-use crate::s3::{LockHolder, LockInfo, LockInfoError};
+use crate::s3::response::Secrets;
+use crate::s3::{Credentials, LockHolder, LockInfo, LockInfoError};
 use crate::sansio::Body;
 
 /// Error bodies beyond this size are not parsed.
@@ -84,6 +85,49 @@ pub fn is_denial(code: &str) -> bool {
             | "ExpiredTokenException"
             | "InvalidClientTokenId"
     )
+}
+
+/// Classify a response, with every secret of `credentials` struck from the
+/// server's code and message: those texts reach errors and logs as they are,
+/// and a hostile or buggy server can echo what we sent it.
+pub(crate) fn classify_redacted(resp: &Response<Body>, credentials: &Credentials) -> Class {
+    let secrets = Secrets::of_credentials(credentials);
+    let r = |text: String| secrets.redact(text);
+    match classify(resp) {
+        Class::TableMissing { message } => Class::TableMissing {
+            message: r(message),
+        },
+        Class::Transient {
+            status,
+            code,
+            message,
+        } => Class::Transient {
+            status,
+            code: r(code),
+            message: r(message),
+        },
+        Class::ClockSkewed {
+            server_time,
+            message,
+        } => Class::ClockSkewed {
+            server_time,
+            message: r(message),
+        },
+        Class::Denied { code, message } => Class::Denied {
+            code: r(code),
+            message: r(message),
+        },
+        Class::Rejected {
+            status,
+            code,
+            message,
+        } => Class::Rejected {
+            status,
+            code: r(code),
+            message: r(message),
+        },
+        other => other,
+    }
 }
 
 /// Classify a response.
@@ -444,6 +488,25 @@ mod tests {
             "The request signature we calculated does not match",
         );
         assert!(matches!(classify(&wrong), Class::Denied { .. }));
+    }
+
+    #[test]
+    fn secrets_echoed_by_the_server_are_struck() {
+        let creds = Credentials {
+            access_key_id: "AKID".into(),
+            secret_access_key: crate::secret::Secret::from("the-secret-key"),
+            session_token: Some(crate::secret::Secret::from("the-session-token")),
+        };
+        let resp = error(
+            400,
+            "AccessDeniedException",
+            "denied for the-session-token signed with the-secret-key",
+        );
+        let err = classify_redacted(&resp, &creds).into_error(&table());
+        let text = err.to_string();
+        assert!(!text.contains("the-session-token"), "{text}");
+        assert!(!text.contains("the-secret-key"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
     }
 
     #[test]

@@ -211,16 +211,7 @@ pub(crate) struct Secrets(Vec<String>);
 impl Secrets {
     /// The secrets of requests signed with `credentials` for `config`.
     pub(crate) fn of(config: &S3LockConfig, credentials: &Credentials) -> Self {
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let mut all = Vec::new();
-        let mut add_with_base64 = |s: &str| {
-            all.push(s.to_string());
-            all.push(b64(s));
-        };
-        add_with_base64(credentials.secret_access_key.expose());
-        if let Some(token) = &credentials.session_token {
-            add_with_base64(token.expose());
-        }
+        let Secrets(mut all) = Secrets::of_credentials(credentials);
         if let Encryption::CustomerKey(key) = config.encryption() {
             let encoded = key.key_base64().expose();
             all.push(encoded.to_string());
@@ -236,7 +227,26 @@ impl Secrets {
         Secrets(all)
     }
 
-    fn redact(&self, mut text: String) -> String {
+    /// The secrets of requests signed with `credentials` (the secret key and
+    /// session token, as sent and base64-encoded), longest first.
+    pub(crate) fn of_credentials(credentials: &Credentials) -> Self {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let mut all = Vec::new();
+        let mut add_with_base64 = |s: &str| {
+            all.push(s.to_string());
+            all.push(b64(s));
+        };
+        add_with_base64(credentials.secret_access_key.expose());
+        if let Some(token) = &credentials.session_token {
+            add_with_base64(token.expose());
+        }
+        all.retain(|s| !s.is_empty());
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Secrets(all)
+    }
+
+    /// `text` with every secret struck out.
+    pub(crate) fn redact(&self, mut text: String) -> String {
         for secret in &self.0 {
             if text.contains(secret.as_str()) {
                 text = text.replace(secret.as_str(), REDACTED);
