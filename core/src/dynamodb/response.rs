@@ -540,4 +540,43 @@ mod tests {
         assert!(no_info.info.is_none());
         assert!(no_info.holder.info.is_err());
     }
+
+    mod never_panics {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// Whatever a server answers, classifying it and reading an item
+            /// from it end in a class or an error, never a panic.
+            #[test]
+            fn whatever_the_server_answers(
+                status in 100u16..600,
+                body in prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..200),
+                    "[ -~]{0,80}".prop_map(String::into_bytes),
+                    Just(br#"{"Item":{"LockID":{"S":"b/k"},"Info":{"S":"{"}}}"#.to_vec()),
+                    Just(br#"{"Item":{"Info":{"S":7}}}"#.to_vec()),
+                    Just(br#"{"Item":[]}"#.to_vec()),
+                    Just(br##"{"__type":"#","message":null}"##.to_vec()),
+                ],
+                error_type in prop::option::of("[ -~]{0,40}"),
+            ) {
+                let mut b = Response::builder().status(status);
+                if let Some(t) = &error_type {
+                    b = b.header("x-amzn-errortype", t.as_str());
+                }
+                let resp = b.body(body).unwrap();
+                let class = classify(&resp);
+                if let Class::Success(output) = &class {
+                    let _ = found_item(output);
+                }
+                let _ = class.into_error(&table()).to_string();
+            }
+        }
+    }
 }
