@@ -1,0 +1,279 @@
+// The browser package's tests, in headless Chromium (Debian's `chromium`,
+// driven by playwright-core) against moto on 127.0.0.1 behind a proxy that
+// applies bucket CORS rules as S3 does (see servers.mjs).
+//
+//   node bindings-wasm/tests/run.mjs [name filter]
+//
+// Screenshots of the dashboard go to target/browser-artifacts/.
+
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+import { createBucket, startCorsProxy, startMoto, startStatic } from './servers.mjs';
+
+const PKG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(PKG, '..');
+const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target');
+const ARTIFACTS = path.join(TARGET, 'browser-artifacts');
+const CLI = process.env.CONDLOCK_CLI ?? path.join(TARGET, 'debug', 'condlock');
+const filter = process.argv[2] ?? '';
+
+// Fixed test credentials: moto accepts any.
+const KEYS = { accessKeyId: 'AKIDBROWSERTEST', secretAccessKey: 'browser-test-secret' };
+const CLI_ENV = {
+  ...process.env,
+  AWS_ACCESS_KEY_ID: 'AKIDCLITEST', AWS_SECRET_ACCESS_KEY: 'cli-test-secret', AWS_REGION: 'us-east-1',
+};
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+function assert(cond, what) {
+  if (!cond) throw new Error(`assertion failed: ${what}`);
+}
+function equal(actual, expected, what) {
+  if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+    throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+  }
+}
+
+/** The `condlock` command against moto (another process holding the lock). */
+/** Its JSON result; `status` exits non-zero when the lock is held, which is not a failure here. */
+async function cli(motoUrl, ...args) {
+  let stdout;
+  try {
+    ({ stdout } = await promisify(execFile)(CLI, [...args, '--endpoint', motoUrl, '--json'], {
+      env: CLI_ENV, timeout: 60_000,
+    }));
+  } catch (e) {
+    if (!e.stdout?.trim()) throw new Error(`${e.message}\n${e.stderr}`);
+    stdout = e.stdout;
+  }
+  return stdout.trim() ? JSON.parse(stdout) : null;
+}
+
+async function newPage(ctx, url) {
+  const page = await ctx.browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') ctx.consoleErrors.push(m.text()); });
+  page.errors = errors;
+  await page.goto(url);
+  return page;
+}
+
+async function packagePage(ctx) {
+  const page = await newPage(ctx, `${ctx.static.url}/tests/page.html`);
+  await page.waitForFunction(() => window.condlockReady === true, null, { timeout: 30_000 });
+  return page;
+}
+
+// ---------------------------------------------------------------- package
+
+test('acquire, meet the CLI as holder, release', async (ctx) => {
+  const page = await packagePage(ctx);
+  const opts = { bucket: 'locks', key: 'pkg/terraform.tfstate', endpoint: ctx.proxy.url, credentials: KEYS, who: 'tab@browser-test', info: 'from the test' };
+  const first = await page.evaluate(async (opts) => {
+    const lock = new condlock.S3Lock(opts);
+    const held = await lock.acquire({ timeoutMs: 20_000 });
+    const seen = await lock.holder();
+    const out = { lockId: held.lockId, etag: held.etag, seen, leaseMs: held.leaseMs };
+    out.released = await held.release();
+    out.again = await held.release();
+    out.after = await lock.holder();
+    return out;
+  }, opts);
+  assert(/^[0-9a-f-]{36}$/.test(first.lockId), `lock ID is UUID-shaped: ${first.lockId}`);
+  equal(first.seen.id, first.lockId, 'holder() sees our lock');
+  equal(first.seen.who, 'tab@browser-test', 'holder who');
+  equal(first.seen.info, 'from the test', 'holder info');
+  equal(first.leaseMs, null, 'no lease');
+  equal([first.released, first.again, first.after], [true, false, null], 'release, release again, free');
+
+  // Another process (the condlock CLI) takes it: the page meets it.
+  const taken = await cli(ctx.moto.url, 'acquire', 's3://locks/pkg/terraform.tfstate', '--info', 'cli holder');
+  const status = await cli(ctx.moto.url, 'status', 's3://locks/pkg/terraform.tfstate');
+  const cliId = taken.id ?? taken.lock_id ?? taken.ID;
+  assert(cliId, `the CLI printed a lock ID: ${JSON.stringify(taken)}`);
+  const contention = await page.evaluate(async (opts) => {
+    const lock = new condlock.S3Lock(opts);
+    const none = await lock.tryAcquire();
+    const last = lock.lastHolder;
+    let timeout;
+    const waits = [];
+    try {
+      await lock.acquire({ timeoutMs: 1500, onWait: (e) => waits.push(e) });
+    } catch (e) {
+      timeout = { name: e.name, code: e.code, isLockError: e instanceof condlock.LockError, isTimeout: e instanceof condlock.LockTimeout, holder: e.holder, waitedMs: e.waitedMs, message: e.message };
+    }
+    return { none, last, timeout, waits };
+  }, opts);
+  equal(contention.none, null, 'tryAcquire while the CLI holds it');
+  equal(contention.last.id, cliId, 'lastHolder is the CLI lock');
+  equal(contention.last.info, 'cli holder', 'lastHolder info');
+  const cliWho = JSON.stringify(status).match(/"(?:who|Who)":"([^"]+)"/)?.[1];
+  equal(contention.last.who, cliWho, 'lastHolder who is the CLI process');
+  equal([contention.timeout.name, contention.timeout.code, contention.timeout.isLockError, contention.timeout.isTimeout], ['LockTimeout', 'timeout', true, true], 'timeout error');
+  equal(contention.timeout.holder.id, cliId, 'timeout names the holder');
+  assert(contention.timeout.waitedMs >= 1000, `waitedMs ${contention.timeout.waitedMs}`);
+  assert(contention.timeout.message.includes(`forceUnlock('${cliId}')`), `message in JS spelling: ${contention.timeout.message}`);
+  assert(contention.waits.length >= 1 && contention.waits[0].holder.id === cliId && contention.waits[0].newHolder === true, `onWait saw the holder: ${JSON.stringify(contention.waits[0])}`);
+
+  // The CLI releases: the page gets it, with `await using` releasing it.
+  await cli(ctx.moto.url, 'release', cliId, 's3://locks/pkg/terraform.tfstate');
+  // As source text: Node (which runs this file) does not parse `await using` yet.
+  const after = await page.evaluate(`(async (opts) => {
+    const lock = new condlock.S3Lock(opts);
+    let id;
+    {
+      await using held = await lock.acquire({ timeoutMs: 20_000 });
+      id = held.lockId;
+    }
+    return { id, free: await lock.holder() };
+  })(${JSON.stringify(opts)})`);
+  assert(after.id, 'acquired after the CLI released');
+  equal(after.free, null, 'asyncDispose released it');
+  equal(page.errors, [], 'no page errors');
+});
+
+test('bad input throws InvalidConfiguration naming the option', async (ctx) => {
+  const page = await packagePage(ctx);
+  const got = await page.evaluate(async (url) => {
+    const attempt = (o) => {
+      try { new condlock.S3Lock(o); return null; } catch (e) {
+        return { name: e.name, code: e.code, field: e.field, isConfig: e instanceof condlock.InvalidConfiguration, message: e.message };
+      }
+    };
+    const keys = { accessKeyId: 'a', secretAccessKey: 'b' };
+    return {
+      noBucket: attempt({ key: 'k', credentials: keys }),
+      badLease: attempt({ bucket: 'bkt', key: 'k', credentials: keys, leaseMs: -5 }),
+      noCredentials: attempt({ bucket: 'bkt', key: 'k', endpoint: url }),
+      halfKeys: attempt({ bucket: 'bkt', key: 'k', credentials: { accessKeyId: 'a' } }),
+      verify: attempt({ bucket: 'bkt', key: 'k', credentials: keys, verifyConditionalWrites: 'sometimes' }),
+    };
+  }, ctx.proxy.url);
+  equal([got.noBucket.name, got.noBucket.code, got.noBucket.field, got.noBucket.isConfig], ['InvalidConfiguration', 'invalid_config', 'bucket', true], 'missing bucket');
+  equal(got.badLease.field, 'leaseMs', 'bad lease');
+  equal(got.noCredentials.field, 'credentials', 'no credentials');
+  equal(got.halfKeys.field, 'credentials.secretAccessKey', 'half the keys');
+  equal(got.verify.field, 'verifyConditionalWrites', 'bad verify policy');
+  for (const e of Object.values(got)) assert(!e.message.includes('browser-test-secret'), 'no secret in messages');
+});
+
+test('a cancelled acquire rejects with AbortError and leaves no lock', async (ctx) => {
+  const page = await packagePage(ctx);
+  const taken = await cli(ctx.moto.url, 'acquire', 's3://locks/cancel/terraform.tfstate');
+  const got = await page.evaluate(async (opts) => {
+    const lock = new condlock.S3Lock(opts);
+    const ac = new AbortController();
+    const waiting = lock.acquire({ signal: ac.signal, onWait: () => ac.abort() });
+    try { await waiting; return null; } catch (e) {
+      return { name: e.name, code: e.code, isCancelled: e instanceof condlock.LockCancelled };
+    }
+  }, { bucket: 'locks', key: 'cancel/terraform.tfstate', endpoint: ctx.proxy.url, credentials: KEYS });
+  equal(got, { name: 'AbortError', code: 'cancelled', isCancelled: true }, 'cancelled');
+  const status = await cli(ctx.moto.url, 'status', 's3://locks/cancel/terraform.tfstate');
+  assert(JSON.stringify(status).includes(taken.id ?? taken.lock_id), 'the CLI still holds it');
+});
+
+test('a lease renews while the tab runs, and a lost lease aborts the signal', async (ctx) => {
+  const page = await packagePage(ctx);
+  const opts = { bucket: 'locks', key: 'lease/terraform.tfstate', endpoint: ctx.proxy.url, credentials: KEYS, leaseMs: 3000 };
+  const got = await page.evaluate(async (opts) => {
+    const lock = new condlock.S3Lock(opts);
+    const held = await lock.acquire({ timeoutMs: 20_000 });
+    const etags = [held.etag];
+    const token = held.fencingToken;
+    // Three lease lengths: without renewals it would have expired.
+    for (let i = 0; i < 9; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      if (etags.at(-1) !== held.etag) etags.push(held.etag);
+    }
+    const other = new condlock.S3Lock({ ...opts, takeover: true });
+    const stolen = await other.tryAcquire();
+    const out = { leaseMs: held.leaseMs, etags, generation: token.generation, aborted: held.signal.aborted, stolen: stolen !== null, holderId: (await lock.holder()).id, lockId: held.lockId };
+    // Someone deletes it (force-unlock by ID): the lease notices, the signal aborts.
+    await other.forceUnlock(held.lockId);
+    const reason = await new Promise((resolve) => {
+      if (held.signal.aborted) resolve(held.signal.reason);
+      held.signal.addEventListener('abort', () => resolve(held.signal.reason), { once: true });
+    });
+    out.lost = { name: reason.name, code: reason.code, reason: reason.reason, isLost: reason instanceof condlock.LockLost };
+    try { await held.release(); out.release = 'resolved'; } catch (e) { out.release = e.name; }
+    return out;
+  }, opts);
+  equal(got.leaseMs, 3000, 'leaseMs');
+  assert(got.etags.length >= 3, `renewed at least twice in 9 s of a 3 s lease: ${got.etags.length - 1} renewals`);
+  equal(got.generation, 1, 'fresh lease generation');
+  equal([got.aborted, got.stolen, got.holderId], [false, false, got.lockId], 'still ours after three lease lengths');
+  equal(got.lost, { name: 'LockLost', code: 'lost', reason: 'gone', isLost: true }, 'loss aborts the signal');
+  equal(got.release, 'LockLost', 'release after a loss reports it');
+});
+
+test('a bucket without the CORS rule fails with TransportError naming fetch', async (ctx) => {
+  const page = await packagePage(ctx);
+  const got = await page.evaluate(async (opts) => {
+    const lock = new condlock.S3Lock(opts);
+    try { await lock.holder(); return null; } catch (e) {
+      return { name: e.name, code: e.code, message: e.message, isTransport: e instanceof condlock.TransportError };
+    }
+  }, { bucket: 'nocors', key: 'x/terraform.tfstate', endpoint: ctx.proxy.url, credentials: KEYS });
+  equal([got.name, got.code, got.isTransport], ['TransportError', 'transport', true], 'error class');
+  assert(got.message.includes('fetch failed'), `message names fetch: ${got.message}`);
+});
+
+// ---------------------------------------------------------------- runner
+
+async function main() {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const moto = await startMoto(ROOT);
+  const proxy = await startCorsProxy(moto.url);
+  const stat = await startStatic(PKG);
+  const origin = stat.url;
+  const rule = { AllowedOrigins: [origin], AllowedMethods: ['GET', 'PUT', 'DELETE', 'HEAD'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'] };
+  await createBucket(moto.url, 'locks', [rule]);
+  await createBucket(moto.url, 'nocors', null);
+  await createBucket(moto.url, 'noexpose', [{ ...rule, ExposeHeaders: [] }]);
+  const userData = fs.mkdtempSync(path.join(TARGET, 'chromium-profile-'));
+  const browser = await chromium.launchPersistentContext(userData, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1100, height: 800 },
+  });
+  const ctx = { moto, proxy, static: stat, browser, consoleErrors: [], artifacts: ARTIFACTS };
+  let failed = 0;
+  try {
+    for (const t of tests.filter((t) => t.name.includes(filter))) {
+      const started = Date.now();
+      try {
+        await t.fn(ctx);
+        console.log(`ok   ${t.name} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+      } catch (e) {
+        failed++;
+        console.log(`FAIL ${t.name}\n     ${String(e.stack ?? e).split('\n').join('\n     ')}`);
+      } finally {
+        for (const p of browser.pages()) await p.close().catch(() => {});
+      }
+    }
+  } finally {
+    await browser.close();
+    fs.rmSync(userData, { recursive: true, force: true });
+    proxy.stop();
+    stat.stop();
+    moto.stop();
+  }
+  if (failed) {
+    console.log(`${failed} browser test(s) failed`);
+    process.exit(1);
+  }
+  console.log('all browser tests passed');
+}
+
+
+
+await main();
