@@ -225,6 +225,120 @@ test('a bucket without the CORS rule fails with TransportError naming fetch', as
   assert(got.message.includes('fetch failed'), `message names fetch: ${got.message}`);
 });
 
+// ---------------------------------------------------------------- dashboard
+
+const SECRET = 'dashboard-secret-never-shown';
+
+async function dashboard(ctx, fields, viewport) {
+  const page = await newPage(ctx, `${ctx.static.url}/dashboard/index.html`);
+  if (viewport) await page.setViewportSize(viewport);
+  const values = { endpoint: ctx.proxy.url, accessKeyId: 'AKIDDASHBOARD', secretAccessKey: SECRET, ...fields };
+  for (const [id, v] of Object.entries(values)) await page.fill(`#${id}`, v);
+  await page.click('#watch');
+  return page;
+}
+
+const badge = (page) => page.textContent('#badge');
+async function waitBadge(page, word, timeout = 30_000) {
+  await page.waitForFunction((w) => document.getElementById('badge').textContent === w, word, { timeout });
+}
+async function shot(ctx, page, name) {
+  await page.screenshot({ path: path.join(ctx.artifacts, `${name}.png`), fullPage: true });
+}
+
+/** Nothing of the secret in the URL, storage, cookies or the page's text. */
+async function noSecretKept(page) {
+  const kept = await page.evaluate(() => ({
+    url: location.href, local: JSON.stringify(localStorage), session: JSON.stringify(sessionStorage),
+    cookie: document.cookie, text: document.body.innerText,
+  }));
+  for (const [where, v] of Object.entries(kept)) assert(!v.includes('dashboard-secret'), `secret in ${where}`);
+}
+
+test('dashboard: another process holds the lock, the page shows it, force-unlock clears it after the ID is typed', async (ctx) => {
+  const target = 's3://locks/dash/terraform.tfstate';
+  const page = await dashboard(ctx, { bucket: 'locks', key: 'dash/terraform.tfstate' });
+  await waitBadge(page, 'Free');
+  await shot(ctx, page, 'dashboard-free');
+
+  const taken = await cli(ctx.moto.url, 'acquire', target, '--info', 'nightly apply from CI');
+  const status = await cli(ctx.moto.url, 'status', target);
+  const cliWho = JSON.stringify(status).match(/"(?:who|Who)":"([^"]+)"/)[1];
+  // No click: the page refreshes itself.
+  await waitBadge(page, 'Held', 20_000);
+  equal(await page.textContent('#d-who'), cliWho, 'who');
+  equal(await page.textContent('#d-id'), taken.id, 'lock ID');
+  equal(await page.textContent('#d-info'), 'nightly apply from CI', 'info');
+  const age1 = await page.textContent('#d-age');
+  assert(/^\d+s ago$/.test(age1), `age shown: ${age1}`);
+  await page.waitForFunction((a) => document.getElementById('d-age').textContent !== a, age1, { timeout: 5000 });
+  await shot(ctx, page, 'dashboard-held-by-another-process');
+
+  await page.click('#force');
+  assert(await page.isDisabled('#c-ok'), 'confirm disabled before the ID is typed');
+  await page.fill('#c-input', taken.id.slice(0, 8));
+  assert(await page.isDisabled('#c-ok'), 'confirm disabled with part of the ID');
+  await page.fill('#c-input', taken.id);
+  assert(!(await page.isDisabled('#c-ok')), 'confirm enabled with the exact ID');
+  await shot(ctx, page, 'dashboard-force-unlock-confirmation');
+  await page.click('#c-ok');
+  await waitBadge(page, 'Free');
+  const after = await cli(ctx.moto.url, 'status', target);
+  assert(!JSON.stringify(after).includes(taken.id), `the CLI's lock is gone: ${JSON.stringify(after)}`);
+
+  await page.click('#acquire');
+  await waitBadge(page, 'Held by this page');
+  const ours = await cli(ctx.moto.url, 'status', target);
+  assert(JSON.stringify(ours).includes('OperationTypeDashboard'), `the CLI sees the page's lock: ${JSON.stringify(ours)}`);
+  await shot(ctx, page, 'dashboard-held-by-this-page');
+  await page.click('#release');
+  await waitBadge(page, 'Free');
+  await noSecretKept(page);
+  equal(page.errors, [], 'no page errors');
+});
+
+test('dashboard: narrow screen', async (ctx) => {
+  const target = 's3://locks/narrow/terraform.tfstate';
+  await cli(ctx.moto.url, 'acquire', target, '--info', 'terraform apply -target=module.network');
+  const page2 = await dashboard(ctx, { bucket: 'locks', key: 'narrow/terraform.tfstate' }, { width: 390, height: 844 });
+  await waitBadge(page2, 'Held');
+  const overflow = await page2.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  assert(!overflow, 'no horizontal scrolling at 390 px');
+  await shot(ctx, page2, 'dashboard-narrow');
+});
+
+test('dashboard: problems in plain words with the fix', async (ctx) => {
+  const cors = await dashboard(ctx, { bucket: 'nocors', key: 'x/terraform.tfstate' });
+  await page_wait_problem(cors);
+  const title = await cors.textContent('#p-title');
+  assert(title.includes('could not reach the bucket'), `title: ${title}`);
+  const fix = await cors.textContent('#p-fix');
+  for (const part of ['"ExposeHeaders"', '"ETag"', `"${ctx.static.url}"`, '"AllowedMethods"', 'aws s3api put-bucket-cors --bucket nocors']) {
+    assert(fix.includes(part), `the fix shows ${part}: ${fix}`);
+  }
+  await shot(ctx, cors, 'dashboard-problem-no-cors-rule');
+  await noSecretKept(cors);
+
+  // A rule that allows the page but hides ETag: reading a held lock shows it.
+  await cli(ctx.moto.url, 'acquire', 's3://noexpose/y/terraform.tfstate');
+  const etag = await dashboard(ctx, { bucket: 'noexpose', key: 'y/terraform.tfstate' });
+  await page_wait_problem(etag);
+  const t2 = await etag.textContent('#p-title');
+  assert(t2.includes('does not expose the ETag header'), `title: ${t2}`);
+  await shot(ctx, etag, 'dashboard-problem-etag-not-exposed');
+
+  const bad = await dashboard(ctx, { bucket: 'Not_A_Bucket!', key: 'z/terraform.tfstate' });
+  await page_wait_problem(bad);
+  const t3 = await bad.textContent('#p-title');
+  assert(t3.includes('Bucket'), `bad input names the field: ${t3}`);
+  assert(await bad.evaluate(() => document.getElementById('bucket').classList.contains('invalid')), 'the field is marked');
+  await shot(ctx, bad, 'dashboard-problem-bad-input');
+});
+
+async function page_wait_problem(page) {
+  await page.waitForSelector('#problem:not([hidden])', { timeout: 60_000 });
+}
+
 // ---------------------------------------------------------------- runner
 
 async function main() {
