@@ -179,8 +179,10 @@ impl Io for WasmIo {
     }
 
     fn now(&self) -> Now {
+        // Date.now() is whole milliseconds: kept exact (through seconds as a
+        // float, a lock's `Created` would read …523999929Z).
         let wall =
-            SystemTime::UNIX_EPOCH + Duration::from_secs_f64(js_sys::Date::now().max(0.0) / 1000.0);
+            SystemTime::UNIX_EPOCH + Duration::from_millis(js_sys::Date::now().max(0.0) as u64);
         let monotonic = Duration::from_secs_f64(self.monotonic_ms().max(0.0) / 1000.0);
         Now::new(wall, monotonic)
     }
