@@ -225,6 +225,64 @@ test('a bucket without the CORS rule fails with TransportError naming fetch', as
   assert(got.message.includes('fetch failed'), `message names fetch: ${got.message}`);
 });
 
+test('a credentials provider is asked again only near expiry; hooks carry no secret', async (ctx) => {
+  const page = await packagePage(ctx);
+  const got = await page.evaluate(async (endpoint) => {
+    const calls = { far: 0, soon: 0, other: 0 };
+    const provider = (which, expiresInMs) => async () => {
+      calls[which]++;
+      return { accessKeyId: 'AKIDPROVIDED', secretAccessKey: 'provided-secret-xyz', sessionToken: 'provided-token-xyz', expiration: new Date(Date.now() + expiresInMs) };
+    };
+    const events = [];
+    const base = { bucket: 'locks', endpoint, logger: (e) => events.push(e) };
+    const far = new condlock.S3Lock({ ...base, key: 'prov/a.tfstate', credentials: provider('far', 3_600_000) });
+    const soon = new condlock.S3Lock({ ...base, key: 'prov/b.tfstate', credentials: provider('soon', 60_000) });
+    for (const lock of [far, soon]) {
+      const held = await lock.acquire({ timeoutMs: 20_000 });
+      await lock.holder();
+      await held.release();
+    }
+    // Waiting for a holder: `onWait` and the logger see it; neither carries a secret.
+    const holder = await far.acquire();
+    const waits = [];
+    let timedOut;
+    try {
+      await soon.acquire({ timeoutMs: 10 }); // another lock object, other key: free
+      await new condlock.S3Lock({ ...base, key: 'prov/a.tfstate', credentials: provider('other', 3_600_000) })
+        .acquire({ timeoutMs: 800, onWait: (e) => waits.push(e) });
+    } catch (e) {
+      timedOut = { name: e.name, message: e.message };
+    }
+    await holder.release();
+    let failing;
+    try {
+      await new condlock.S3Lock({ ...base, key: 'prov/c.tfstate', credentials: async () => { throw new Error('no session'); } }).holder();
+    } catch (e) {
+      failing = { name: e.name, field: e.field, message: e.message };
+    }
+    let thrown;
+    try {
+      await far.using(async (signal, held) => { throw new Error(`work failed under ${held.lockId}`); });
+    } catch (e) {
+      thrown = e.message;
+    }
+    return { calls, events, waits: waits.length, timedOut, failing, thrown, freeAfterUsing: await far.holder() };
+  }, ctx.proxy.url);
+  // One acquire, one status, one release: 3 operations; kept credentials are
+  // asked for once, those expiring within the core's margin on every request.
+  equal(got.calls.far, 1, 'a provider whose credentials expire in an hour is asked once');
+  assert(got.calls.soon >= 3, `a provider whose credentials expire within the margin is asked each time: ${got.calls.soon}`);
+  equal(got.timedOut?.name, 'LockTimeout', 'contention between two lock objects');
+  assert(got.waits >= 1, 'onWait called');
+  assert(got.events.some((e) => e.kind === 'waiting' && e.message.includes('waiting for the lock')), `logger saw the wait: ${JSON.stringify(got.events)}`);
+  equal([got.failing.name, got.failing.field], ['InvalidConfiguration', 'credentials'], 'a failing provider');
+  assert(got.failing.message.includes('no session'), `the provider's failure is named: ${got.failing.message}`);
+  assert(got.thrown.startsWith('work failed under'), 'using() passes the work\'s error through');
+  equal(got.freeAfterUsing, null, 'using() released after the work threw');
+  const everything = JSON.stringify(got);
+  for (const secret of ['provided-secret-xyz', 'provided-token-xyz']) assert(!everything.includes(secret), `${secret} leaked`);
+});
+
 // ---------------------------------------------------------------- dashboard
 
 const SECRET = 'dashboard-secret-never-shown';
@@ -326,6 +384,12 @@ test('dashboard: problems in plain words with the fix', async (ctx) => {
   const t2 = await etag.textContent('#p-title');
   assert(t2.includes('does not expose the ETag header'), `title: ${t2}`);
   await shot(ctx, etag, 'dashboard-problem-etag-not-exposed');
+
+  const denied = await dashboard(ctx, { bucket: 'denied', key: 'd/terraform.tfstate' });
+  await page_wait_problem(denied);
+  equal(await denied.textContent('#p-title'), 'Access denied', 'access denied title');
+  assert((await denied.textContent('#p-fix')).includes('s3:PutObject'), 'names the permissions');
+  await shot(ctx, denied, 'dashboard-problem-access-denied');
 
   const bad = await dashboard(ctx, { bucket: 'Not_A_Bucket!', key: 'z/terraform.tfstate' });
   await page_wait_problem(bad);

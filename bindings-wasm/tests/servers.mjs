@@ -94,6 +94,9 @@ function matching(rules, origin, method, requestHeaders) {
     requestHeaders.every((h) => r.headers.includes('*') || r.headers.includes(h)));
 }
 
+/** A bucket the proxy refuses every request to, as S3 does without permission. */
+export const DENIED_BUCKET = 'denied';
+
 export async function startCorsProxy(motoUrl) {
   const target = new URL(motoUrl);
   const server = http.createServer(async (req, res) => {
@@ -104,7 +107,9 @@ export async function startCorsProxy(motoUrl) {
       const method = req.headers['access-control-request-method'] ?? '';
       const asked = (req.headers['access-control-request-headers'] ?? '')
         .split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
-      const rule = matching(rules, origin, method, asked);
+      const rule = bucket === DENIED_BUCKET
+        ? { methods: ['GET', 'PUT', 'DELETE', 'HEAD'], expose: ['ETag'] }
+        : matching(rules, origin, method, asked);
       if (!rule) {
         res.writeHead(403, { 'content-type': 'application/xml' });
         res.end('<Error><Code>AccessForbidden</Code><Message>CORSResponse: This CORS request is not allowed.</Message></Error>');
@@ -122,6 +127,14 @@ export async function startCorsProxy(motoUrl) {
     }
     const chunks = [];
     for await (const c of req) chunks.push(c);
+    if (bucket === DENIED_BUCKET) {
+      // moto does not enforce IAM: S3's answer to credentials without
+      // permission, for the dashboard's "access denied" (CORS headers as S3
+      // sends them on errors).
+      res.writeHead(403, { 'content-type': 'application/xml', 'access-control-allow-origin': origin ?? '*', 'access-control-expose-headers': 'ETag' });
+      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+      return;
+    }
     const headers = { ...req.headers, host: target.host };
     const upstream = http.request({
       host: target.hostname, port: target.port, method: req.method, path: req.url, headers,
