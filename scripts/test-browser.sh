@@ -24,4 +24,7 @@ fi
 bash scripts/build-wasm.sh
 cargo build -p condlock-cli
 
+# The TypeScript declarations describe the API as it is used.
+bindings-wasm/node_modules/.bin/tsc -p bindings-wasm/tests
+
 node bindings-wasm/tests/run.mjs "${1:-}"

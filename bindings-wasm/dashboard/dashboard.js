@@ -321,6 +321,12 @@ $('confirm').addEventListener('close', () => {
   }
 });
 
+// A lock this page holds is Terraform's kind: it stays until released, so
+// closing the tab with it held asks first.
+window.addEventListener('beforeunload', (ev) => {
+  if (state.held && !state.held.released) ev.preventDefault();
+});
+
 setInterval(() => {
   if ($('auto').checked && state.lock && !state.busy) check();
   else render();
