@@ -80,7 +80,7 @@ function explain(e) {
     };
   }
   if (e instanceof InvalidConfiguration && e.field === 'region') {
-    return { title: 'Wrong region', text: e.message, fix: text('Fix: set the Region field to the bucket\'s region, then Watch again.') };
+    return { title: 'Wrong region', text: e.message, fix: text('Fix: set the Region field to the bucket\'s region, then Watch again.'), field: 'region' };
   }
   if (e instanceof InvalidConfiguration && e.code === 'no_such_bucket') {
     return { title: 'No such bucket', text: e.message, fix: text('Fix: check the Bucket field (and the endpoint).') };

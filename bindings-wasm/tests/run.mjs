@@ -391,6 +391,13 @@ test('dashboard: problems in plain words with the fix', async (ctx) => {
   assert((await denied.textContent('#p-fix')).includes('s3:PutObject'), 'names the permissions');
   await shot(ctx, denied, 'dashboard-problem-access-denied');
 
+  const region = await dashboard(ctx, { bucket: 'elsewhere', key: 'r/terraform.tfstate' });
+  await page_wait_problem(region);
+  equal(await region.textContent('#p-title'), 'Wrong region', 'wrong region title');
+  assert((await region.textContent('#p-text')).includes('eu-west-1'), 'names the right region');
+  assert(await region.evaluate(() => document.getElementById('region').classList.contains('invalid')), 'the region field is marked');
+  await shot(ctx, region, 'dashboard-problem-wrong-region');
+
   const bad = await dashboard(ctx, { bucket: 'Not_A_Bucket!', key: 'z/terraform.tfstate' });
   await page_wait_problem(bad);
   const t3 = await bad.textContent('#p-title');

@@ -96,6 +96,8 @@ function matching(rules, origin, method, requestHeaders) {
 
 /** A bucket the proxy refuses every request to, as S3 does without permission. */
 export const DENIED_BUCKET = 'denied';
+/** A bucket the proxy says lives in eu-west-1, as S3 does for a request signed for another region. */
+export const ELSEWHERE_BUCKET = 'elsewhere';
 
 export async function startCorsProxy(motoUrl) {
   const target = new URL(motoUrl);
@@ -107,7 +109,7 @@ export async function startCorsProxy(motoUrl) {
       const method = req.headers['access-control-request-method'] ?? '';
       const asked = (req.headers['access-control-request-headers'] ?? '')
         .split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
-      const rule = bucket === DENIED_BUCKET
+      const rule = bucket === DENIED_BUCKET || bucket === ELSEWHERE_BUCKET
         ? { methods: ['GET', 'PUT', 'DELETE', 'HEAD'], expose: ['ETag'] }
         : matching(rules, origin, method, asked);
       if (!rule) {
@@ -127,6 +129,13 @@ export async function startCorsProxy(motoUrl) {
     }
     const chunks = [];
     for await (const c of req) chunks.push(c);
+    if (bucket === ELSEWHERE_BUCKET) {
+      // moto has one region: S3's answer to a request signed for the wrong
+      // one (the body names the bucket's region).
+      res.writeHead(400, { 'content-type': 'application/xml', 'access-control-allow-origin': origin ?? '*', 'access-control-expose-headers': 'ETag' });
+      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region \'us-east-1\' is wrong; expecting \'eu-west-1\'</Message><Region>eu-west-1</Region></Error>');
+      return;
+    }
     if (bucket === DENIED_BUCKET) {
       // moto does not enforce IAM: S3's answer to credentials without
       // permission, for the dashboard's "access denied" (CORS headers as S3
