@@ -129,9 +129,13 @@ function showProblem(p) {
   if (p.field && $(FIELDS[p.field] ?? '')) $(FIELDS[p.field]).classList.add('invalid');
 }
 
-function fail(e) {
+/** Show why `e` happened. A failed action's problem stays until the next
+ * action (the refresh that follows must not hide it); a failed read's goes
+ * with the next good read. */
+function fail(e, source = 'check') {
   const p = explain(e);
   p.detail = e.message;
+  p.source = source;
   showProblem(p);
   render();
 }
@@ -242,7 +246,7 @@ async function check() {
     if (generation !== state.generation) return;
     state.holder = h;
     state.checkedAt = Date.now();
-    showProblem(null);
+    if (state.problem?.source !== 'action') showProblem(null);
   } catch (e) {
     if (generation === state.generation) fail(e);
   } finally {
@@ -254,11 +258,11 @@ async function check() {
 async function act(fn) {
   state.busy = true;
   render();
+  showProblem(null);
   try {
     await fn();
-    showProblem(null);
   } catch (e) {
-    fail(e);
+    fail(e, 'action');
   } finally {
     state.busy = false;
   }

@@ -398,6 +398,16 @@ test('dashboard: problems in plain words with the fix', async (ctx) => {
   assert(await region.evaluate(() => document.getElementById('region').classList.contains('invalid')), 'the region field is marked');
   await shot(ctx, region, 'dashboard-problem-wrong-region');
 
+  const ignoring = await dashboard(ctx, { bucket: 'ignoring', key: 'i/terraform.tfstate' });
+  await waitBadge(ignoring, 'Free');
+  await ignoring.click('#acquire');
+  await page_wait_problem(ignoring);
+  equal(await ignoring.textContent('#p-title'), 'This store cannot hold a lock', 'conditional writes ignored');
+  await waitBadge(ignoring, 'Problem');
+  await shot(ctx, ignoring, 'dashboard-problem-conditional-writes-ignored');
+  const left = await cli(ctx.moto.url, 'status', 's3://ignoring/i/terraform.tfstate');
+  assert(!JSON.stringify(left).includes('OperationTypeDashboard'), `the lock written to test the store was removed: ${JSON.stringify(left)}`);
+
   const bad = await dashboard(ctx, { bucket: 'Not_A_Bucket!', key: 'z/terraform.tfstate' });
   await page_wait_problem(bad);
   const t3 = await bad.textContent('#p-title');
@@ -456,6 +466,7 @@ async function main() {
   const rule = { AllowedOrigins: [origin], AllowedMethods: ['GET', 'PUT', 'DELETE', 'HEAD'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'] };
   await createBucket(moto.url, 'locks', [rule]);
   await createBucket(moto.url, 'nocors', null);
+  await createBucket(moto.url, 'ignoring', [rule]);
   await createBucket(moto.url, 'noexpose', [{ ...rule, ExposeHeaders: [] }]);
   const userData = fs.mkdtempSync(path.join(TARGET, 'chromium-profile-'));
   const browser = await chromium.launchPersistentContext(userData, {

@@ -98,6 +98,8 @@ function matching(rules, origin, method, requestHeaders) {
 export const DENIED_BUCKET = 'denied';
 /** A bucket the proxy says lives in eu-west-1, as S3 does for a request signed for another region. */
 export const ELSEWHERE_BUCKET = 'elsewhere';
+/** A bucket whose conditional headers the proxy drops: a store that ignores them. */
+export const IGNORING_BUCKET = 'ignoring';
 
 export async function startCorsProxy(motoUrl) {
   const target = new URL(motoUrl);
@@ -145,6 +147,11 @@ export async function startCorsProxy(motoUrl) {
       return;
     }
     const headers = { ...req.headers, host: target.host };
+    if (bucket === IGNORING_BUCKET) {
+      // A store that ignores conditional writes (as some S3 look-alikes do).
+      delete headers['if-none-match'];
+      delete headers['if-match'];
+    }
     const upstream = http.request({
       host: target.hostname, port: target.port, method: req.method, path: req.url, headers,
     }, (up) => {
