@@ -128,7 +128,7 @@ export class S3Lock {
 
   /** Who holds the lock now, or null when it is free. */
   async holder() {
-    const { handle } = linked(undefined);
+    const handle = new CancelHandle();
     try {
       return await core(this.#core.holder(handle));
     } finally {

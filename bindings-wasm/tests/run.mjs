@@ -478,8 +478,13 @@ async function main() {
   });
   const ctx = { moto, proxy, static: stat, browser, consoleErrors: [], artifacts: ARTIFACTS };
   let failed = 0;
+  const chosen = tests.filter((t) => t.name.includes(filter));
+  if (!chosen.length) {
+    console.log(`no browser test matches ${JSON.stringify(filter)}`);
+    failed = 1;
+  }
   try {
-    for (const t of tests.filter((t) => t.name.includes(filter))) {
+    for (const t of chosen) {
       const started = Date.now();
       try {
         await t.fn(ctx);
