@@ -153,6 +153,11 @@ test('bad input throws InvalidConfiguration naming the option', async (ctx) => {
       noCredentials: attempt({ bucket: 'bkt', key: 'k', endpoint: url }),
       halfKeys: attempt({ bucket: 'bkt', key: 'k', credentials: { accessKeyId: 'a' } }),
       verify: attempt({ bucket: 'bkt', key: 'k', credentials: keys, verifyConditionalWrites: 'sometimes' }),
+      badFetch: attempt({ bucket: 'bkt', key: 'k', credentials: keys, fetch: 'https://proxy' }),
+      timeout: await new condlock.S3Lock({ bucket: 'bkt', key: 'k', credentials: keys, endpoint: url })
+        .acquire({ timeoutMs: 'soon' }).then(() => null, (e) => ({ name: e.name, field: e.field, message: e.message })),
+      emptyId: await new condlock.S3Lock({ bucket: 'bkt', key: 'k', credentials: keys, endpoint: url })
+        .forceUnlock('').then(() => null, (e) => ({ name: e.name, field: e.field, message: e.message })),
     };
   }, ctx.proxy.url);
   equal([got.noBucket.name, got.noBucket.code, got.noBucket.field, got.noBucket.isConfig], ['InvalidConfiguration', 'invalid_config', 'bucket', true], 'missing bucket');
@@ -160,6 +165,9 @@ test('bad input throws InvalidConfiguration naming the option', async (ctx) => {
   equal(got.noCredentials.field, 'credentials', 'no credentials');
   equal(got.halfKeys.field, 'credentials.secretAccessKey', 'half the keys');
   equal(got.verify.field, 'verifyConditionalWrites', 'bad verify policy');
+  equal(got.badFetch.field, 'fetch', 'fetch that is not a function');
+  equal([got.timeout.name, got.timeout.field], ['InvalidConfiguration', 'timeoutMs'], 'a timeout that is not a number');
+  equal([got.emptyId.name, got.emptyId.field], ['InvalidConfiguration', 'lockId'], 'force-unlock without an ID');
   for (const e of Object.values(got)) assert(!e.message.includes('browser-test-secret'), 'no secret in messages');
 });
 
