@@ -227,7 +227,7 @@ function options(generation) {
   const o = {
     bucket: v('bucket'), key: v('key'),
     credentials: { accessKeyId: v('accessKeyId'), secretAccessKey: $('secretAccessKey').value },
-    operation: 'OperationTypeDashboard', info: 'held from the condlock lock dashboard',
+    operation: 'condlock dashboard', info: 'held from the condlock lock dashboard',
     fetch: watchedFetch(generation),
   };
   if ($('sessionToken').value) o.credentials.sessionToken = $('sessionToken').value;

@@ -355,7 +355,7 @@ test('dashboard: another process holds the lock, the page shows it, force-unlock
   await page.click('#acquire');
   await waitBadge(page, 'Held by this page');
   const ours = await cli(ctx.moto.url, 'status', target);
-  assert(JSON.stringify(ours).includes('OperationTypeDashboard'), `the CLI sees the page's lock: ${JSON.stringify(ours)}`);
+  assert(JSON.stringify(ours).includes('condlock dashboard'), `the CLI sees the page's lock: ${JSON.stringify(ours)}`);
   await shot(ctx, page, 'dashboard-held-by-this-page');
   await page.click('#release');
   await waitBadge(page, 'Free');
@@ -414,7 +414,7 @@ test('dashboard: problems in plain words with the fix', async (ctx) => {
   await waitBadge(ignoring, 'Problem');
   await shot(ctx, ignoring, 'dashboard-problem-conditional-writes-ignored');
   const left = await cli(ctx.moto.url, 'status', 's3://ignoring/i/terraform.tfstate');
-  assert(!JSON.stringify(left).includes('OperationTypeDashboard'), `the lock written to test the store was removed: ${JSON.stringify(left)}`);
+  assert(!JSON.stringify(left).includes('condlock dashboard'), `the lock written to test the store was removed: ${JSON.stringify(left)}`);
 
   const bad = await dashboard(ctx, { bucket: 'Not_A_Bucket!', key: 'z/terraform.tfstate' });
   await page_wait_problem(bad);
