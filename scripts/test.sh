@@ -34,4 +34,9 @@ if [[ -f scripts/test-python.sh ]]; then
   bash scripts/test-python.sh
 fi
 
+if [[ -f scripts/test-browser.sh ]]; then
+  step "browser package tests (headless Chromium against moto)"
+  bash scripts/test-browser.sh
+fi
+
 step "all suites passed"

@@ -26,6 +26,16 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// do for S3); a resolution that falls back to it says so.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
+/// Credentials a provider gave are kept until this long before they
+/// expire, then asked for again: a request is never signed with credentials
+/// about to lapse in flight.
+pub const CREDENTIALS_REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+/// Credentials a provider gave without an expiry are kept this long: asking
+/// a provider before every request would cost a file read or a request each
+/// time.
+pub const CREDENTIALS_KEPT_WITHOUT_EXPIRY: Duration = Duration::from_secs(900);
+
 /// The shortest pause between attempts a caller may ask for while waiting:
 /// shorter would flood the store with requests.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);

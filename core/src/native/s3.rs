@@ -107,8 +107,10 @@ impl<P: aws_credential_types::provider::ProvideCredentials>
             }
             let c = self.inner.provide_credentials().await?;
             let until = match c.expiry() {
-                Some(exp) => exp.checked_sub(Duration::from_secs(300)).unwrap_or(now),
-                None => now + Duration::from_secs(900),
+                Some(exp) => exp
+                    .checked_sub(crate::settings::CREDENTIALS_REFRESH_BEFORE_EXPIRY)
+                    .unwrap_or(now),
+                None => now + crate::settings::CREDENTIALS_KEPT_WITHOUT_EXPIRY,
             };
             *slot = Some((c.clone(), until));
             Ok(c)
