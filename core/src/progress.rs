@@ -114,6 +114,25 @@ impl fmt::Display for Notice {
     }
 }
 
+impl Notice {
+    /// The line that tells a user an acquisition of `target` has started to
+    /// wait (its first [`Notice::Waiting`]), like Terraform's "Acquiring state
+    /// lock": who holds the lock, and that we wait. `None` for other notices.
+    pub fn acquiring_line(&self, target: &str) -> Option<String> {
+        match self {
+            Notice::Waiting {
+                holder,
+                next_try_in,
+                ..
+            } => Some(format!(
+                "acquiring {target}: held by {holder}; waiting (next try in {})",
+                seconds(*next_try_in)
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// `1.5s`, `12s`, `3m20s`: short and readable.
 pub(crate) fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -179,6 +198,31 @@ mod tests {
         assert_eq!(seconds(Duration::from_millis(1500)), "1.5s");
         assert_eq!(seconds(Duration::from_secs(42)), "42s");
         assert_eq!(seconds(Duration::from_secs(200)), "3m20s");
+    }
+
+    #[test]
+    fn the_first_wait_names_the_lock_and_its_holder() {
+        let body = br#"{"ID":"id-1","Operation":"OperationTypeApply","Info":"","Who":"alice@host","Version":"1.11.4","Created":"2026-11-22T03:26:23.961866795Z","Path":"b/k"}"#;
+        let holder = LockHolder {
+            info: crate::s3::LockInfo::parse(body),
+            etag: "\"e1\"".into(),
+            last_modified: None,
+        };
+        let n = Notice::Waiting {
+            holder: Holder::S3(Box::new(holder)),
+            waited: Duration::ZERO,
+            next_try_in: Duration::from_millis(500),
+            new_holder: true,
+        };
+        let line = n.acquiring_line("s3://b/k.tflock").unwrap();
+        assert_eq!(
+            line,
+            "acquiring s3://b/k.tflock: held by alice@host (ID id-1, operation \
+             OperationTypeApply, created 2026-11-22T03:26:23.961866795Z); waiting (next try in \
+             0.5s)"
+        );
+        let other = Notice::Fallback { what: "x".into() };
+        assert_eq!(other.acquiring_line("t"), None);
     }
 
     #[test]
