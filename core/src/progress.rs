@@ -133,6 +133,33 @@ impl Notice {
     }
 }
 
+/// Why a binding releases, on its own, a lock the program still holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unattended {
+    /// The process is exiting normally and the program did not release it.
+    Exit,
+    /// The process received a termination signal (e.g. `SIGTERM`) and the
+    /// program asked for its locks to be released then.
+    Signal(&'static str),
+}
+
+/// The warning a binding logs when it releases `target` (held under `id`,
+/// the lock ID or tag ID) without being asked by the program: at exit, or on
+/// a signal the program opted in to.
+pub fn released_unattended(target: &str, id: &str, why: Unattended) -> String {
+    match why {
+        Unattended::Exit => format!(
+            "released {target} (ID {id}) at exit: the program ended while still holding it; \
+             release it in the program (release(), or a with block) so that the lock is not \
+             held longer than the work it protects"
+        ),
+        Unattended::Signal(signal) => format!(
+            "released {target} (ID {id}) on {signal}: the process is being terminated while \
+             holding it"
+        ),
+    }
+}
+
 /// `1.5s`, `12s`, `3m20s`: short and readable.
 pub(crate) fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -223,6 +250,18 @@ mod tests {
         );
         let other = Notice::Fallback { what: "x".into() };
         assert_eq!(other.acquiring_line("t"), None);
+    }
+
+    #[test]
+    fn a_release_nobody_asked_for_names_the_lock_and_why() {
+        let m = released_unattended("s3://b/k.tflock", "id-1", Unattended::Exit);
+        assert!(
+            m.starts_with("released s3://b/k.tflock (ID id-1) at exit"),
+            "{m}"
+        );
+        assert!(m.contains("release it in the program"), "{m}");
+        let m = released_unattended("s3://b/k.tflock", "id-1", Unattended::Signal("SIGTERM"));
+        assert!(m.contains("on SIGTERM"), "{m}");
     }
 
     #[test]
