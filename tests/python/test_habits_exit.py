@@ -41,10 +41,13 @@ def test_a_script_that_exits_holding_a_lock_releases_it_with_a_warning(
     tmp_path, child_env, make_lock
 ):
     script = _script(tmp_path, """
+        import os
         lock = helpers.lock_from_env()
         held = lock.acquire(timeout=30)
         print("HELD", held.lock_id, flush=True)
-        # ...and the program forgets to release.
+        second = helpers.lock_from_env(key=os.environ["CONDLOCK_TEST_KEY"] + "-2")
+        print("SECOND", second.acquire(timeout=30).lock_id, flush=True)
+        # ...and the program forgets to release both.
     """)
     out = _run(child_env, script)
     assert out.returncode == 0, out.stderr
@@ -54,6 +57,10 @@ def test_a_script_that_exits_holding_a_lock_releases_it_with_a_warning(
     url = f"s3://{lock.bucket}/{lock.lock_key}"
     assert f"released {url} (ID {lock_id}) at exit" in out.stderr, out.stderr
     assert "release it in the program" in out.stderr
+    second = make_lock(key=lock.key + "-2")
+    assert second.holder() is None, out.stderr
+    second_id = next(x.split()[1] for x in out.stdout.splitlines() if x.startswith("SECOND"))
+    assert f"(ID {second_id}) at exit" in out.stderr, out.stderr
 
 
 def test_a_lock_dropped_inside_a_function_is_released_at_exit_too(
