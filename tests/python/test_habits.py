@@ -115,11 +115,22 @@ def test_async_acquire_release_on_the_lock_object(make_lock):
 # -- 2. not re-entrant ---------------------------------------------------------------
 
 
+def _rescue(held) -> threading.Timer:
+    """Release `held` after a generous bound: without the refusal, an
+    acquisition would wait for ourselves forever, and the test must fail
+    instead of hanging."""
+    t = threading.Timer(60, held.release)
+    t.daemon = True
+    t.start()
+    return t
+
+
 def test_a_second_acquire_on_the_same_object_is_refused_at_once(make_lock):
     lock = make_lock()
     held = lock.acquire()
+    rescue = _rescue(held)
     try:
-        for kwargs in (dict(), dict(blocking=False), dict(timeout=60)):
+        for kwargs in (dict(blocking=False), dict(timeout=60), dict()):
             start = time.monotonic()
             with pytest.raises(LockError) as err:
                 lock.acquire(**kwargs)
@@ -127,6 +138,7 @@ def test_a_second_acquire_on_the_same_object_is_refused_at_once(make_lock):
             assert time.monotonic() - start < PROMPT
         assert lock.locked()
     finally:
+        rescue.cancel()
         held.release()
     # Once released, acquiring again is fine.
     lock.acquire(blocking=False)
@@ -136,10 +148,7 @@ def test_a_second_acquire_on_the_same_object_is_refused_at_once(make_lock):
 def test_waiting_forever_through_another_object_for_the_same_lock_is_refused(make_lock):
     lock, other = make_lock(), make_lock()
     held = lock.acquire()
-    # If the refusal were missing, `other.acquire()` would wait for ourselves
-    # forever: release after a generous bound so that the test fails instead.
-    rescue = threading.Timer(60, held.release)
-    rescue.start()
+    rescue = _rescue(held)
     try:
         with pytest.raises(LockError) as err:
             with other:
@@ -190,13 +199,17 @@ def test_asyncio_tasks_take_turns_but_a_task_cannot_reenter(make_lock):
 
 def test_mutex_is_not_reentrant_either(make_mutex):
     mutex, other = make_mutex(), make_mutex()
-    with mutex:
-        with pytest.raises(LockError) as err:
-            mutex.acquire(blocking=False)
-        _reentrant(err)
-        with pytest.raises(LockError) as err:
-            other.acquire()
-        _reentrant(err)
+    with mutex as held:
+        rescue = _rescue(held)
+        try:
+            with pytest.raises(LockError) as err:
+                mutex.acquire(blocking=False)
+            _reentrant(err)
+            with pytest.raises(LockError) as err:
+                other.acquire()
+            _reentrant(err)
+        finally:
+            rescue.cancel()
 
 
 # -- 4. decorators -------------------------------------------------------------------
