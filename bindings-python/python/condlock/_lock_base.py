@@ -14,6 +14,7 @@ import threading
 import weakref
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Generic,
@@ -25,6 +26,9 @@ from typing import (
     Union,
     overload,
 )
+
+if TYPE_CHECKING:
+    import logging
 
 from ._condlock import EXIT_RELEASE_TIMEOUT as _CORE_EXIT_RELEASE_TIMEOUT
 from ._condlock import released_unattended
@@ -39,7 +43,7 @@ from ._errors import InvalidConfiguration, LockError
 EXIT_RELEASE_TIMEOUT: float = _CORE_EXIT_RELEASE_TIMEOUT
 
 
-def logger():
+def logger() -> "logging.Logger":
     """The ``condlock`` logger. ``logging`` is imported only when something
     is logged from Python: it is two thirds of condlock's import time."""
     import logging
@@ -221,7 +225,9 @@ class _Entry:
 
     def get(self) -> Optional[HeldBase]:
         """The held lock while it is still held by this process."""
-        held = self.held() if isinstance(self.held, weakref.ref) else self.held
+        held: Optional[HeldBase] = (
+            self.held() if isinstance(self.held, weakref.ref) else self.held
+        )
         if held is None or self.pid != os.getpid():
             return None
         if held.released or held.lost is not None:
