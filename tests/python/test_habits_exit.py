@@ -178,3 +178,44 @@ def test_nothing_is_said_at_exit_when_the_program_released(tmp_path, child_env, 
     out = _run(child_env, _script(tmp_path, body))
     assert out.returncode == 0, out.stderr
     assert "at exit" not in out.stderr, out.stderr
+
+
+def test_a_held_lock_that_release_found_stolen_is_not_reported_at_collection(
+    tmp_path, child_env
+):
+    # After NotOwned the held lock no longer claims the lock: collecting it
+    # says nothing (it used to warn that a held lock was dropped). A leased
+    # lock dropped unreleased is the control: its warning does appear.
+    script = _script(tmp_path, """
+        import gc, os
+        import condlock
+        lock = helpers.lock_from_env()
+        held = lock.acquire(timeout=30)
+        helpers.lock_from_env().force_unlock(held.lock_id)
+        thief = helpers.lock_from_env(who="thief@host").acquire(blocking=False)
+        try:
+            held.release()
+        except condlock.NotOwned:
+            print("NOT OWNED", flush=True)
+        stolen_id = held.lock_id
+        del held
+        lock._held = None
+        control = helpers.lock_from_env(key=os.environ["CONDLOCK_TEST_KEY"] + "-lease",
+                                        lease=30).acquire(timeout=30)
+        control_id = control.lock_id
+        del control
+        gc.collect()
+        # A synchronous call returns once the records queued before it are
+        # handled: the collection's records are in stderr by now.
+        helpers.lock_from_env().holder()
+        print("STOLEN", stolen_id, "CONTROL", control_id, flush=True)
+        thief.release()
+    """)
+    out = _run(child_env, script)
+    assert out.returncode == 0, out.stderr
+    assert "NOT OWNED" in out.stdout
+    line = next(x for x in out.stdout.splitlines() if x.startswith("STOLEN"))
+    stolen_id, control_id = line.split()[1], line.split()[3]
+    collected = [x for x in out.stderr.splitlines() if "garbage-collected" in x]
+    assert any(control_id in x for x in collected), out.stderr
+    assert not any(stolen_id in x for x in collected), out.stderr
