@@ -27,6 +27,7 @@ use pyo3::prelude::*;
 
 use crate::errors::{self, no_context};
 use crate::process::{bool_obj, guard, Owner, PerProcess};
+use crate::progress::Progress;
 use crate::runtime::{
     block_on_acquire, call, ready, spawn_for_asyncio, Caller, Deliver, Operation,
 };
@@ -319,23 +320,18 @@ impl MutexShared {
         &self,
         wait: condlock::Wait,
         token: Cancel,
+        on_wait: Option<Py<PyAny>>,
     ) -> PyResult<impl Future<Output = Result<HeldMutex, Error>> + Send + 'static> {
         let mutex = self.mutex()?;
         let mut opts = self.resolved.acquire.clone();
         opts.wait = wait;
         opts.message = mutex.message().to_string();
-        Ok(async move { mutex.acquire(opts, &token, log_notice).await })
-    }
-}
-
-/// Progress for Python: the first sight of each holder at INFO (the core's
-/// words); everything else is in the core's own log records.
-fn log_notice(n: Notice) {
-    if let Notice::Waiting {
-        new_holder: true, ..
-    } = &n
-    {
-        log::info!(target: "condlock::python", "{n}");
+        let mut progress = Progress::new(&self.ctx.target, on_wait);
+        Ok(async move {
+            mutex
+                .acquire(opts, &token, move |n: Notice| progress.notice(n))
+                .await
+        })
     }
 }
 
@@ -409,19 +405,21 @@ impl ApstraMutexCore {
         })
     }
 
-    /// Acquire the mutex (blocking, GIL released, Ctrl-C cancels).
-    #[pyo3(signature = (blocking=true, timeout=None))]
+    /// Acquire the mutex (blocking, GIL released, Ctrl-C cancels);
+    /// `on_wait(WaitEvent)` is called (from a worker thread) at each wait.
+    #[pyo3(signature = (blocking=true, timeout=None, on_wait=None))]
     fn acquire(
         &self,
         py: Python<'_>,
         blocking: bool,
         timeout: Option<f64>,
+        on_wait: Option<Py<PyAny>>,
     ) -> PyResult<HeldMutexCore> {
         guard(|| {
             let ctx = &self.shared.ctx;
             let wait = wait_policy(blocking, timeout).map_err(|e| errors::to_py(e, ctx))?;
             let token = Cancel::new();
-            let fut = self.shared.acquire(wait, token.clone())?;
+            let fut = self.shared.acquire(wait, token.clone(), on_wait)?;
             let result = block_on_acquire(py, fut, &token, &ctx.target, |held| {
                 let mutex = self.shared.mutex()?;
                 Ok(async move { mutex.release(&held).await })
@@ -432,7 +430,7 @@ impl ApstraMutexCore {
     }
 
     /// Start an acquisition for asyncio; `callback(ok, value)` runs on `event_loop`.
-    #[pyo3(signature = (event_loop, callback, blocking=true, timeout=None))]
+    #[pyo3(signature = (event_loop, callback, blocking=true, timeout=None, on_wait=None))]
     fn acquire_async(
         &self,
         py: Python<'_>,
@@ -440,12 +438,13 @@ impl ApstraMutexCore {
         callback: &Bound<'_, PyAny>,
         blocking: bool,
         timeout: Option<f64>,
+        on_wait: Option<Py<PyAny>>,
     ) -> PyResult<Operation> {
         guard(|| {
             let ctx = &self.shared.ctx;
             let wait = wait_policy(blocking, timeout).map_err(|e| errors::to_py(e, ctx))?;
             let token = Cancel::new();
-            let fut = self.shared.acquire(wait, token.clone())?;
+            let fut = self.shared.acquire(wait, token.clone(), on_wait)?;
             let shared = self.shared.clone();
             let deliver: Deliver<HeldMutex> = Box::new(move |py, held| {
                 Ok(Py::new(py, HeldMutexCore::new(shared, held))?.into_any())
@@ -457,6 +456,14 @@ impl ApstraMutexCore {
     /// The current mutex tag, or `None` when the mutex is free.
     fn holder(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.read_holder(py, None)
+    }
+
+    /// The error (an exception object, not raised) for an acquisition by a
+    /// thread or task that already holds this mutex.
+    fn not_reentrant(&self, py: Python<'_>) -> Py<PyAny> {
+        errors::to_py(Error::NotReentrant, &self.shared.ctx)
+            .into_value(py)
+            .into_any()
     }
 
     /// `holder()` for asyncio.

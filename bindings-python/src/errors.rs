@@ -36,6 +36,7 @@ const CLASSES: &[(&str, &str)] = &[
     ("transport", "TransportError"),
     ("malformed_response", "MalformedResponse"),
     ("misuse", "LockError"),
+    ("not_reentrant", "LockError"),
     ("lost", "LockLost"),
 ];
 

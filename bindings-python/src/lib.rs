@@ -10,6 +10,7 @@
 //!   `BlueprintLockStatus`).
 //! - [`errors`]: the core's error codes -> the Python exception classes.
 //! - [`process`]: per-process values (fork safety), panic containment.
+//! - [`progress`]: the core's progress notices -> log records and `WaitEvent`s.
 //! - [`python_thread`]: the one thread that takes the GIL for the runtime (log
 //!   records, asyncio deliveries), so the I/O worker never waits for it.
 //! - [`runtime`]: the tokio runtime, blocking waits that release the GIL and
@@ -27,6 +28,7 @@ mod cli;
 mod credentials;
 mod errors;
 mod process;
+mod progress;
 mod python_thread;
 mod runtime;
 mod s3;
@@ -49,11 +51,29 @@ fn _condlock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::MutexTag>()?;
     m.add_class::<values::BlueprintLockStatus>()?;
     m.add_class::<runtime::Operation>()?;
+    m.add_class::<progress::WaitEvent>()?;
     m.add_class::<s3::S3LockCore>()?;
     m.add_class::<s3::HeldLockCore>()?;
     m.add_class::<apstra::ApstraClientCore>()?;
     m.add_class::<apstra::ApstraMutexCore>()?;
     m.add_class::<apstra::HeldMutexCore>()?;
     m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;
+    m.add_function(wrap_pyfunction!(released_unattended, m)?)?;
     Ok(())
+}
+
+/// The core's warning for a lock released without the program asking:
+/// `signal=None` at exit, else on that signal (e.g. `"SIGTERM"`).
+#[pyfunction]
+#[pyo3(signature = (target, id, signal=None))]
+fn released_unattended(target: &str, id: &str, signal: Option<String>) -> String {
+    use condlock::progress::{released_unattended, Unattended};
+    let why = match signal.as_deref() {
+        None => Unattended::Exit,
+        Some("SIGTERM") => Unattended::Signal("SIGTERM"),
+        Some("SIGINT") => Unattended::Signal("SIGINT"),
+        Some("SIGHUP") => Unattended::Signal("SIGHUP"),
+        Some(_) => Unattended::Signal("a termination signal"),
+    };
+    released_unattended(target, id, why)
 }

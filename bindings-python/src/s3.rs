@@ -13,7 +13,7 @@ use condlock::drive::s3::{Holding, S3Lock, EXIT_RELEASE_BUDGET, RELEASE_BUDGET};
 use condlock::drive::Notice;
 use condlock::error::Context;
 use condlock::native::{default_who, process_env, CredentialSource, NativeIo};
-use condlock::s3::{HeldLock, LockHolder, UnlockOutcome};
+use condlock::s3::{HeldLock, LockHolder, LostReason, UnlockOutcome};
 use condlock::settings::{
     optional_seconds, wait_policy, CredentialPlan, CredentialSettings, S3Resolved, S3Settings,
 };
@@ -23,6 +23,7 @@ use pyo3::prelude::*;
 use crate::credentials::PyCredentials;
 use crate::errors::{self, no_context};
 use crate::process::{bool_obj, guard, locked, Owner, PerProcess};
+use crate::progress::Progress;
 use crate::runtime::{
     block_on, block_on_acquire, call, ready, runtime, spawn_for_asyncio, Caller, Deliver, Operation,
 };
@@ -79,17 +80,6 @@ async fn abortable_for_asyncio<T>(
     }
 }
 
-/// Progress for Python: the first sight of each holder at INFO (the core's
-/// words); everything else is in the core's own log records.
-fn log_notice(n: Notice) {
-    if let Notice::Waiting {
-        new_holder: true, ..
-    } = &n
-    {
-        log::info!(target: "condlock::python", "{n}");
-    }
-}
-
 /// Everything a lock and the locks it hands out share.
 struct Shared {
     resolved: S3Resolved,
@@ -122,13 +112,15 @@ impl Shared {
         &self,
         wait: condlock::Wait,
         token: Cancel,
+        on_wait: Option<Py<PyAny>>,
     ) -> PyResult<impl std::future::Future<Output = Result<Holding, Error>> + Send + 'static> {
         let lock = self.lock()?;
         let mut opts = self.resolved.acquire.clone();
         opts.wait = wait;
+        let mut progress = Progress::new(&self.ctx.target, on_wait);
         Ok(async move {
             let (holding, renewal) = lock
-                .acquire_holding(opts, &token, log_notice as fn(Notice))
+                .acquire_holding(opts, &token, move |n: Notice| progress.notice(n))
                 .await?;
             if let Some(renewal) = renewal {
                 tokio::spawn(renewal.run());
@@ -278,13 +270,15 @@ impl S3LockCore {
         })
     }
 
-    /// Acquire the lock (blocking, GIL released, Ctrl-C cancels).
-    #[pyo3(signature = (blocking=true, timeout=None))]
+    /// Acquire the lock (blocking, GIL released, Ctrl-C cancels);
+    /// `on_wait(WaitEvent)` is called (from a worker thread) at each wait.
+    #[pyo3(signature = (blocking=true, timeout=None, on_wait=None))]
     fn acquire(
         &self,
         py: Python<'_>,
         blocking: bool,
         timeout: Option<f64>,
+        on_wait: Option<Py<PyAny>>,
     ) -> PyResult<HeldLockCore> {
         guard(|| {
             let ctx = &self.shared.ctx;
@@ -294,7 +288,7 @@ impl S3LockCore {
             let fut = abortable(
                 abort.clone(),
                 ABORT_GRACE,
-                self.shared.acquire(wait, token.clone())?,
+                self.shared.acquire(wait, token.clone(), on_wait)?,
             );
             let result = block_on_acquire(py, fut, &token, &ctx.target, |holding| {
                 let lock = self.shared.lock()?;
@@ -306,7 +300,7 @@ impl S3LockCore {
     }
 
     /// Start an acquisition for asyncio; `callback(ok, value)` runs on `event_loop`.
-    #[pyo3(signature = (event_loop, callback, blocking=true, timeout=None))]
+    #[pyo3(signature = (event_loop, callback, blocking=true, timeout=None, on_wait=None))]
     fn acquire_async(
         &self,
         py: Python<'_>,
@@ -314,6 +308,7 @@ impl S3LockCore {
         callback: &Bound<'_, PyAny>,
         blocking: bool,
         timeout: Option<f64>,
+        on_wait: Option<Py<PyAny>>,
     ) -> PyResult<Operation> {
         guard(|| {
             let ctx = &self.shared.ctx;
@@ -322,7 +317,7 @@ impl S3LockCore {
             let fut = abortable_for_asyncio(
                 Abort::new(token.clone()),
                 ABORT_GRACE,
-                self.shared.acquire(wait, token.clone())?,
+                self.shared.acquire(wait, token.clone(), on_wait)?,
             );
             let shared = self.shared.clone();
             let deliver: Deliver<Outcome<Holding>> = Box::new(move |py, holding| {
@@ -335,6 +330,14 @@ impl S3LockCore {
     /// The current holder, or `None` when the lock is free.
     fn holder(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.read_holder(py, None)
+    }
+
+    /// The error (an exception object, not raised) for an acquisition by a
+    /// thread or task that already holds this lock.
+    fn not_reentrant(&self, py: Python<'_>) -> Py<PyAny> {
+        errors::to_py(Error::NotReentrant, &self.shared.ctx)
+            .into_value(py)
+            .into_any()
     }
 
     /// `holder()` for asyncio.
@@ -508,6 +511,10 @@ pub struct HeldLockCore {
     /// The lease duration, when held with one.
     lease_duration: Option<Duration>,
     released: AtomicBool,
+    /// What a release found instead of our lock: `Gone` (someone removed
+    /// it) or `Stolen` (another holder's lock is there). A leased lock's loss
+    /// is in `lost`.
+    found: Mutex<Option<LostReason>>,
     owner: Owner,
 }
 
@@ -522,6 +529,7 @@ impl HeldLockCore {
             holding: Mutex::new(Some(holding)),
             last: Mutex::new(held),
             released: AtomicBool::new(false),
+            found: Mutex::new(None),
             owner: Owner::here(),
         }
     }
@@ -549,8 +557,10 @@ impl HeldLockCore {
     }
 
     /// Turn a release's outcome into the Python result. A lost lock stays
-    /// "released" (nothing of ours is left to delete); any other failure
-    /// keeps the lock for another `release()` to retry.
+    /// "released" (nothing of ours is left to delete), and so does one found
+    /// gone or replaced by another holder's (recorded as `lost`, so the
+    /// first release that found it says so apart from a second release);
+    /// any other failure keeps the lock for another `release()` to retry.
     fn settle(
         &self,
         abort: &Abort,
@@ -558,8 +568,18 @@ impl HeldLockCore {
         holding: Holding,
     ) -> PyResult<bool> {
         let failed = match (abort.take(), r) {
+            (None, Ok(UnlockOutcome::AlreadyGone)) => {
+                *locked(&self.found) = Some(LostReason::Gone);
+                return Ok(false);
+            }
             (None, Ok(o)) => return Ok(o == UnlockOutcome::Released),
             (None, Err(e @ Error::Lost { .. })) => return Err(errors::to_py(e, &self.shared.ctx)),
+            (None, Err(Error::NotOwned { holder })) => {
+                *locked(&self.found) = Some(LostReason::Stolen {
+                    holder: holder.clone(),
+                });
+                return Err(errors::to_py(Error::NotOwned { holder }, &self.shared.ctx));
+            }
             (Some(e), _) => e,
             (None, Err(e)) => errors::to_py(e, &self.shared.ctx),
         };
@@ -700,10 +720,16 @@ impl HeldLockCore {
         Ok(())
     }
 
-    /// Why the leased lock was lost (`condlock.LostReason`), or `None`.
+    /// Why the lock was lost (`condlock.LostReason`): a leased lock as soon
+    /// as it is lost; any lock when its release found it gone or replaced.
+    /// `None` while held and after a normal release.
     #[getter]
     fn lost(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        let reason = self.lost.as_ref()?.get()?;
+        let reason = self
+            .lost
+            .as_ref()
+            .and_then(|w| w.get())
+            .or_else(|| locked(&self.found).clone())?;
         Some(errors::lost_reason(py, &reason))
     }
 

@@ -4,6 +4,7 @@
 use condlock::apstra::{Blocker, LockStatus, MutexTag as CoreTag};
 use condlock::s3::{LockHolder, LockInfo as CoreLockInfo};
 use pyo3::prelude::*;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The lock body of a holder (Terraform's LockInfo) plus the object's version.
 ///
@@ -44,6 +45,8 @@ pub struct LockInfo {
     pub error: Option<String>,
     /// The core's one-line description (as in messages).
     display: String,
+    /// `created` as a time, when readable.
+    created_time: Option<SystemTime>,
 }
 
 impl LockInfo {
@@ -60,6 +63,7 @@ impl LockInfo {
             display: info.to_string(),
             last_modified,
             error: None,
+            created_time: info.created_time(),
         }
     }
 
@@ -78,6 +82,7 @@ impl LockInfo {
                 last_modified: h.last_modified.clone(),
                 error: Some(e.to_string()),
                 display: h.to_string(),
+                created_time: None,
             },
         }
     }
@@ -107,6 +112,37 @@ impl LockInfo {
 
     fn __str__(&self) -> String {
         self.display.clone()
+    }
+
+    /// `created` as a timezone-aware UTC `datetime` (microseconds), or
+    /// `None` when the holder wrote no readable time.
+    #[getter]
+    fn created_at(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let Some(t) = self.created_time else {
+            return Ok(None);
+        };
+        let epoch = match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        let datetime = py.import("datetime")?;
+        let utc = datetime.getattr("timezone")?.getattr("utc")?;
+        let dt = datetime
+            .getattr("datetime")?
+            .call_method1("fromtimestamp", (epoch, utc))?;
+        Ok(Some(dt.unbind()))
+    }
+
+    /// Seconds since `created`, on this machine's clock, now (negative when
+    /// the holder's clock is ahead of ours), or `None` without a readable
+    /// time.
+    #[getter]
+    fn age(&self) -> Option<f64> {
+        let t = self.created_time?;
+        Some(match SystemTime::now().duration_since(t) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        })
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {

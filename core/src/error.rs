@@ -135,6 +135,13 @@ pub enum Error {
     #[error("misuse: {0}")]
     Misuse(&'static str),
 
+    /// This process asked for a lock it already holds (through the same lock
+    /// object or another one naming the same lock), from the same thread or
+    /// task. A distributed lock is not re-entrant: the acquisition would wait
+    /// for ourselves forever, so it is refused at once.
+    #[error("the lock is already held by this thread or task: it is not re-entrant")]
+    NotReentrant,
+
     /// A lock we held with a lease was lost; `reason` says how.
     #[error("the lock was lost ({reason})")]
     Lost {
@@ -316,6 +323,7 @@ pub const CODES: &[&str] = &[
     "transport",
     "malformed_response",
     "misuse",
+    "not_reentrant",
     "lost",
     "login_refused",
     "no_such_blueprint",
@@ -343,6 +351,7 @@ impl Error {
             Error::Transport { .. } => "transport",
             Error::MalformedResponse { .. } => "malformed_response",
             Error::Misuse(_) => "misuse",
+            Error::NotReentrant => "not_reentrant",
             Error::Lost { .. } => "lost",
             Error::LoginRefused { .. } => "login_refused",
             Error::NoSuchBlueprint { .. } => "no_such_blueprint",
@@ -573,6 +582,12 @@ impl Error {
             Error::Misuse(what) => {
                 format!("misuse: {what} (on {target}); this is a bug in condlock, please report it")
             }
+            Error::NotReentrant => format!(
+                "{target} is already held by this thread or task (through this lock object or \
+                 another one for the same lock): a distributed lock is not re-entrant, and \
+                 waiting for it would wait for ourselves forever; use the lock already held, or \
+                 release it before acquiring it again (another thread or process waits as usual)"
+            ),
             Error::Lost { reason } => format!(
                 "{target} is no longer ours ({reason}); stop the work that relied on it (another \
                  holder may be running), and acquire the lock again if needed"
@@ -648,6 +663,26 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_acquisition_by_the_holder_says_why_it_is_refused_and_what_to_do() {
+        let ctx = Context {
+            kind: Kind::S3,
+            target: "s3://b/k.tflock".into(),
+            endpoint: "http://127.0.0.1:9000".into(),
+        };
+        let e = Error::NotReentrant;
+        assert_eq!(e.code(), "not_reentrant");
+        assert!(CODES.contains(&e.code()));
+        let m = e.explain(&ctx, &CommandLine);
+        assert!(
+            m.starts_with("s3://b/k.tflock is already held by this thread or task"),
+            "{m}"
+        );
+        assert!(m.contains("not re-entrant"), "{m}");
+        // Not the advice of a lock held by someone else.
+        assert!(!m.contains("force"), "{m}");
+    }
 
     #[test]
     fn apstra_login_refusals_carry_status_401() {

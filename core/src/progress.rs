@@ -114,6 +114,52 @@ impl fmt::Display for Notice {
     }
 }
 
+impl Notice {
+    /// The line that tells a user an acquisition of `target` has started to
+    /// wait (its first [`Notice::Waiting`]), like Terraform's "Acquiring state
+    /// lock": who holds the lock, and that we wait. `None` for other notices.
+    pub fn acquiring_line(&self, target: &str) -> Option<String> {
+        match self {
+            Notice::Waiting {
+                holder,
+                next_try_in,
+                ..
+            } => Some(format!(
+                "acquiring {target}: held by {holder}; waiting (next try in {})",
+                seconds(*next_try_in)
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Why a binding releases, on its own, a lock the program still holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unattended {
+    /// The process is exiting normally and the program did not release it.
+    Exit,
+    /// The process received a termination signal (e.g. `SIGTERM`) and the
+    /// program asked for its locks to be released then.
+    Signal(&'static str),
+}
+
+/// The warning a binding logs when it releases `target` (held under `id`,
+/// the lock ID or tag ID) without being asked by the program: at exit, or on
+/// a signal the program opted in to.
+pub fn released_unattended(target: &str, id: &str, why: Unattended) -> String {
+    match why {
+        Unattended::Exit => format!(
+            "released {target} (ID {id}) at exit: the program ended while still holding it; \
+             release it in the program (release(), or a with block) so that the lock is not \
+             held longer than the work it protects"
+        ),
+        Unattended::Signal(signal) => format!(
+            "released {target} (ID {id}) on {signal}: the process is being terminated while \
+             holding it"
+        ),
+    }
+}
+
 /// `1.5s`, `12s`, `3m20s`: short and readable.
 pub(crate) fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -179,6 +225,43 @@ mod tests {
         assert_eq!(seconds(Duration::from_millis(1500)), "1.5s");
         assert_eq!(seconds(Duration::from_secs(42)), "42s");
         assert_eq!(seconds(Duration::from_secs(200)), "3m20s");
+    }
+
+    #[test]
+    fn the_first_wait_names_the_lock_and_its_holder() {
+        let body = br#"{"ID":"id-1","Operation":"OperationTypeApply","Info":"","Who":"alice@host","Version":"1.11.4","Created":"2026-11-22T03:26:23.961866795Z","Path":"b/k"}"#;
+        let holder = LockHolder {
+            info: crate::s3::LockInfo::parse(body),
+            etag: "\"e1\"".into(),
+            last_modified: None,
+        };
+        let n = Notice::Waiting {
+            holder: Holder::S3(Box::new(holder)),
+            waited: Duration::ZERO,
+            next_try_in: Duration::from_millis(500),
+            new_holder: true,
+        };
+        let line = n.acquiring_line("s3://b/k.tflock").unwrap();
+        assert_eq!(
+            line,
+            "acquiring s3://b/k.tflock: held by alice@host (ID id-1, operation \
+             OperationTypeApply, created 2026-11-22T03:26:23.961866795Z); waiting (next try in \
+             0.5s)"
+        );
+        let other = Notice::Fallback { what: "x".into() };
+        assert_eq!(other.acquiring_line("t"), None);
+    }
+
+    #[test]
+    fn a_release_nobody_asked_for_names_the_lock_and_why() {
+        let m = released_unattended("s3://b/k.tflock", "id-1", Unattended::Exit);
+        assert!(
+            m.starts_with("released s3://b/k.tflock (ID id-1) at exit"),
+            "{m}"
+        );
+        assert!(m.contains("release it in the program"), "{m}");
+        let m = released_unattended("s3://b/k.tflock", "id-1", Unattended::Signal("SIGTERM"));
+        assert!(m.contains("on SIGTERM"), "{m}");
     }
 
     #[test]

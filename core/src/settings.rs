@@ -270,7 +270,7 @@ pub struct S3Settings {
     pub max_poll_interval: Option<f64>,
     /// Hold locks with a lease of this many seconds.
     pub lease: Option<f64>,
-    /// Take over locks whose lease expired.
+    /// Take over locks whose lease expired (needs `lease`: refused without).
     pub takeover: bool,
     /// Take over locks without a lease (Terraform's) after this many seconds.
     pub stale_after: Option<f64>,
@@ -424,6 +424,17 @@ impl S3Settings {
             expired_leases: self.takeover,
             stale_without_lease: optional_seconds("stale_after", self.stale_after)?,
         };
+        if takeover.expired_leases && lease.is_none() {
+            // Taking over an expired lease with a lock that never expires
+            // would end the lease scheme for every later waiter: a takeover
+            // must leave a lock that can expire (and be taken over) in turn.
+            return Err(Error::config(
+                "takeover",
+                "takeover needs lease: set lease (seconds) as well, so that the lock taken \
+                 over is held with a lease in turn (to take over locks WITHOUT a lease, use \
+                 stale_after instead)",
+            ));
+        }
         let mut acquire = AcquireOptions::new(who);
         acquire.operation = operation;
         acquire.info = self.info.unwrap_or_default();
@@ -836,6 +847,36 @@ mod tests {
         .unwrap();
         assert_eq!(r.acquire.wait_backoff.max, Duration::from_millis(200));
         assert_eq!(r.acquire.lease.unwrap().duration, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn takeover_needs_a_lease_of_our_own() {
+        let base = || S3Settings {
+            bucket: "tfstate".into(),
+            key: "k".into(),
+            takeover: true,
+            ..Default::default()
+        };
+        let err = base().resolve(&no_env, "w@h").unwrap_err();
+        assert_eq!(err.field(), Some("takeover"));
+        let message = err.to_string();
+        assert!(message.contains("lease"), "{message}");
+        // With stale_after alone it is still refused: stale_after does not
+        // need takeover, and takeover still leaves a lock that never expires.
+        let err = S3Settings {
+            stale_after: Some(60.0),
+            ..base()
+        }
+        .resolve(&no_env, "w@h")
+        .unwrap_err();
+        assert_eq!(err.field(), Some("takeover"));
+        let ok = S3Settings {
+            lease: Some(30.0),
+            ..base()
+        }
+        .resolve(&no_env, "w@h")
+        .unwrap();
+        assert!(ok.acquire.takeover.expired_leases);
     }
 
     #[test]

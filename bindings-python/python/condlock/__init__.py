@@ -18,12 +18,21 @@ provider takes (the design tag ``blueprint <ID> locked``)::
     with ApstraMutex("801a43ec-96ea-4f08-aa04-1f1faaeeeaf1", message="deploying"):
         ...  # the server comes from APSTRA_URL, APSTRA_USER and APSTRA_PASS
 
-Diagnostics go to the ``logging`` logger ``condlock`` (waits, holders,
-retries, fallbacks); secrets never appear there, nor in any ``repr`` or
-exception message.
+The ``threading.Lock`` habit works too (``lock.acquire(timeout=5)`` ...
+``lock.release()``, ``lock.locked()``), and so do decorators (``@lock``,
+``@lock(timeout=5)``, on functions and coroutine functions). Locks are not
+re-entrant: a second acquisition by the holding thread or task that would
+wait for itself raises :class:`LockError` at once. What the process still holds at interpreter exit
+is released with a warning; :func:`release_on_sigterm` does the same on
+SIGTERM.
+
+Diagnostics go to the ``logging`` logger ``condlock`` (the first wait of an
+acquisition at INFO, like Terraform's "Acquiring state lock"; retries,
+fallbacks); ``on_wait=`` callbacks get each wait as a :class:`WaitEvent`.
+Secrets never appear there, nor in any ``repr`` or exception message.
 """
 
-from ._condlock import LockInfo, __version__
+from ._condlock import LockInfo, WaitEvent, __version__
 from ._errors import (
     AccessDenied,
     ConditionalWritesUnsupported,
@@ -39,6 +48,7 @@ from ._errors import (
     ServerError,
     TransportError,
 )
+from ._lock_base import EXIT_RELEASE_TIMEOUT, release_on_sigterm
 from ._s3 import AsyncTransport, HeldLock, S3Lock, SyncTransport
 from ._apstra import ApstraClient, ApstraMutex, BlueprintLockStatus, HeldMutex, MutexTag
 
@@ -48,6 +58,9 @@ __all__ = [
     "HeldLock",
     "Lease",
     "LockInfo",
+    "WaitEvent",
+    "EXIT_RELEASE_TIMEOUT",
+    "release_on_sigterm",
     "SyncTransport",
     "AsyncTransport",
     "LockError",

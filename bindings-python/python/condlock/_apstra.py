@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from . import _aio
 from ._condlock import (
@@ -12,11 +12,21 @@ from ._condlock import (
     ApstraMutexCore,
     BlueprintLockStatus,
     MutexTag,
+    WaitEvent,
 )
 from ._errors import InvalidConfiguration
-from ._lock_base import HeldBase, LockBase, read_pem, transports
+from ._lock_base import _REGISTER, HeldBase, LockBase, read_pem, seconds, transports
 
 __all__ = ["ApstraClient", "ApstraMutex", "HeldMutex", "ApstraLease", "MutexTag", "BlueprintLockStatus"]
+
+
+def _forget(tag: Optional[MutexTag]) -> Optional[MutexTag]:
+    """A mutex of this process that it force-unlocked itself is no longer
+    held: acquiring it again is not re-entrant. Returns ``tag``."""
+    if tag is not None:
+        tag_id = tag.id
+        _REGISTER.forget(lambda held: getattr(held, "tag_id", None) == tag_id)
+    return tag
 
 
 class HeldMutex(HeldBase):
@@ -24,8 +34,9 @@ class HeldMutex(HeldBase):
 
     ``release()`` deletes our tag; calling it again is harmless. A held mutex
     is also a context manager that releases on exit. An Apstra mutex has no
-    lease and never expires: a held mutex garbage-collected without
-    ``release()`` does NOT release it (a warning is logged).
+    lease and never expires: condlock keeps a held mutex that the program
+    dropped without ``release()``, and releases it at interpreter exit with
+    a warning (and on SIGTERM after :func:`condlock.release_on_sigterm`).
     """
 
     __slots__ = ("_core",)
@@ -101,15 +112,23 @@ class ApstraClient:
     administration of blueprint mutexes: list them, report stale ones,
     force-unlock one.
 
-    ``url``, ``username`` and ``password`` default to ``APSTRA_URL``,
-    ``APSTRA_USER`` and ``APSTRA_PASS``; the URL may embed percent-encoded
-    credentials (``https://user:p%40ss@apstra.example``) and a path prefix.
-    ``verify_tls`` defaults to True (or to ``APSTRA_TLS_VALIDATION_DISABLED``
-    when set); ``ca_bundle`` (a PEM file path or PEM bytes) adds trusted
-    roots. ``request_timeout`` is per request, in seconds (default 10, or
-    ``APSTRA_API_TIMEOUT``). ``transport`` replaces the built-in HTTP client,
-    as for :class:`condlock.S3Lock`. The password never appears in any repr,
-    message or log record.
+    Arguments (keyword-only; bad values raise :class:`InvalidConfiguration`
+    naming the argument, a duration that is not a number :class:`TypeError`):
+
+    - ``url``: the server's base URL, with its scheme and any path prefix
+      (default ``APSTRA_URL``); it may embed percent-encoded credentials
+      (``https://user:p%40ss@apstra.example``).
+    - ``username``, ``password``: the login (default ``APSTRA_USER``,
+      ``APSTRA_PASS``). The password never appears in any repr, message or
+      log record.
+    - ``verify_tls``: verify the server's certificate (default True, or the
+      opposite of ``APSTRA_TLS_VALIDATION_DISABLED`` when set).
+    - ``ca_bundle``: a PEM file path or PEM bytes of certificates to trust
+      (an appliance's self-signed certificate works as its own bundle).
+    - ``request_timeout``: seconds per request (default
+      ``APSTRA_API_TIMEOUT``, else 10).
+    - ``transport``: replaces the built-in HTTP client, as for
+      :class:`condlock.S3Lock`.
     """
 
     def __init__(
@@ -123,6 +142,7 @@ class ApstraClient:
         request_timeout: Optional[float] = None,
         transport: Any = None,
     ) -> None:
+        seconds("request_timeout", request_timeout)
         sync_t, async_t = transports(transport)
         self._core = ApstraClientCore(
             url=url,
@@ -173,10 +193,11 @@ class ApstraClient:
         """The mutexes older than ``older_than`` seconds (by the server's
         ``created_at`` and our clock). A report for a human: nothing is
         deleted. A tag of unknown age is never called stale."""
-        return self._core.stale_mutexes(older_than)
+        return self._core.stale_mutexes(seconds("older_than", older_than))
 
     async def stale_mutexes_async(self, older_than: float = 3600.0) -> List[MutexTag]:
         """:meth:`stale_mutexes` for asyncio."""
+        seconds("older_than", older_than)
         return await _aio.run(
             lambda loop, cb: self._core.stale_mutexes_async(loop, cb, older_than),
             wait_for_cleanup=False,
@@ -187,25 +208,29 @@ class ApstraClient:
         :class:`RequestRejected` for a tag that is not a blueprint mutex).
         Returns the tag deleted, or None when there was none. Use it only
         when the holder is known to be gone."""
-        return self._core.force_unlock_tag(tag_id)
+        return _forget(self._core.force_unlock_tag(tag_id))
 
     async def force_unlock_tag_async(self, tag_id: str) -> Optional[MutexTag]:
         """:meth:`force_unlock_tag` for asyncio."""
-        return await _aio.run(
-            lambda loop, cb: self._core.force_unlock_tag_async(loop, cb, tag_id),
-            wait_for_cleanup=False,
+        return _forget(
+            await _aio.run(
+                lambda loop, cb: self._core.force_unlock_tag_async(loop, cb, tag_id),
+                wait_for_cleanup=False,
+            )
         )
 
     def force_unlock_blueprint(self, blueprint_id: str) -> Optional[MutexTag]:
         """Delete the mutex of ``blueprint_id``, whoever holds it. Returns the
         tag deleted, or None when the blueprint was not locked."""
-        return self._core.force_unlock_blueprint(blueprint_id)
+        return _forget(self._core.force_unlock_blueprint(blueprint_id))
 
     async def force_unlock_blueprint_async(self, blueprint_id: str) -> Optional[MutexTag]:
         """:meth:`force_unlock_blueprint` for asyncio."""
-        return await _aio.run(
-            lambda loop, cb: self._core.force_unlock_blueprint_async(loop, cb, blueprint_id),
-            wait_for_cleanup=False,
+        return _forget(
+            await _aio.run(
+                lambda loop, cb: self._core.force_unlock_blueprint_async(loop, cb, blueprint_id),
+                wait_for_cleanup=False,
+            )
         )
 
 
@@ -214,24 +239,39 @@ class ApstraMutex(LockBase[HeldMutex]):
     in the global design catalog, the same one ``terraform apply`` with the
     Apstra provider takes, so scripts and Terraform exclude each other.
 
-    Server settings (``url``, ``username``, ``password``, ``verify_tls``,
-    ``ca_bundle``, ``request_timeout``, ``transport``) are those of
-    :class:`ApstraClient`, with the same ``APSTRA_*`` environment defaults;
-    or pass ``client=`` to share one client's login session.
+    Held the same three ways as :class:`S3Lock`: ``with mutex:`` /
+    ``async with mutex:`` / ``@mutex`` / ``@mutex(timeout=5)``;
+    ``mutex.acquire(timeout=5)`` ... ``mutex.release()`` with
+    :meth:`locked`; or the :class:`HeldMutex` that :meth:`acquire` returns.
+    It is not re-entrant: a second acquisition by the holding thread or task
+    raises :class:`LockError` at once, through this object always, through
+    another object for the same blueprint and server when it would wait
+    forever. What the process still holds at interpreter exit is released
+    with a warning.
 
-    ``message`` is the holder message shown by Apstra's UI and the provider,
-    expanded at each acquisition like the provider does (``$VAR``,
-    ``${VAR}``, ``$DATE``); default ``$APSTRA_BLUEPRINT_MUTEX_MESSAGE`` or
-    ``locked by <user>@<host> (condlock) at $DATE``. condlock appends a short
-    holder token to it. With ``wait_for_blueprint_unlock`` (the default, as
-    the SDK does) an acquisition first waits until Apstra's own blueprint
-    lock is free (or taken by our own user). While someone holds the mutex,
-    attempts are spaced by jittered backoff from 0.5 s up to
-    ``max_poll_interval`` (default 16 s; at least 0.01 s).
+    Arguments (all but ``blueprint_id`` keyword-only):
 
-    Use ``with mutex:`` / ``async with mutex:`` (not re-entrant within one
-    thread or task), or :meth:`acquire` / :meth:`acquire_async` for an
-    :class:`HeldMutex`.
+    - ``blueprint_id``: the blueprint's ID (the UUID in its address in the
+      Apstra UI).
+    - ``url``, ``username``, ``password``, ``verify_tls``, ``ca_bundle``,
+      ``request_timeout``, ``transport``: the server, as for
+      :class:`ApstraClient` (same ``APSTRA_*`` environment defaults).
+    - ``client``: an :class:`ApstraClient` whose login session to share
+      (then none of the server arguments may be given).
+    - ``message``: the holder message shown by Apstra's UI and the provider,
+      expanded at each acquisition like the provider does (``$VAR``,
+      ``${VAR}``, ``$DATE``); default ``$APSTRA_BLUEPRINT_MUTEX_MESSAGE`` or
+      ``locked by <user>@<host> (condlock) at $DATE``. condlock appends a
+      short holder token to it.
+    - ``wait_for_blueprint_unlock``: first wait until Apstra's own blueprint
+      lock is free (or taken by our own user), as the SDK does (default
+      True).
+    - ``max_poll_interval``: the longest pause between attempts while
+      someone holds the mutex (default 16 s; at least 0.01 s); attempts are
+      spaced by jittered backoff from 0.5 s.
+    - ``on_wait``: a callable given a :class:`WaitEvent` at each wait of
+      each acquisition (unless the acquisition passes its own); the first
+      wait is also logged at INFO on the ``condlock`` logger.
     """
 
     def __init__(
@@ -249,7 +289,10 @@ class ApstraMutex(LockBase[HeldMutex]):
         max_poll_interval: Optional[float] = None,
         client: Optional[ApstraClient] = None,
         transport: Any = None,
+        on_wait: Optional[Callable[[WaitEvent], Any]] = None,
     ) -> None:
+        seconds("request_timeout", request_timeout)
+        seconds("max_poll_interval", max_poll_interval)
         if client is not None and not isinstance(client, ApstraClient):
             raise InvalidConfiguration(
                 f"invalid client: expected a condlock.ApstraClient, got {type(client).__name__}",
@@ -271,7 +314,7 @@ class ApstraMutex(LockBase[HeldMutex]):
             transport=sync_t,
             async_transport=async_t,
         )
-        self._init_entered()
+        self._init_lock(on_wait)
 
     # -- description ---------------------------------------------------------
 
@@ -313,32 +356,64 @@ class ApstraMutex(LockBase[HeldMutex]):
 
     # -- acquiring ------------------------------------------------------------
 
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> HeldMutex:
-        """Take the mutex and return the :class:`HeldMutex`.
+    def acquire(
+        self,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        *,
+        on_wait: Optional[Callable[[WaitEvent], Any]] = None,
+    ) -> HeldMutex:
+        """Take the mutex and return the :class:`HeldMutex` (also remembered
+        by this object: :meth:`release` and :meth:`locked` use it).
 
         ``blocking=False`` makes one attempt and raises :class:`LockHeld`
         whose ``holder`` is the holder's :class:`MutexTag` (or a
         :class:`BlueprintLockStatus` when Apstra's own blueprint lock is
         taken). Otherwise waits, with jittered backoff, up to ``timeout``
         seconds (``None`` or ``-1``: forever) and raises :class:`LockTimeout`
-        (a :class:`TimeoutError`) when it runs out. The GIL is released while
-        waiting; Ctrl-C cancels the wait, removes any tag this call may have
-        created, and raises ``KeyboardInterrupt``.
+        (a :class:`TimeoutError`) when it runs out. ``on_wait`` (default: the
+        mutex's) is called with a :class:`WaitEvent` at each wait, from a
+        condlock thread. The GIL is released while waiting; Ctrl-C cancels
+        the wait, removes any tag this call may have created, and raises
+        ``KeyboardInterrupt``. Raises :class:`LockError` at once when this
+        thread or task already holds the mutex (it is not re-entrant).
         """
-        return HeldMutex(self._core.acquire(blocking, timeout))
+        return self._acquire(blocking, timeout, on_wait)
 
     async def acquire_async(
-        self, blocking: bool = True, timeout: Optional[float] = None
+        self,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        *,
+        on_wait: Optional[Callable[[WaitEvent], Any]] = None,
     ) -> HeldMutex:
-        """:meth:`acquire` for asyncio: never blocks the event loop.
-        Cancelling the awaiting task cancels the acquisition; any tag it may
-        have created is removed before ``CancelledError`` propagates."""
+        """:meth:`acquire` for asyncio: never blocks the event loop
+        (``on_wait`` runs on the event loop). Cancelling the awaiting task
+        cancels the acquisition; any tag it may have created is removed
+        before ``CancelledError`` propagates."""
+        return await self._acquire_async(blocking, timeout, on_wait)
 
+    def release(self) -> bool:
+        """Release the mutex this object acquired last (see
+        :meth:`HeldMutex.release`). False when this object holds nothing:
+        calling it twice, or after a ``with`` block, is harmless."""
+        return self._release()
+
+    async def release_async(self) -> bool:
+        """:meth:`release` for asyncio."""
+        return await self._release_async()
+
+    def _acquire_core(self, blocking: bool, timeout: Optional[float], on_wait: Any) -> HeldMutex:
+        return HeldMutex(self._core.acquire(blocking, timeout, on_wait))
+
+    async def _acquire_core_async(
+        self, blocking: bool, timeout: Optional[float], on_wait: Any
+    ) -> HeldMutex:
         async def undo(core: HeldMutexCore) -> None:
             await HeldMutex(core).release_async()
 
         core = await _aio.run(
-            lambda loop, cb: self._core.acquire_async(loop, cb, blocking, timeout),
+            lambda loop, cb: self._core.acquire_async(loop, cb, blocking, timeout, on_wait),
             undo=undo,
         )
         return HeldMutex(core)
@@ -357,11 +432,11 @@ class ApstraMutex(LockBase[HeldMutex]):
         """Delete this blueprint's mutex whoever holds it (logged). Returns
         the tag deleted, or None when the mutex was free. Use it only when
         the holder is known to be gone."""
-        return self._core.force_unlock()
+        return _forget(self._core.force_unlock())
 
     async def force_unlock_async(self) -> Optional[MutexTag]:
         """:meth:`force_unlock` for asyncio."""
-        return await _aio.run(self._core.force_unlock_async, wait_for_cleanup=False)
+        return _forget(await _aio.run(self._core.force_unlock_async, wait_for_cleanup=False))
 
     # -- context managers (LockBase) ----------------------------------------
 
@@ -369,6 +444,9 @@ class ApstraMutex(LockBase[HeldMutex]):
 
     def _target(self) -> str:
         return self._core.target
+
+    def _identity(self) -> Tuple[str, ...]:
+        return ("apstra", self._core.url, self._core.blueprint_id)
 
 
 #: Deprecated name of :class:`HeldMutex` (an Apstra mutex has no lease).

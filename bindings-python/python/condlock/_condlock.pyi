@@ -4,6 +4,7 @@ Kept in step with ``bindings-python/src`` by ``tests/python/test_stubs.py``.
 """
 
 from asyncio import AbstractEventLoop
+from datetime import datetime
 from typing import Any, Callable, Optional, Sequence, Tuple, final
 
 __version__: str
@@ -33,7 +34,15 @@ class LockInfo:
         """``Version`` of the tool that wrote the lock."""
     @property
     def created(self) -> Optional[str]:
-        """``Created``: RFC 3339 UTC timestamp."""
+        """``Created``: RFC 3339 UTC timestamp, exactly as written."""
+    @property
+    def created_at(self) -> Optional[datetime]:
+        """``Created`` as a timezone-aware UTC ``datetime`` (microseconds), or
+        ``None`` when the holder wrote no readable time."""
+    @property
+    def age(self) -> Optional[float]:
+        """Seconds since ``Created``, on this machine's clock, now (negative
+        when the holder's clock is ahead), or ``None`` without a readable time."""
     @property
     def path(self) -> Optional[str]:
         """``Path``: ``<bucket>/<state key>``."""
@@ -48,6 +57,32 @@ class LockInfo:
         """Why the lock body could not be read, or ``None``."""
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
+
+@final
+class WaitEvent:
+    """One wait of an acquisition, as ``on_wait`` callbacks receive it (from
+    the core's progress notices). ``str(event)`` is ``message``."""
+
+    @property
+    def holder(self) -> Any:
+        """Who holds the lock: a ``LockInfo`` (S3), a ``MutexTag`` or a
+        ``BlueprintLockStatus`` (Apstra), or ``None``."""
+    @property
+    def waited(self) -> float:
+        """Seconds this acquisition has waited so far."""
+    @property
+    def next_try_in(self) -> float:
+        """Seconds until the next attempt."""
+    @property
+    def new_holder(self) -> bool:
+        """True the first time this acquisition sees this holder."""
+    @property
+    def message(self) -> str:
+        """The core's one-line description of this wait."""
+
+def released_unattended(target: str, id: str, signal: Optional[str] = None) -> str:
+    """The core's warning for a lock released without the program asking:
+    ``signal=None`` at exit, else on that signal (``"SIGTERM"``)."""
 
 @final
 class Operation:
@@ -74,7 +109,7 @@ class HeldLockCore:
         """Call ``callback(reason)`` once if the leased lock is lost."""
     @property
     def lost(self) -> Optional[Any]:
-        """Why the leased lock was lost (``condlock.LostReason``), or ``None``."""
+        """Why the lock was lost (``condlock.LostReason``): a leased lock as soon as it is lost, any lock when its release found it gone or replaced; else ``None``."""
     @property
     def lease(self) -> Optional[float]:
         """The lease duration in seconds, or ``None``."""
@@ -141,18 +176,27 @@ class S3LockCore:
         dynamodb_table: Optional[str] = None,
         dynamodb_endpoint: Optional[str] = None,
     ) -> None: ...
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> HeldLockCore:
-        """Acquire (blocking, GIL released, Ctrl-C cancels)."""
+    def acquire(
+        self,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        on_wait: Optional[Callable[[WaitEvent], Any]] = None,
+    ) -> HeldLockCore:
+        """Acquire (blocking, GIL released, Ctrl-C cancels); ``on_wait`` at
+        each wait, from a worker thread."""
     def acquire_async(
         self,
         event_loop: AbstractEventLoop,
         callback: _Callback,
         blocking: bool = True,
         timeout: Optional[float] = None,
+        on_wait: Optional[Callable[[WaitEvent], Any]] = None,
     ) -> Operation:
         """Start an acquisition for asyncio."""
     def holder(self) -> Optional[LockInfo]:
         """The current holder, or ``None``."""
+    def not_reentrant(self) -> Exception:
+        """The error (not raised) for an acquisition by the holding thread or task."""
     def holder_async(self, event_loop: AbstractEventLoop, callback: _Callback) -> Operation:
         """Start reading the holder for asyncio."""
     def force_unlock(self, lock_id: str) -> bool:
@@ -353,18 +397,27 @@ class ApstraMutexCore:
         transport: Optional[Callable[..., Any]] = None,
         async_transport: Optional[Callable[..., Any]] = None,
     ) -> None: ...
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> HeldMutexCore:
-        """Acquire (blocking, GIL released, Ctrl-C cancels)."""
+    def acquire(
+        self,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        on_wait: Optional[Callable[[WaitEvent], Any]] = None,
+    ) -> HeldMutexCore:
+        """Acquire (blocking, GIL released, Ctrl-C cancels); ``on_wait`` at
+        each wait, from a worker thread."""
     def acquire_async(
         self,
         event_loop: AbstractEventLoop,
         callback: _Callback,
         blocking: bool = True,
         timeout: Optional[float] = None,
+        on_wait: Optional[Callable[[WaitEvent], Any]] = None,
     ) -> Operation:
         """Start an acquisition for asyncio."""
     def holder(self) -> Optional[MutexTag]:
         """The current mutex tag, or ``None``."""
+    def not_reentrant(self) -> Exception:
+        """The error (not raised) for an acquisition by the holding thread or task."""
     def holder_async(self, event_loop: AbstractEventLoop, callback: _Callback) -> Operation:
         """Start reading the holder for asyncio."""
     def force_unlock(self) -> Optional[MutexTag]:

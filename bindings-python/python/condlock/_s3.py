@@ -18,22 +18,24 @@ from typing import (
 )
 
 from . import _aio
-from ._condlock import EXIT_RELEASE_TIMEOUT as _CORE_EXIT_RELEASE_TIMEOUT
-from ._condlock import HeldLockCore, LockInfo, S3LockCore
+from ._condlock import HeldLockCore, LockInfo, S3LockCore, WaitEvent
 from ._errors import InvalidConfiguration, LostReason
-from ._lock_base import HeldBase, LockBase, logger, read_pem, transports
+from ._lock_base import _REGISTER
+from ._lock_base import (
+    EXIT_RELEASE_TIMEOUT,
+    HeldBase,
+    LockBase,
+    callback,
+    logger,
+    read_pem,
+    seconds,
+    transports,
+)
 
 if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["S3Lock", "HeldLock", "Lease", "SyncTransport", "AsyncTransport", "EXIT_RELEASE_TIMEOUT"]
-
-#: Seconds a release may take when leaving a ``with`` / ``async with`` block
-#: (also after an exception, cancellation or Ctrl-C): a fresh, short deadline
-#: so that leaving stays prompt when the store is unreachable. A plain
-#: ``release()`` retries transient failures for up to 30 s. The value is the
-#: core's (``condlock::drive::s3::EXIT_RELEASE_BUDGET``), the same in every binding.
-EXIT_RELEASE_TIMEOUT: float = _CORE_EXIT_RELEASE_TIMEOUT
 
 
 Headers = Sequence[Tuple[str, str]]
@@ -107,9 +109,14 @@ class HeldLock(HeldBase):
     exit.
 
     Without a lease duration (``S3Lock(lease=None)``, the default) the lock
-    behaves like Terraform's: it never expires, and a held lock that is
-    garbage-collected without ``release()`` does NOT release it (a warning is
-    logged). With ``S3Lock(lease=seconds)`` the lock is renewed in the
+    behaves like Terraform's: it never expires. condlock keeps a held lock
+    that the program dropped without ``release()``, and releases it at
+    interpreter exit with a warning (and on SIGTERM after
+    :func:`condlock.release_on_sigterm`). If someone removes it meanwhile
+    (``force_unlock``), :meth:`release` returns False, logs a warning and
+    sets :attr:`lost` to ``"gone"``; if another holder's lock replaced it,
+    :meth:`release` raises :class:`NotOwned` and :attr:`lost` is
+    ``"stolen"``. With ``S3Lock(lease=seconds)`` the lock is renewed in the
     background on condlock's own threads (also while Python is busy holding
     the GIL) until released; if it is lost (``"stolen"``, ``"gone"``,
     ``"renewal_failed"``), :attr:`lost` says why, :attr:`lost_event` is set,
@@ -161,10 +168,13 @@ class HeldLock(HeldBase):
 
     @property
     def lost(self) -> Optional[LostReason]:
-        """Why the leased lock was lost (a :class:`LostReason`: a ``str``
-        equal to ``"stolen"``, ``"gone"`` or ``"renewal_failed"``, with
-        ``.kind``, ``.message`` and ``.holder``), or ``None`` while it is
-        held (always ``None`` without a lease)."""
+        """Why the lock was lost (a :class:`LostReason`: a ``str`` equal to
+        ``"stolen"``, ``"gone"`` or ``"renewal_failed"``, with ``.kind``,
+        ``.message`` and ``.holder``), or ``None`` while it is held and after
+        a normal release. A leased lock reports its loss as soon as renewal
+        finds it; a lock without a lease when :meth:`release` finds it
+        removed (``"gone"``: release returned False) or replaced by another
+        holder's lock (``"stolen"``: release raised :class:`NotOwned`)."""
         return self._core.lost
 
     @property
@@ -176,6 +186,7 @@ class HeldLock(HeldBase):
         """Block until the leased lock is lost (returns the reason) or
         ``timeout`` seconds pass (returns ``None``). Without a lease, or
         after a normal release, it only returns at the timeout."""
+        seconds("timeout", timeout)
         if self._signal.event.wait(timeout):
             return self._signal.reason or self.lost
         return self.lost
@@ -209,17 +220,22 @@ class HeldLock(HeldBase):
         If-Match: <our ETag>``, retried on transient failures for up to
         ``timeout`` seconds (default 30), not interrupted by Ctrl-C.
 
-        Returns True when this call deleted the lock, False when it had already
-        been released (or removed by someone else). Raises :class:`LockLost`
-        (with ``.reason``) when the leased lock was lost, and another
-        :class:`LockError` (e.g. :class:`NotOwned`) when it cannot release;
-        in a forked child, which inherits the held lock object but not the lock,
+        Returns True when this call deleted the lock, False when there was
+        nothing left to delete: a second call, or the first one finding the
+        lock removed by someone else (force-unlocked): that one logs a
+        warning and sets :attr:`lost` to ``"gone"``. Raises :class:`LockLost`
+        (with ``.reason``) when the leased lock was lost; :class:`NotOwned`
+        when another holder's lock replaced ours (:attr:`lost` is then
+        ``"stolen"`` and the lock counts as released); another
+        :class:`LockError` when it cannot release now (call it again); in a
+        forked child, which inherits the held lock object but not the lock,
         a :class:`LockError` without sending anything."""
-        return self._core.release(timeout)
+        return self._core.release(seconds("timeout", timeout))
 
     async def release_async(self, timeout: Optional[float] = None) -> bool:
         """:meth:`release` for asyncio: never blocks the event loop. The
         release runs to completion even if the awaiting task is cancelled."""
+        seconds("timeout", timeout)
         return await _aio.run(
             lambda loop, cb: self._core.release_async(loop, cb, timeout),
             wait_for_cleanup=False,
@@ -237,6 +253,12 @@ class HeldLock(HeldBase):
         if self.lost is not None:
             state = f"lost ({self.lost.kind})"
         return f"<condlock.HeldLock {self.url} id={self.lock_id} etag={self.etag} {state}>"
+
+
+def _forget(lock_id: str) -> None:
+    """A lock of this process that it force-unlocked itself is no longer
+    held: acquiring it again is not re-entrant."""
+    _REGISTER.forget(lambda held: getattr(held, "lock_id", None) == lock_id)
 
 
 def _credentials_of(session: Any) -> Any:
@@ -280,52 +302,135 @@ class S3Lock(LockBase[HeldLock]):
     LockInfo JSON body. Holding it keeps Terraform (and other condlock users)
     out; Terraform's lock blocks us.
 
-    Credentials, in order: ``access_key_id``/``secret_access_key`` (plus
-    ``session_token``); ``boto3_session`` (a boto3/botocore session or
-    credentials object, read before each request so refreshable credentials
-    work); otherwise the standard AWS chain (environment, profiles, SSO, web
-    identity, container and instance metadata).
+    Three ways to hold it, all releasing what they took:
 
-    ``transport`` replaces the built-in HTTP client: a callable
-    ``(method, url, headers, body) -> (status, headers, body)``, or a
-    coroutine function with the same signature. ``headers`` is a list of
-    ``(name, value)`` pairs; the returned headers may be a mapping or pairs.
+    - ``with lock:`` / ``async with lock:``, or ``@lock`` /
+      ``@lock(timeout=5)`` on a function or coroutine function;
+    - ``lock.acquire(timeout=5)`` ... ``lock.release()`` (the habit of
+      ``threading.Lock``, filelock and redis-py): the lock object remembers
+      what it holds, :meth:`locked` tells;
+    - the :class:`HeldLock` returned by :meth:`acquire`, with its own
+      ``release()`` and context manager.
 
-    While someone else holds the lock, attempts are spaced by jittered
-    exponential backoff from 0.5 s up to ``max_poll_interval`` (default 16 s,
-    like Terraform; at least 0.01 s). ``request_timeout``/``connect_timeout`` (seconds),
-    ``verify_tls`` and ``ca_bundle`` (a PEM file path or PEM bytes) tune the
-    built-in HTTP client. ``verify_conditional_writes`` is ``"once"`` (prove
-    per store and process that it enforces ``If-None-Match``), ``"always"`` or
-    ``"never"``.
+    A distributed lock is not re-entrant: acquiring it again from the thread
+    or task that holds it raises :class:`LockError` at once instead of
+    waiting for itself: through this object always; through another object
+    for the same lock (same endpoint, bucket and lock key) when it would
+    wait forever (a bounded try, ``blocking=False`` or a timeout, is made as
+    usual). Other threads and tasks wait as usual. What the process still
+    holds at interpreter exit is released, with a warning; on SIGTERM only
+    after :func:`condlock.release_on_sigterm`.
 
-    Leases (opt-in; see the README): with ``lease=seconds`` our lock records
-    that duration and is renewed in the background every third of it
-    (``PUT If-Match``); if renewal cannot continue, the held lock reports
-    the lock lost and ``on_lost(reason)`` is called (from a condlock thread).
-    ``takeover=True`` lets this lock's acquisitions replace a leased lock whose
-    ETag stayed unchanged for its whole lease on our clock (its holder died);
-    among many waiters exactly one wins, and the fencing generation goes up
-    by one. A lock without a lease (Terraform's own) is never taken over unless
-    ``stale_after=seconds`` is given: DANGEROUS for Terraform's locks, which
-    are never renewed, so a long ``terraform apply`` would be taken over while
-    it still runs; use it only when you know every holder is short-lived.
+    Arguments (all but ``bucket`` and ``key`` keyword-only; durations are
+    numbers of seconds, int or float, else :class:`TypeError`; other bad
+    values raise :class:`InvalidConfiguration` naming the argument):
 
-    DynamoDB (Terraform's ``dynamodb_table``): with ``dynamodb_table=name``
-    the lock also takes Terraform's DynamoDB lock item (``LockID`` =
-    ``<bucket>/<key>``) after the lock file, and gives the file back if the
-    item cannot be had; releasing removes the file, then the item (each only
-    if it is still ours). That excludes Terraform configurations locking
-    with the table alone or with both. ``dynamodb_endpoint`` (default
-    ``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL``, else the region's)
-    is where the table is served. Leases and takeovers are refused with a
-    table (:class:`InvalidConfiguration`): the item cannot be renewed.
+    Which lock:
 
-    Use ``with lock:`` / ``async with lock:`` (not re-entrant within one
-    thread or task), or :meth:`acquire` / :meth:`acquire_async` for a
-    :class:`HeldLock`. Leaving the block releases with a short fresh deadline
-    (:data:`EXIT_RELEASE_TIMEOUT`), and raises :class:`LockLost` if the leased
-    lock was lost meanwhile (unless the block itself raised).
+    - ``bucket``, ``key``: the Terraform backend's ``bucket`` and ``key``
+      (the state; the lock is ``<key>.tflock``, so ``key`` must not end in
+      ``.tflock``).
+    - ``workspace``: the Terraform workspace (``None`` or ``"default"``: the
+      key as given; otherwise ``<workspace_key_prefix>/<workspace>/<key>``).
+    - ``workspace_key_prefix``: Terraform's setting of that name (default
+      ``"env:"``).
+
+    Where and as whom:
+
+    - ``region``: the signing region (default ``AWS_REGION``,
+      ``AWS_DEFAULT_REGION``, then ``us-east-1``).
+    - ``endpoint``: an S3-compatible endpoint URL with its scheme (default
+      ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, then AWS).
+    - ``path_style``: path-style addressing (``http://host/bucket/key``);
+      default ``None``: path style with ``endpoint``, virtual-hosted on AWS.
+    - ``access_key_id``, ``secret_access_key``, ``session_token``: static
+      credentials (the first two together).
+    - ``boto3_session``: a boto3/botocore session or credentials object,
+      read before each request so refreshable credentials work (its
+      ``region_name`` is the default region). Without either, the standard
+      AWS chain (environment, profiles, SSO, web identity, container and
+      instance metadata).
+
+    The lock object written (as Terraform's backend writes it):
+
+    - ``encrypt``: server-side encryption (AES256, or KMS with
+      ``kms_key_id``), Terraform's ``encrypt``.
+    - ``kms_key_id``: the KMS key (needs ``encrypt=True``).
+    - ``sse_customer_key``: an SSE-C key (base64 of 32 bytes), Terraform's
+      ``sse_customer_key``; never shown anywhere.
+    - ``acl``: a canned ACL (``"bucket-owner-full-control"``...).
+    - ``tags``: object tags, a mapping or ``(key, value)`` pairs.
+    - ``checksum``: send a SHA-256 checksum with each write (default True;
+      buckets with Object Lock need one).
+
+    The lock body (Terraform's LockInfo, shown to whoever waits):
+
+    - ``operation``: ``Operation`` (default ``"condlock"``).
+    - ``info``: ``Info``, free text (default empty).
+    - ``who``: ``Who`` (default ``user@hostname``, the user from the account
+      database, as Terraform writes it).
+
+    Waiting:
+
+    - ``max_poll_interval``: the longest pause between attempts while
+      someone else holds the lock (default 16 s, like Terraform; at least
+      0.01 s); attempts are spaced by jittered exponential backoff from
+      0.5 s.
+    - ``on_wait``: a callable given a :class:`WaitEvent` at each wait of each
+      acquisition (unless the acquisition passes its own). The first wait of
+      an acquisition is also logged at INFO on the ``condlock`` logger
+      (``acquiring s3://...: held by ...; waiting``), a new holder at INFO,
+      the other waits at DEBUG.
+
+    HTTP client:
+
+    - ``request_timeout``, ``connect_timeout``: per request (default 30 s
+      and 10 s).
+    - ``verify_tls`` (default True), ``ca_bundle``: a PEM file path or PEM
+      bytes of extra certificates to trust.
+    - ``transport``: replaces the built-in HTTP client: a callable
+      ``(method, url, headers, body) -> (status, headers, body)``, or a
+      coroutine function with the same signature. ``headers`` is a list of
+      ``(name, value)`` pairs; the returned headers may be a mapping or
+      pairs.
+    - ``verify_conditional_writes``: ``"once"`` (default: prove, per store
+      and process, that the store enforces ``If-None-Match``), ``"always"``
+      or ``"never"``.
+
+    Leases (opt-in; see the README):
+
+    - ``lease``: our lock records this duration and is renewed in the
+      background every third of it (``PUT If-Match``); if renewal cannot
+      continue, the held lock reports the lock lost.
+    - ``on_lost``: called with the :class:`LostReason` when a leased lock is
+      lost (from a condlock thread).
+    - ``takeover``: let acquisitions replace a leased lock whose ETag stayed
+      unchanged for its whole lease on our clock (its holder died); among
+      many waiters exactly one wins, and the fencing generation goes up by
+      one. Needs ``lease`` (refused without: the lock taken over must be
+      able to expire in turn).
+    - ``stale_after``: take over a lock WITHOUT a lease (Terraform's own)
+      once unchanged this long. DANGEROUS for Terraform's locks, which are
+      never renewed, so a long ``terraform apply`` would be taken over while
+      it still runs; use it only when you know every holder is short-lived.
+
+    DynamoDB (Terraform's ``dynamodb_table``):
+
+    - ``dynamodb_table``: also take Terraform's DynamoDB lock item
+      (``LockID`` = ``<bucket>/<key>``) after the lock file, giving the file
+      back if the item cannot be had; releasing removes the file, then the
+      item (each only if it is still ours). That excludes Terraform
+      configurations locking with the table alone or with both. Leases and
+      takeovers are refused with a table (:class:`InvalidConfiguration`):
+      the item cannot be renewed.
+    - ``dynamodb_endpoint``: where the table is served (default
+      ``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL``, else the
+      region's).
+
+    Leaving a ``with`` block (or a decorated call) releases with a short
+    fresh deadline (:data:`EXIT_RELEASE_TIMEOUT`), and raises
+    :class:`LockLost` if the leased lock was lost meanwhile (unless the
+    block itself raised).
     """
 
     def __init__(
@@ -364,11 +469,17 @@ class S3Lock(LockBase[HeldLock]):
         on_lost: Optional[Callable[[LostReason], Any]] = None,
         dynamodb_table: Optional[str] = None,
         dynamodb_endpoint: Optional[str] = None,
+        on_wait: Optional[Callable[[WaitEvent], Any]] = None,
     ) -> None:
-        if on_lost is not None and not callable(on_lost):
-            raise InvalidConfiguration(
-                "invalid on_lost: must be a callable taking the LostReason", field="on_lost"
-            )
+        callback("on_lost", on_lost, "taking the LostReason")
+        for name, value in (
+            ("request_timeout", request_timeout),
+            ("connect_timeout", connect_timeout),
+            ("max_poll_interval", max_poll_interval),
+            ("lease", lease),
+            ("stale_after", stale_after),
+        ):
+            seconds(name, value)
         provider = None
         if boto3_session is not None:
             provider = _credentials_of(boto3_session)
@@ -412,7 +523,7 @@ class S3Lock(LockBase[HeldLock]):
             dynamodb_endpoint=dynamodb_endpoint,
         )
         self._on_lost = on_lost
-        self._init_entered()
+        self._init_lock(on_wait)
 
     # -- description ---------------------------------------------------------
 
@@ -466,30 +577,64 @@ class S3Lock(LockBase[HeldLock]):
 
     # -- acquiring ------------------------------------------------------------
 
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> HeldLock:
-        """Take the lock and return the :class:`HeldLock`.
+    def acquire(
+        self,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        *,
+        on_wait: Optional[Callable[[WaitEvent], Any]] = None,
+    ) -> HeldLock:
+        """Take the lock and return the :class:`HeldLock` (also remembered by
+        this object: :meth:`release` and :meth:`locked` use it).
 
         ``blocking=False`` makes one attempt and raises :class:`LockHeld`
         (with ``.holder``) if someone holds it. Otherwise waits, with jittered
         backoff, up to ``timeout`` seconds (``None`` or ``-1``: forever) and
         raises :class:`LockTimeout` (a :class:`TimeoutError`) when it runs out.
-        The GIL is released while waiting; Ctrl-C cancels the wait, removes
-        any lock this call may have written, and raises ``KeyboardInterrupt``.
+        ``on_wait`` (default: the lock's) is called with a :class:`WaitEvent`
+        at each wait, from a condlock thread. The GIL is released while
+        waiting; Ctrl-C cancels the wait, removes any lock this call may have
+        written, and raises ``KeyboardInterrupt``. Raises :class:`LockError`
+        at once when this thread or task already holds the lock (it is not
+        re-entrant).
         """
-        return HeldLock(self._core.acquire(blocking, timeout), self._on_lost)
+        return self._acquire(blocking, timeout, on_wait)
 
     async def acquire_async(
-        self, blocking: bool = True, timeout: Optional[float] = None
+        self,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        *,
+        on_wait: Optional[Callable[[WaitEvent], Any]] = None,
     ) -> HeldLock:
-        """:meth:`acquire` for asyncio: never blocks the event loop.
-        Cancelling the awaiting task cancels the acquisition; any lock it may
-        have written is removed before ``CancelledError`` propagates."""
+        """:meth:`acquire` for asyncio: never blocks the event loop
+        (``on_wait`` runs on the event loop; a coroutine function becomes a
+        task). Cancelling the awaiting task cancels the acquisition; any lock
+        it may have written is removed before ``CancelledError`` propagates."""
+        return await self._acquire_async(blocking, timeout, on_wait)
 
+    def release(self, timeout: Optional[float] = None) -> bool:
+        """Release the lock this object acquired last (see
+        :meth:`HeldLock.release`: True when deleted, False when there was
+        nothing to delete). False when this object holds nothing: calling
+        it twice, or after a ``with`` block, is harmless."""
+        return self._release(seconds("timeout", timeout))
+
+    async def release_async(self, timeout: Optional[float] = None) -> bool:
+        """:meth:`release` for asyncio."""
+        return await self._release_async(seconds("timeout", timeout))
+
+    def _acquire_core(self, blocking: bool, timeout: Optional[float], on_wait: Any) -> HeldLock:
+        return HeldLock(self._core.acquire(blocking, timeout, on_wait), self._on_lost)
+
+    async def _acquire_core_async(
+        self, blocking: bool, timeout: Optional[float], on_wait: Any
+    ) -> HeldLock:
         async def undo(core: HeldLockCore) -> None:
             await HeldLock(core).release_async()
 
         core = await _aio.run(
-            lambda loop, cb: self._core.acquire_async(loop, cb, blocking, timeout),
+            lambda loop, cb: self._core.acquire_async(loop, cb, blocking, timeout, on_wait),
             undo=undo,
         )
         return HeldLock(core, self._on_lost)
@@ -508,14 +653,18 @@ class S3Lock(LockBase[HeldLock]):
         :class:`NotOwned`), conditioned on its ETag. Returns True when a lock
         was deleted, False when there was none. Use it only when the holder is
         known to be gone."""
-        return self._core.force_unlock(lock_id)
+        removed = self._core.force_unlock(lock_id)
+        _forget(lock_id)
+        return removed
 
     async def force_unlock_async(self, lock_id: str) -> bool:
         """:meth:`force_unlock` for asyncio."""
-        return await _aio.run(
+        removed = await _aio.run(
             lambda loop, cb: self._core.force_unlock_async(loop, cb, lock_id),
             wait_for_cleanup=False,
         )
+        _forget(lock_id)
+        return removed
 
     # -- context managers (LockBase) ----------------------------------------
 
@@ -523,6 +672,9 @@ class S3Lock(LockBase[HeldLock]):
 
     def _target(self) -> str:
         return self._core.url
+
+    def _identity(self) -> Tuple[str, ...]:
+        return ("s3", self._core.endpoint, self._core.url)
 
 
 #: Deprecated name of :class:`HeldLock` (a held lock is not always a lease).

@@ -903,7 +903,22 @@ impl<I: Io, C: CredentialSource> S3Lock<I, C> {
         budget: Duration,
     ) -> Result<UnlockOutcome, Error> {
         match holding {
-            Holding::Plain(held) => self.release(held, budget).await,
+            Holding::Plain(held) => {
+                let outcome = self.release(held, budget).await?;
+                if outcome == UnlockOutcome::AlreadyGone {
+                    // Terraform fails loudly here; the caller cannot tell
+                    // from "nothing to delete" alone that its lock vanished
+                    // while it worked.
+                    log::warn!(
+                        "releasing {} (lock ID {}): the lock was already gone: someone removed \
+                         it (force-unlock?) while we held it, so from then on the work done \
+                         under it was not protected",
+                        self.config.lock_key(),
+                        held.info.id
+                    );
+                }
+                Ok(outcome)
+            }
             Holding::Leased(lease) => self.release_lease(lease, budget).await,
         }
     }

@@ -193,6 +193,13 @@ pub fn format_lock_id(random: [u8; 16]) -> String {
     uuid::Uuid::from_bytes(random).hyphenated().to_string()
 }
 
+impl LockInfo {
+    /// `Created` as a time, when it is a readable RFC 3339 timestamp.
+    pub fn created_time(&self) -> Option<std::time::SystemTime> {
+        crate::apstra::tag::parse_timestamp(&self.created)
+    }
+}
+
 impl fmt::Display for LockInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -256,6 +263,19 @@ mod tests {
     use std::time::Duration;
 
     const TERRAFORM_1_11_4: &str = r#"{"ID":"6e2f9a53-fdfb-3451-f77a-25cd696a5968","Operation":"OperationTypeApply","Info":"","Who":"root@vm","Version":"1.11.4","Created":"2026-11-22T03:26:23.961866795Z","Path":"tfstate/envs/dev/terraform.tfstate"}"#;
+
+    #[test]
+    fn created_reads_as_a_time_with_its_nanoseconds() {
+        let info = LockInfo::parse(TERRAFORM_1_11_4.as_bytes()).unwrap();
+        let t = info.created_time().unwrap();
+        let since = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+        assert_eq!(since, Duration::new(1_795_317_983, 961_866_795));
+        let garbage = LockInfo {
+            created: "yesterday".into(),
+            ..info
+        };
+        assert_eq!(garbage.created_time(), None);
+    }
 
     #[test]
     fn terraform_golden_body_round_trips_byte_for_byte() {
