@@ -154,6 +154,10 @@ test('bad input throws InvalidConfiguration naming the option', async (ctx) => {
       halfKeys: attempt({ bucket: 'bkt', key: 'k', credentials: { accessKeyId: 'a' } }),
       verify: attempt({ bucket: 'bkt', key: 'k', credentials: keys, verifyConditionalWrites: 'sometimes' }),
       badFetch: attempt({ bucket: 'bkt', key: 'k', credentials: keys, fetch: 'https://proxy' }),
+      badUseLockfile: attempt({ bucket: 'bkt', key: 'k', credentials: keys, dynamodbTable: 't', useLockfile: 'no' }),
+      nothingLocked: attempt({ bucket: 'bkt', key: 'k', credentials: keys, useLockfile: false }),
+      tableLease: attempt({ bucket: 'bkt', key: 'k', credentials: keys, dynamodbTable: 'tf-locks', leaseMs: 30_000 }),
+      badTable: attempt({ bucket: 'bkt', key: 'k', credentials: keys, dynamodbTable: 'x' }),
       timeout: await new condlock.S3Lock({ bucket: 'bkt', key: 'k', credentials: keys, endpoint: url })
         .acquire({ timeoutMs: 'soon' }).then(() => null, (e) => ({ name: e.name, field: e.field, message: e.message })),
       emptyId: await new condlock.S3Lock({ bucket: 'bkt', key: 'k', credentials: keys, endpoint: url })
@@ -166,6 +170,10 @@ test('bad input throws InvalidConfiguration naming the option', async (ctx) => {
   equal(got.halfKeys.field, 'credentials.secretAccessKey', 'half the keys');
   equal(got.verify.field, 'verifyConditionalWrites', 'bad verify policy');
   equal(got.badFetch.field, 'fetch', 'fetch that is not a function');
+  equal(got.badUseLockfile.field, 'useLockfile', 'useLockfile that is not a boolean');
+  equal(got.nothingLocked.field, 'useLockfile', 'no lock file and no table');
+  equal(got.tableLease.field, 'leaseMs', 'a lease with a DynamoDB table');
+  equal(got.badTable.field, 'dynamodbTable', 'a table name DynamoDB refuses');
   equal([got.timeout.name, got.timeout.field], ['InvalidConfiguration', 'timeoutMs'], 'a timeout that is not a number');
   equal([got.emptyId.name, got.emptyId.field], ['InvalidConfiguration', 'lockId'], 'force-unlock without an ID');
   for (const e of Object.values(got)) assert(!e.message.includes('browser-test-secret'), 'no secret in messages');
