@@ -140,6 +140,7 @@ class S3LockCore:
         stale_after: Optional[float] = None,
         dynamodb_table: Optional[str] = None,
         dynamodb_endpoint: Optional[str] = None,
+        use_lockfile: Optional[bool] = None,
     ) -> None: ...
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> HeldLockCore:
         """Acquire (blocking, GIL released, Ctrl-C cancels)."""

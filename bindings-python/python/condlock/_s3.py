@@ -320,6 +320,12 @@ class S3Lock(LockBase[HeldLock]):
     ``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL``, else the region's)
     is where the table is served. Leases and takeovers are refused with a
     table (:class:`InvalidConfiguration`): the item cannot be renewed.
+    ``use_lockfile`` is Terraform's: whether the lock file is taken. By
+    default (``None``) it is, with or without a table (both locks exclude
+    every Terraform configuration of the state, where Terraform itself takes
+    only the item when ``use_lockfile`` is not set); ``use_lockfile=False``
+    with ``dynamodb_table`` takes the item only, as Terraform before 1.10.
+    ``use_lockfile=False`` without a table is :class:`InvalidConfiguration`.
 
     Use ``with lock:`` / ``async with lock:`` (not re-entrant within one
     thread or task), or :meth:`acquire` / :meth:`acquire_async` for a
@@ -364,6 +370,7 @@ class S3Lock(LockBase[HeldLock]):
         on_lost: Optional[Callable[[LostReason], Any]] = None,
         dynamodb_table: Optional[str] = None,
         dynamodb_endpoint: Optional[str] = None,
+        use_lockfile: Optional[bool] = None,
     ) -> None:
         if on_lost is not None and not callable(on_lost):
             raise InvalidConfiguration(
@@ -410,6 +417,7 @@ class S3Lock(LockBase[HeldLock]):
             stale_after=stale_after,
             dynamodb_table=dynamodb_table,
             dynamodb_endpoint=dynamodb_endpoint,
+            use_lockfile=use_lockfile,
         )
         self._on_lost = on_lost
         self._init_entered()
