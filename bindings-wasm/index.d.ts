@@ -58,6 +58,21 @@ export interface S3LockOptions {
   verifyConditionalWrites?: 'once' | 'always' | 'never';
   /** Longest pause between attempts while waiting, ms. */
   maxPollIntervalMs?: number;
+  /**
+   * Terraform's `dynamodb_table`: also take Terraform's DynamoDB lock item
+   * (`LockID` = `<bucket>/<state key>`, `Info` = the LockInfo) in this
+   * table. Leases and takeovers are refused with a table. The table must
+   * answer the page's origin (see the README's browser section on CORS).
+   */
+  dynamodbTable?: string;
+  /** The DynamoDB endpoint (`http://127.0.0.1:8000`); default the region's AWS endpoint. */
+  dynamodbEndpoint?: string;
+  /**
+   * Terraform's `use_lockfile`: take the S3 lock file (default true).
+   * `false` with `dynamodbTable` takes the DynamoDB item only, as
+   * Terraform before 1.10; `false` without a table is InvalidConfiguration.
+   */
+  useLockfile?: boolean;
   /** Transport hook (default `globalThis.fetch`). */
   fetch?: typeof fetch;
   /** Progress notices (debug). */
@@ -103,7 +118,7 @@ export interface LockInfo {
   error?: string;
 }
 
-/** Terraform's S3 lock file. */
+/** Terraform's S3 lock file, its DynamoDB lock item (`dynamodbTable`), or both. */
 export class S3Lock {
   /** Bad input throws InvalidConfiguration (its `field` names the option). */
   constructor(options: S3LockOptions);

@@ -147,7 +147,7 @@ impl S3LockCore {
         who=None, transport=None, async_transport=None, verify_conditional_writes=None,
         request_timeout=None, connect_timeout=None, verify_tls=true, ca_bundle_pem=None,
         max_poll_interval=None, lease=None, takeover=false, stale_after=None,
-        dynamodb_table=None, dynamodb_endpoint=None
+        dynamodb_table=None, dynamodb_endpoint=None, use_lockfile=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -185,6 +185,7 @@ impl S3LockCore {
         stale_after: Option<f64>,
         dynamodb_table: Option<String>,
         dynamodb_endpoint: Option<String>,
+        use_lockfile: Option<bool>,
     ) -> PyResult<Self> {
         guard(|| {
             let settings = S3Settings {
@@ -221,9 +222,7 @@ impl S3LockCore {
                 stale_after,
                 dynamodb_table,
                 dynamodb_endpoint,
-                // Both locks with a table: a superset of what any Terraform
-                // configuration of this state takes.
-                use_lockfile: None,
+                use_lockfile,
             };
             let env = process_env();
             let resolved = settings

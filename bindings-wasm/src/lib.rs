@@ -1,5 +1,5 @@
-//! condlock in the browser: the core's S3 lock (Terraform's lock file) over
-//! `fetch`, `setTimeout`, `performance.now()`, `Date.now()` and
+//! condlock in the browser: the core's S3 lock (Terraform's lock file, and
+//! with `dynamodbTable` its DynamoDB lock item) over `fetch`, `setTimeout`, `performance.now()`, `Date.now()` and
 //! `crypto.getRandomValues`.
 //!
 //! Glue only: the options object fills the core's [`S3Settings`] (resolved
@@ -174,7 +174,8 @@ impl CancelHandle {
     }
 }
 
-/// The Rust side of `S3Lock`: a Terraform S3 lock file.
+/// The Rust side of `S3Lock`: a Terraform S3 lock file, its DynamoDB lock
+/// item, or both.
 #[wasm_bindgen]
 pub struct S3LockCore {
     lock: Arc<Lock>,
@@ -248,6 +249,9 @@ impl S3LockCore {
             lease: opt_ms(options, "leaseMs", "lease")?,
             takeover: opt_bool(options, "takeover", "takeover")?.unwrap_or(false),
             stale_after: opt_ms(options, "staleAfterMs", "stale_after")?,
+            dynamodb_table: opt_string(options, "dynamodbTable", "dynamodb_table")?,
+            dynamodb_endpoint: opt_string(options, "dynamodbEndpoint", "dynamodb_endpoint")?,
+            use_lockfile: opt_bool(options, "useLockfile", "use_lockfile")?,
             ..S3Settings::default()
         };
         let fetch = opt_function(options, "fetch", "fetch")?;
@@ -364,7 +368,8 @@ impl S3LockCore {
         })
     }
 
-    /// The lock object's location, `s3://<bucket>/<key>.tflock`.
+    /// What is locked: `s3://<bucket>/<key>.tflock`, and/or the DynamoDB
+    /// item (`... and DynamoDB item <bucket>/<key> in table <table>`).
     #[wasm_bindgen(getter)]
     pub fn target(&self) -> String {
         self.ctx.target.clone()

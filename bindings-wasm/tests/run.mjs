@@ -154,6 +154,10 @@ test('bad input throws InvalidConfiguration naming the option', async (ctx) => {
       halfKeys: attempt({ bucket: 'bkt', key: 'k', credentials: { accessKeyId: 'a' } }),
       verify: attempt({ bucket: 'bkt', key: 'k', credentials: keys, verifyConditionalWrites: 'sometimes' }),
       badFetch: attempt({ bucket: 'bkt', key: 'k', credentials: keys, fetch: 'https://proxy' }),
+      badUseLockfile: attempt({ bucket: 'bkt', key: 'k', credentials: keys, dynamodbTable: 't', useLockfile: 'no' }),
+      nothingLocked: attempt({ bucket: 'bkt', key: 'k', credentials: keys, useLockfile: false }),
+      tableLease: attempt({ bucket: 'bkt', key: 'k', credentials: keys, dynamodbTable: 'tf-locks', leaseMs: 30_000 }),
+      badTable: attempt({ bucket: 'bkt', key: 'k', credentials: keys, dynamodbTable: 'x' }),
       timeout: await new condlock.S3Lock({ bucket: 'bkt', key: 'k', credentials: keys, endpoint: url })
         .acquire({ timeoutMs: 'soon' }).then(() => null, (e) => ({ name: e.name, field: e.field, message: e.message })),
       emptyId: await new condlock.S3Lock({ bucket: 'bkt', key: 'k', credentials: keys, endpoint: url })
@@ -166,9 +170,103 @@ test('bad input throws InvalidConfiguration naming the option', async (ctx) => {
   equal(got.halfKeys.field, 'credentials.secretAccessKey', 'half the keys');
   equal(got.verify.field, 'verifyConditionalWrites', 'bad verify policy');
   equal(got.badFetch.field, 'fetch', 'fetch that is not a function');
+  equal(got.badUseLockfile.field, 'useLockfile', 'useLockfile that is not a boolean');
+  equal(got.nothingLocked.field, 'useLockfile', 'no lock file and no table');
+  equal(got.tableLease.field, 'leaseMs', 'a lease with a DynamoDB table');
+  equal(got.badTable.field, 'dynamodbTable', 'a table name DynamoDB refuses');
   equal([got.timeout.name, got.timeout.field], ['InvalidConfiguration', 'timeoutMs'], 'a timeout that is not a number');
   equal([got.emptyId.name, got.emptyId.field], ['InvalidConfiguration', 'lockId'], 'force-unlock without an ID');
   for (const e of Object.values(got)) assert(!e.message.includes('browser-test-secret'), 'no secret in messages');
+});
+
+/** A DynamoDB call to moto from the test (moto checks no signature; the
+ * credential scope in `authorization` is what routes it to DynamoDB). */
+async function dynamo(motoUrl, op, body) {
+  const r = await fetch(`${motoUrl}/`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': `DynamoDB_20120810.${op}`,
+      authorization: 'AWS4-HMAC-SHA256 Credential=AKIDBROWSERTEST/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0',
+    },
+    body: JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${op}: ${r.status} ${text}`);
+  return JSON.parse(text || '{}');
+}
+
+test('DynamoDB: both locks, the item alone, the CLI as holder, a missing table', async (ctx) => {
+  const table = 'tf-locks-browser';
+  await dynamo(ctx.moto.url, 'CreateTable', {
+    TableName: table,
+    KeySchema: [{ AttributeName: 'LockID', KeyType: 'HASH' }],
+    AttributeDefinitions: [{ AttributeName: 'LockID', AttributeType: 'S' }],
+    BillingMode: 'PAY_PER_REQUEST',
+  });
+  const key = 'ddb/terraform.tfstate';
+  const itemHolder = async () => {
+    const got = await dynamo(ctx.moto.url, 'GetItem', { TableName: table, Key: { LockID: { S: `locks/${key}` } }, ConsistentRead: true });
+    return got.Item ? JSON.parse(got.Item.Info.S).ID : null;
+  };
+  const fileHolder = async () => {
+    // Signed-looking, or moto answers an anonymous read with 403.
+    const r = await fetch(`${ctx.moto.url}/locks/${key}.tflock`, {
+      headers: { authorization: 'AWS4-HMAC-SHA256 Credential=AKIDBROWSERTEST/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0' },
+    });
+    const text = await r.text();
+    if (r.status === 404) return null;
+    assert(r.ok, `GET the lock file: ${r.status} ${text}`);
+    return JSON.parse(text).ID;
+  };
+  const page = await packagePage(ctx);
+  // The lock file through the CORS proxy, the item from moto directly (it
+  // answers CORS for every origin, as DynamoDB does).
+  const opts = { bucket: 'locks', key, endpoint: ctx.proxy.url, credentials: KEYS, dynamodbTable: table, dynamodbEndpoint: ctx.moto.url };
+
+  // Both locks by default, one lock ID for both; released both.
+  const pairId = await page.evaluate(async (opts) => {
+    window.pairHeld = await new condlock.S3Lock(opts).acquire({ timeoutMs: 20_000 });
+    return window.pairHeld.lockId;
+  }, opts);
+  equal([await fileHolder(), await itemHolder()], [pairId, pairId], 'the lock file and the item are ours');
+  equal(await page.evaluate(() => window.pairHeld.release()), true, 'released');
+  equal([await fileHolder(), await itemHolder()], [null, null], 'both removed');
+
+  // The CLI (another process) takes both: an item-only lock meets it.
+  const taken = await cli(ctx.moto.url, 'acquire', `s3://locks/${key}`, '--dynamodb-table', table, '--dynamodb-endpoint', ctx.moto.url);
+  const cliId = taken.id ?? taken.lock_id ?? taken.ID;
+  equal(await itemHolder(), cliId, 'the CLI holds the item');
+  const met = await page.evaluate(async (opts) => {
+    const lock = new condlock.S3Lock({ ...opts, useLockfile: false });
+    return { none: await lock.tryAcquire(), last: lock.lastHolder?.id, seen: (await lock.holder())?.id };
+  }, opts);
+  equal(met, { none: null, last: cliId, seen: cliId }, 'the item-only lock sees the CLI as holder');
+  await cli(ctx.moto.url, 'release', cliId, `s3://locks/${key}`, '--dynamodb-table', table, '--dynamodb-endpoint', ctx.moto.url);
+
+  // The item alone leaves the file free; a pair-taker meets the item's
+  // holder and gives back the file it took.
+  const alone = await page.evaluate(async (opts) => {
+    window.aloneHeld = await new condlock.S3Lock({ ...opts, useLockfile: false }).acquire({ timeoutMs: 20_000 });
+    const pair = new condlock.S3Lock(opts);
+    return { id: window.aloneHeld.lockId, pair: await pair.tryAcquire(), last: pair.lastHolder?.id };
+  }, opts);
+  equal([alone.pair, alone.last], [null, alone.id], 'a pair-taker meets the item holder');
+  equal([await fileHolder(), await itemHolder()], [null, alone.id], 'the item only');
+  equal(await page.evaluate(() => window.aloneHeld.release()), true, 'item released');
+  equal(await itemHolder(), null, 'item removed');
+
+  // A table that does not exist: InvalidConfiguration naming the option, the file given back.
+  const missing = await page.evaluate(async (opts) => {
+    try { await new condlock.S3Lock({ ...opts, dynamodbTable: 'no-such-table' }).tryAcquire(); return null; } catch (e) {
+      return { name: e.name, code: e.code, field: e.field, isConfig: e instanceof condlock.InvalidConfiguration, message: e.message };
+    }
+  }, opts);
+  equal([missing.name, missing.code, missing.field, missing.isConfig], ['InvalidConfiguration', 'invalid_config', 'dynamodbTable', true], 'missing table');
+  assert(missing.message.includes('no-such-table'), `the message names the table: ${missing.message}`);
+  assert(!missing.message.includes('browser-test-secret'), 'no secret in the message');
+  equal(await fileHolder(), null, 'the file was given back');
+  equal(page.errors, [], 'no page errors');
 });
 
 test('a cancelled acquire rejects with AbortError and leaves no lock', async (ctx) => {

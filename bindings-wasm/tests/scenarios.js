@@ -210,6 +210,10 @@ function makeLock(spec, server) {
     staleAfterMs: ms(spec.stale_after),
     maxPollIntervalMs: POLL_MS,
     fetch: server.fetch,
+    // DynamoDB requests go to their own endpoint through the same fetch.
+    dynamodbTable: spec.dynamodb_table,
+    dynamodbEndpoint: spec.dynamodb_table ? (spec.dynamodb_endpoint ?? 'http://127.0.0.1:8000') : undefined,
+    useLockfile: spec.use_lockfile,
   });
 }
 

@@ -18,6 +18,11 @@ export async function example(): Promise<string | null> {
     logger: (e: LogEvent) => console.debug(e.kind, e.message),
   });
   const other = new S3Lock({ bucket: 'tfstate', key: 'k', credentials: provider });
+  const paired = new S3Lock({
+    bucket: 'tfstate', key: 'k', credentials: keys, dynamodbTable: 'tf-locks',
+    dynamodbEndpoint: 'http://127.0.0.1:8000', useLockfile: false,
+  });
+  await paired.holder();
   const ac = new AbortController();
   const held: HeldLock = await lock.acquire({
     timeoutMs: 1000, signal: ac.signal, onWait: (e: WaitEvent) => console.log(e.holder?.who, e.elapsedMs),

@@ -70,3 +70,57 @@ def test_a_bad_table_name_is_refused(make_lock, endpoint):
     with pytest.raises(InvalidConfiguration) as caught:
         make_lock(dynamodb_table="x", dynamodb_endpoint=endpoint)
     assert caught.value.field == "dynamodb_table"
+
+
+def _lock_file_exists(endpoint, key) -> bool:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    try:
+        s3.head_object(Bucket=BUCKET, Key=f"{key}.tflock")
+        return True
+    except s3.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] in ("404", "NoSuchKey"):
+            return False
+        raise
+
+
+def test_use_lockfile_false_takes_the_item_only(make_lock, endpoint, table, key):
+    lock_id = f"{BUCKET}/{key}"
+    db = _client(endpoint)
+    item_only = make_lock(dynamodb_table=table, dynamodb_endpoint=endpoint, use_lockfile=False)
+    held = item_only.acquire(blocking=False)
+    item = db.get_item(TableName=table, Key={"LockID": {"S": lock_id}}, ConsistentRead=True)
+    assert json.loads(item["Item"]["Info"]["S"])["ID"] == held.lock_id
+    assert not _lock_file_exists(endpoint, key)
+    # The item excludes another item-taker, and a pair-taker (which gives
+    # back the file it took when the item is held)...
+    with pytest.raises(LockHeld) as caught:
+        make_lock(dynamodb_table=table, dynamodb_endpoint=endpoint,
+                  use_lockfile=False).acquire(blocking=False)
+    assert caught.value.holder is not None and caught.value.holder.id == held.lock_id
+    with pytest.raises(LockHeld):
+        make_lock(dynamodb_table=table, dynamodb_endpoint=endpoint).acquire(blocking=False)
+    assert not _lock_file_exists(endpoint, key)
+    # ...but not a lock-file-only lock: the file is free.
+    file_only = make_lock().acquire(blocking=False)
+    assert file_only.release() is True
+    assert held.release() is True
+    assert "Item" not in db.get_item(TableName=table, Key={"LockID": {"S": lock_id}},
+                                     ConsistentRead=True)
+
+
+def test_use_lockfile_defaults_to_both_locks(make_lock, endpoint, table, key):
+    held = make_lock(dynamodb_table=table, dynamodb_endpoint=endpoint).acquire(blocking=False)
+    assert _lock_file_exists(endpoint, key)
+    assert "Item" in _client(endpoint).get_item(
+        TableName=table, Key={"LockID": {"S": f"{BUCKET}/{key}"}}, ConsistentRead=True)
+    assert held.release() is True
+    assert not _lock_file_exists(endpoint, key)
+
+
+def test_use_lockfile_false_needs_a_table(make_lock):
+    with pytest.raises(InvalidConfiguration) as caught:
+        make_lock(use_lockfile=False)
+    assert caught.value.field == "use_lockfile"

@@ -326,6 +326,7 @@ def make_lock(spec: dict, server: ScriptedServer):
         dynamodb_table=spec.get("dynamodb_table"),
         dynamodb_endpoint=spec.get("dynamodb_endpoint", "http://127.0.0.1:8000")
         if spec.get("dynamodb_table") else None,
+        use_lockfile=spec.get("use_lockfile"),
     )
 
 

@@ -175,6 +175,7 @@ class S3LockCore:
         stale_after: Optional[float] = None,
         dynamodb_table: Optional[str] = None,
         dynamodb_endpoint: Optional[str] = None,
+        use_lockfile: Optional[bool] = None,
     ) -> None: ...
     def acquire(
         self,

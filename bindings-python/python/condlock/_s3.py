@@ -426,6 +426,13 @@ class S3Lock(LockBase[HeldLock]):
     - ``dynamodb_endpoint``: where the table is served (default
       ``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL``, else the
       region's).
+    - ``use_lockfile``: Terraform's setting: whether the lock file is
+      taken. By default (``None``) it is, with or without a table (both
+      locks exclude every Terraform configuration of the state, where
+      Terraform itself takes only the item when ``use_lockfile`` is not
+      set); ``use_lockfile=False`` with ``dynamodb_table`` takes the item
+      only, as Terraform before 1.10; without a table it is
+      :class:`InvalidConfiguration`.
 
     Leaving a ``with`` block (or a decorated call) releases with a short
     fresh deadline (:data:`EXIT_RELEASE_TIMEOUT`), and raises
@@ -469,6 +476,7 @@ class S3Lock(LockBase[HeldLock]):
         on_lost: Optional[Callable[[LostReason], Any]] = None,
         dynamodb_table: Optional[str] = None,
         dynamodb_endpoint: Optional[str] = None,
+        use_lockfile: Optional[bool] = None,
         on_wait: Optional[Callable[[WaitEvent], Any]] = None,
     ) -> None:
         callback("on_lost", on_lost, "taking the LostReason")
@@ -521,6 +529,7 @@ class S3Lock(LockBase[HeldLock]):
             stale_after=stale_after,
             dynamodb_table=dynamodb_table,
             dynamodb_endpoint=dynamodb_endpoint,
+            use_lockfile=use_lockfile,
         )
         self._on_lost = on_lost
         self._init_lock(on_wait)
