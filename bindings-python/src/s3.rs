@@ -24,7 +24,8 @@ use crate::credentials::PyCredentials;
 use crate::errors::{self, no_context};
 use crate::process::{bool_obj, guard, locked, Owner, PerProcess};
 use crate::runtime::{
-    block_on, block_on_acquire, call, ready, runtime, spawn_for_asyncio, Caller, Deliver, Operation,
+    block_on_acquire, block_on_background, call, ready, runtime, spawn_for_asyncio, Caller,
+    Deliver, Operation,
 };
 use crate::transport::{native_options, Abort, AnyTransport, TransportSpec, ABORT};
 use crate::values::LockInfo;
@@ -126,12 +127,18 @@ impl Shared {
         let lock = self.lock()?;
         let mut opts = self.resolved.acquire.clone();
         opts.wait = wait;
+        // A lease is renewed on the background runtime: a synchronous
+        // caller's runtime is only driven while the caller is in a call.
+        let background = match opts.lease {
+            Some(_) => Some(runtime()?),
+            None => None,
+        };
         Ok(async move {
             let (holding, renewal) = lock
                 .acquire_holding(opts, &token, log_notice as fn(Notice))
                 .await?;
-            if let Some(renewal) = renewal {
-                tokio::spawn(renewal.run());
+            if let (Some(renewal), Some(rt)) = (renewal, background) {
+                rt.spawn(renewal.run());
             }
             Ok(holding)
         })
@@ -239,7 +246,7 @@ impl S3LockCore {
                 _ => {
                     let region = resolved.region.clone();
                     let chain = async move { CredentialSource::from_aws_chain_in(&region).await };
-                    block_on(py, chain, None)?
+                    block_on_background(py, chain, None)?.0
                 }
             };
             let transport = TransportSpec::from_args(
