@@ -246,6 +246,8 @@ impl S3LockCore {
                 _ => {
                     let region = resolved.region.clone();
                     let chain = async move { CredentialSource::from_aws_chain_in(&region).await };
+                    // Built on the background runtime, where the chain then
+                    // fetches: it keeps running between synchronous calls.
                     block_on_background(py, chain, None)?.0
                 }
             };
