@@ -233,10 +233,12 @@ fn python_logger(py: Python<'_>) -> Option<&'static pyo3_log::Logger> {
 const TARGET: &str = "condlock";
 const MAX_LEVEL: LevelFilter = LevelFilter::Debug;
 
-/// This process's queue, with its thread started the first time. A forked
-/// child starts its own (the parent's thread does not exist there).
+/// This process's queue to the Python thread (a forked child starts its own:
+/// the parent's thread does not exist there).
+static QUEUE: PerProcess<Arc<Queue>> = PerProcess::new();
+
+/// This process's queue, with its thread started the first time.
 fn queue() -> Option<Arc<Queue>> {
-    static QUEUE: PerProcess<Arc<Queue>> = PerProcess::new();
     QUEUE.get_or_build(start).ok()
 }
 
@@ -314,7 +316,9 @@ pub fn wait_for_delivery(py: Python<'_>) {
         // wait for are queued behind the handler now running.
         return;
     }
-    let Some(q) = queue() else { return };
+    // Nothing was ever queued (a program whose calls are all synchronous):
+    // the thread is not started just to find that out.
+    let Some(q) = QUEUE.get() else { return };
     let upto = {
         let progress = locked(&q.progress);
         if progress.delivered >= progress.queued {

@@ -5,11 +5,13 @@
 //!   in [`crate::transport`], its own HTTP clients, whose connections live
 //!   on that runtime). The thread drives the operation itself with the GIL
 //!   released, so an uncontended request costs no wake-up of another thread
-//!   (measured: 11.5 context switches per lock+unlock cycle when every
-//!   request went through an I/O thread). With an interrupt token it wakes
-//!   every 50 ms to run Python's signal handlers: Ctrl-C cancels the
-//!   operation through its `Cancel`, waits for the core's cleanup, then
-//!   raises `KeyboardInterrupt`.
+//!   (measured: about 2 context switches per lock+unlock cycle, the waits
+//!   for the two answers, against 9-12 when every request went through an
+//!   I/O thread; see BENCHMARKS.md). With an interrupt token it comes back
+//!   every 50 ms, outside the runtime, to run Python's signal handlers:
+//!   Ctrl-C cancels the operation through its `Cancel`, waits for the core's
+//!   cleanup, then raises `KeyboardInterrupt`. (A handler that itself makes
+//!   a synchronous call drives the same runtime meanwhile.)
 //! - What must run while the caller does something else runs on one
 //!   background runtime per process ([`runtime`], one worker thread, started
 //!   at first need): lease renewal, lost-lock watches, and asyncio calls
@@ -19,9 +21,9 @@
 //!   nor the worker blocks. The returned [`Operation`] cancels the token
 //!   when the asyncio task is cancelled.
 //! - A synchronous call made where a runtime is already running on the
-//!   thread (a user transport or credentials callback calling condlock, a
-//!   signal handler during a wait) cannot drive a runtime there: it runs on
-//!   the background runtime and waits for it, as every call did before.
+//!   thread (a user transport or credentials callback calling condlock: they
+//!   run in a runtime's blocking pool) cannot drive a runtime there: it runs
+//!   on the background runtime and waits for it, as every call did before.
 //! - Both kinds are rebuilt in a forked child, whose copies of the parent's
 //!   runtimes share the parent's epoll instance and sockets (and lack its
 //!   threads): those copies are leaked, never dropped.

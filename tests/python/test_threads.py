@@ -51,6 +51,8 @@ def test_synchronous_calls_start_no_io_thread(endpoint):
     names = out.stdout.split()
     assert names, out
     assert "condlock-io" not in names, f"a synchronous cycle started the I/O runtime: {names}"
+    # Nor the thread that delivers background log records: nothing was queued.
+    assert "condlock-python" not in names, names
 
 
 def test_log_records_of_a_synchronous_call_come_from_the_calling_thread(make_lock, caplog):
