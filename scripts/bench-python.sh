@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The Python benchmark: condlock vs boto3 against the same local moto server,
-# in the same run (client CPU per lock+unlock cycle; import + first client).
+# The Python benchmark: condlock vs boto3 against the same local servers, in
+# the same run: a keep-alive S3 endpoint (bindings-python/bench/keepalive_s3.py)
+# and moto (which closes every connection). Client CPU and context switches per
+# lock+unlock cycle; import + first client; installed size.
 #
-#   scripts/bench-python.sh [--cycles N] [--runs R]
+#   scripts/bench-python.sh [--cycles N] [--moto-cycles N] [--runs R]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -11,11 +11,14 @@
 //! - [`errors`]: the core's error codes -> the Python exception classes.
 //! - [`process`]: per-process values (fork safety), panic containment.
 //! - [`progress`]: the core's progress notices -> log records and `WaitEvent`s.
-//! - [`python_thread`]: the one thread that takes the GIL for the runtime (log
-//!   records, asyncio deliveries), so the I/O worker never waits for it.
-//! - [`runtime`]: the tokio runtime, blocking waits that release the GIL and
-//!   honour Ctrl-C, and asyncio completion through `call_soon_threadsafe`.
-//! - [`transport`]: the reqwest driver or a user's Python callable.
+//! - [`python_thread`]: the one thread that takes the GIL for the background
+//!   runtime (log records, asyncio deliveries), so its worker never waits for
+//!   it; a synchronous call's records are delivered by its caller.
+//! - [`runtime`]: synchronous calls driven on the calling thread (GIL
+//!   released, Ctrl-C honoured), the background runtime for renewals and
+//!   asyncio, and asyncio completion through `call_soon_threadsafe`.
+//! - [`transport`]: the reqwest driver (a client per runtime) or a user's
+//!   Python callable.
 //! - [`credentials`]: boto3/botocore credentials as an AWS credentials provider.
 //! - [`s3`]: the S3 lock file (Terraform-compatible).
 //! - [`apstra`]: the Apstra blueprint mutex (Terraform-provider-compatible).

@@ -18,6 +18,15 @@ impl<T: Clone> PerProcess<T> {
         PerProcess(Mutex::new(None))
     }
 
+    /// This process's value, if it was built.
+    pub fn get(&self) -> Option<T> {
+        let pid = std::process::id();
+        match locked(&self.0).as_ref() {
+            Some((owner, value)) if *owner == pid => Some(value.clone()),
+            _ => None,
+        }
+    }
+
     /// This process's value, built by `build` the first time.
     pub fn get_or_build(&self, build: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
         let pid = std::process::id();

@@ -1,7 +1,7 @@
-//! The one thread that takes the GIL on behalf of the I/O runtime.
+//! The one thread that takes the GIL on behalf of the background runtime.
 //!
-//! The runtime has a single worker thread ([`crate::runtime`]) that serves every
-//! lock in the process, including the background renewal of leases. If that
+//! The background runtime has a single worker thread ([`crate::runtime`])
+//! that serves every lease renewal and asyncio call in the process. If that
 //! worker ever waited for the GIL, a Python thread busy in one long C call (or
 //! a slow `logging` handler) would stall every request in flight and could let
 //! a lease run out while its holder was healthy. So the worker never touches
@@ -15,15 +15,18 @@
 //! - deliveries of asyncio results (`loop.call_soon_threadsafe`), so a task's
 //!   log records always come before its result.
 //!
-//! A synchronous call waits, with the GIL released, until the records queued
-//! before it returned have been delivered ([`wait_for_delivery`]): `logging`
-//! shows an operation's records by the time the call returns, as it would if
-//! they had been logged on the caller's thread.
+//! A synchronous call runs on its caller's thread ([`crate::runtime`]): its
+//! records are kept on that thread ([`Capture`]) and handed to `logging` by
+//! the caller itself once it holds the GIL again, with no other thread woken.
+//! It also waits, with the GIL released, until the records queued before it
+//! returned (by background tasks) have been delivered ([`wait_for_delivery`]):
+//! `logging` shows an operation's records by the time the call returns, as it
+//! would if they had been logged on the caller's thread.
 //!
 //! Callbacks written by the user (`on_lost`, user transports) do not run here:
 //! they may take long, and run on tokio's blocking pool instead.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, Once, OnceLock};
@@ -135,6 +138,74 @@ impl Queue {
 
 thread_local! {
     static ON_PYTHON_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// Records of the synchronous call this thread is running, if any.
+    static CAPTURED: RefCell<Option<Vec<OwnedRecord>>> = const { RefCell::new(None) };
+}
+
+/// Keeps this thread's log records for its caller (see the module docs),
+/// until dropped.
+pub struct Capture {
+    outer: Option<Vec<OwnedRecord>>,
+}
+
+impl Capture {
+    /// Start keeping this thread's records.
+    pub fn start() -> Self {
+        Capture {
+            outer: CAPTURED.with(|c| c.replace(Some(Vec::new()))),
+        }
+    }
+
+    /// The records kept so far (taken).
+    pub fn finish(&mut self) -> Records {
+        Records(CAPTURED.with(|c| {
+            c.borrow_mut()
+                .as_mut()
+                .map(std::mem::take)
+                .unwrap_or_default()
+        }))
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let outer = self.outer.take();
+        let _ = CAPTURED.try_with(|c| *c.borrow_mut() = outer);
+    }
+}
+
+/// Log records kept by a [`Capture`].
+pub struct Records(Vec<OwnedRecord>);
+
+impl Records {
+    /// Hand the records to `logging`, on this thread. Python code runs
+    /// there, and so may a signal handler: what it raised (Ctrl-C's
+    /// `KeyboardInterrupt`) is returned, for the caller to raise.
+    pub fn emit(self, py: Python<'_>) -> Option<PyErr> {
+        if self.0.is_empty() {
+            return None;
+        }
+        if let Some(logger) = python_logger(py) {
+            for record in &self.0 {
+                record.emit(logger);
+            }
+        }
+        // pyo3_log leaves an exception of the handlers set (it cannot
+        // return it); the first is kept.
+        PyErr::take(py)
+    }
+}
+
+/// Keep `record` for this thread's caller, when a [`Capture`] runs here;
+/// handed back otherwise.
+fn capture(record: OwnedRecord) -> Option<OwnedRecord> {
+    let mut record = Some(record);
+    let _ = CAPTURED.try_with(|c| {
+        if let Some(kept) = c.borrow_mut().as_mut() {
+            kept.extend(record.take());
+        }
+    });
+    record
 }
 
 /// The Python side of the log bridge, made by the Python thread at the first
@@ -162,10 +233,12 @@ fn python_logger(py: Python<'_>) -> Option<&'static pyo3_log::Logger> {
 const TARGET: &str = "condlock";
 const MAX_LEVEL: LevelFilter = LevelFilter::Debug;
 
-/// This process's queue, with its thread started the first time. A forked
-/// child starts its own (the parent's thread does not exist there).
+/// This process's queue to the Python thread (a forked child starts its own:
+/// the parent's thread does not exist there).
+static QUEUE: PerProcess<Arc<Queue>> = PerProcess::new();
+
+/// This process's queue, with its thread started the first time.
 fn queue() -> Option<Arc<Queue>> {
-    static QUEUE: PerProcess<Arc<Queue>> = PerProcess::new();
     QUEUE.get_or_build(start).ok()
 }
 
@@ -243,7 +316,9 @@ pub fn wait_for_delivery(py: Python<'_>) {
         // wait for are queued behind the handler now running.
         return;
     }
-    let Some(q) = queue() else { return };
+    // Nothing was ever queued (a program whose calls are all synchronous):
+    // the thread is not started just to find that out.
+    let Some(q) = QUEUE.get() else { return };
     let upto = {
         let progress = locked(&q.progress);
         if progress.delivered >= progress.queued {
@@ -271,8 +346,11 @@ impl Log for QueuedLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        let Some(record) = capture(OwnedRecord::of(record)) else {
+            return;
+        };
         if let Some(q) = queue() {
-            q.push(Job::Log(OwnedRecord::of(record)));
+            q.push(Job::Log(record));
         }
     }
 

@@ -1,20 +1,36 @@
 //! Where the Rust futures run, and how Python waits for them.
 //!
-//! - One multi-threaded tokio runtime per process (re-created in a forked
-//!   child, whose parent's worker threads do not exist).
-//! - Synchronous calls ([`block_on`]) spawn the operation on the runtime and
-//!   wait on a channel with the GIL released, waking every 50 ms to run
-//!   Python's signal handlers: Ctrl-C cancels the operation through its
-//!   `Cancel`, waits for the core's cleanup, then raises
-//!   `KeyboardInterrupt`.
-//! - asyncio calls ([`spawn_for_asyncio`]) spawn the operation and return at
-//!   once; the result is handed to the event loop with
-//!   `loop.call_soon_threadsafe(callback, ok, value)` from the Python thread
-//!   ([`crate::python_thread`]), so neither the loop nor the worker blocks.
-//!   The returned [`Operation`] cancels the token when the asyncio task is
-//!   cancelled.
+//! - Synchronous calls ([`block_on`]) run on the calling thread: each Python
+//!   thread that makes one gets its own current-thread tokio runtime (and,
+//!   in [`crate::transport`], its own HTTP clients, whose connections live
+//!   on that runtime). The thread drives the operation itself with the GIL
+//!   released, so an uncontended request costs no wake-up of another thread
+//!   (measured: about 2 context switches per lock+unlock cycle, the waits
+//!   for the two answers, against 9-12 when every request went through an
+//!   I/O thread; see BENCHMARKS.md). With an interrupt token it comes back
+//!   every 50 ms, outside the runtime, to run Python's signal handlers:
+//!   Ctrl-C cancels the operation through its `Cancel`, waits for the core's
+//!   cleanup, then raises `KeyboardInterrupt`. (A handler that itself makes
+//!   a synchronous call drives the same runtime meanwhile.)
+//! - What must run while the caller does something else runs on one
+//!   background runtime per process ([`runtime`], one worker thread, started
+//!   at first need): lease renewal, lost-lock watches, and asyncio calls
+//!   ([`spawn_for_asyncio`]), which return at once; their result is handed
+//!   to the event loop with `loop.call_soon_threadsafe(callback, ok, value)`
+//!   from the Python thread ([`crate::python_thread`]), so neither the loop
+//!   nor the worker blocks. The returned [`Operation`] cancels the token
+//!   when the asyncio task is cancelled.
+//! - A synchronous call made where a runtime is already running on the
+//!   thread (a user transport or credentials callback calling condlock: they
+//!   run in a runtime's blocking pool) cannot drive a runtime there: it runs
+//!   on the background runtime and waits for it, as every call did before.
+//! - Both kinds are rebuilt in a forked child, whose copies of the parent's
+//!   runtimes share the parent's epoll instance and sockets (and lack its
+//!   threads): those copies are leaked, never dropped.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +54,7 @@ tokio::task_local! {
     pub static EVENT_LOOP: Arc<Py<PyAny>>;
 }
 
-/// The process's runtime.
+/// The process's background runtime (built at first use).
 pub fn runtime() -> PyResult<Arc<Runtime>> {
     // In a forked child, the parent's worker threads were not copied: dropping
     // that runtime would wait for them forever, so it is leaked on purpose.
@@ -47,10 +63,10 @@ pub fn runtime() -> PyResult<Arc<Runtime>> {
 }
 
 fn build_runtime() -> PyResult<Arc<Runtime>> {
-    // One worker: every operation is I/O-bound, and each extra worker adds
-    // cross-thread wake-ups to every request (measured: ~85 µs of CPU per
-    // lock+unlock cycle against moto). User transports run on the blocking
-    // pool, not on the worker.
+    // One worker: everything on it is I/O-bound and rare (renewals, asyncio
+    // calls), and each extra worker adds cross-thread wake-ups to every
+    // request (measured: ~85 µs of CPU per lock+unlock cycle against moto).
+    // User transports run on the blocking pool, not on the worker.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("condlock-io")
@@ -58,6 +74,87 @@ fn build_runtime() -> PyResult<Arc<Runtime>> {
         .build()
         .map_err(|e| errors::internal(&format!("cannot start the I/O runtime: {e}")))?;
     Ok(Arc::new(rt))
+}
+
+/// A thread's runtime for its synchronous calls.
+struct Here {
+    pid: u32,
+    rt: Runtime,
+}
+
+thread_local! {
+    /// This thread's runtime, built at its first synchronous call.
+    static HERE: RefCell<Option<Rc<Here>>> = const { RefCell::new(None) };
+    /// True while this thread drives its own runtime.
+    static DRIVING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while the current thread drives its own runtime (a synchronous call
+/// in progress): HTTP clients must then be this thread's.
+pub fn driving_here() -> bool {
+    DRIVING.with(Cell::get)
+}
+
+/// This thread's runtime, or `None` where one cannot be driven (the thread
+/// is already inside a runtime).
+fn here() -> PyResult<Option<Rc<Here>>> {
+    if driving_here() || tokio::runtime::Handle::try_current().is_ok() {
+        return Ok(None);
+    }
+    let pid = std::process::id();
+    HERE.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if let Some(h) = slot.as_ref() {
+            if h.pid == pid {
+                return Ok(Some(h.clone()));
+            }
+            // A forked child's copy of its parent's: see the module docs.
+            if let Some(old) = slot.take() {
+                std::mem::forget(old);
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| errors::internal(&format!("cannot start the I/O runtime: {e}")))?;
+        let h = Rc::new(Here { pid, rt });
+        *slot = Some(h.clone());
+        Ok(Some(h))
+    })
+}
+
+/// Run `f` inside this thread's runtime context (so what it builds belongs
+/// to the runtime of this thread's synchronous calls), or as is where this
+/// thread cannot have one.
+pub fn in_context_here<T>(f: impl FnOnce() -> T) -> PyResult<T> {
+    Ok(match here()? {
+        Some(h) => {
+            let _guard = h.rt.enter();
+            f()
+        }
+        None => f(),
+    })
+}
+
+/// Marks the thread as driving its runtime and captures its log records,
+/// until dropped (also on unwind).
+struct Driving {
+    capture: python_thread::Capture,
+}
+
+impl Driving {
+    fn enter() -> Self {
+        DRIVING.with(|d| d.set(true));
+        Driving {
+            capture: python_thread::Capture::start(),
+        }
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        DRIVING.with(|d| d.set(false));
+    }
 }
 
 /// Run `fut` on the runtime and wait for it with the GIL released.
@@ -89,6 +186,93 @@ where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
 {
+    match here()? {
+        Some(h) => run_here(py, &h, fut, interrupt),
+        None => block_on_background(py, fut, interrupt),
+    }
+}
+
+/// Drive `fut` on this thread's runtime, GIL released. With `interrupt`, the
+/// thread comes back every [`SIGNAL_POLL`] to run signal handlers (the
+/// future is kept between the rounds).
+fn run_here<T, F>(
+    py: Python<'_>,
+    here: &Here,
+    fut: F,
+    interrupt: Option<&Cancel>,
+) -> PyResult<(T, Option<PyErr>)>
+where
+    T: Send,
+    F: Future<Output = T> + Send,
+{
+    let mut fut = std::pin::pin!(fut);
+    let mut signal: Option<PyErr> = None;
+    loop {
+        let (step, records) = py.detach(|| {
+            let mut driving = Driving::enter();
+            let step = here.rt.block_on(async {
+                if interrupt.is_some() {
+                    tokio::time::timeout(SIGNAL_POLL, fut.as_mut()).await.ok()
+                } else {
+                    Some(fut.as_mut().await)
+                }
+            });
+            let records = driving.capture.finish();
+            (step, records)
+        });
+        // The operation's log records reach `logging` from the caller's own
+        // thread, before the caller goes on. A signal handler may run in
+        // there: what it raised counts as the signal.
+        let raised = records.emit(py);
+        match step {
+            Some(value) => {
+                // Records of background tasks (a renewal) queued meanwhile.
+                python_thread::wait_for_delivery(py);
+                // A signal that came with the result is still the caller's
+                // to see, with the result, so an acquisition can be given
+                // back before it is raised.
+                if signal.is_none() {
+                    signal = raised;
+                }
+                if signal.is_none() && interrupt.is_some() {
+                    signal = py.check_signals().err();
+                }
+                return Ok((value, signal));
+            }
+            None => {
+                if signal.is_none() {
+                    if let Some(token) = interrupt {
+                        if let Err(e) = raised.map_or_else(|| py.check_signals(), Err) {
+                            interrupted(token);
+                            signal = Some(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn interrupted(token: &Cancel) {
+    log::info!(
+        target: "condlock::python",
+        "interrupted: cancelling the operation and cleaning up"
+    );
+    token.cancel();
+}
+
+/// [`block_on_raw`] on the background runtime: the caller waits on a channel
+/// with the GIL released, waking every [`SIGNAL_POLL`] to run signal
+/// handlers. For a thread that cannot drive a runtime of its own.
+pub fn block_on_background<T, F>(
+    py: Python<'_>,
+    fut: F,
+    interrupt: Option<&Cancel>,
+) -> PyResult<(T, Option<PyErr>)>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
     let rt = runtime()?;
     let (tx, rx) = sync_channel(1);
     rt.spawn(async move {
@@ -110,9 +294,6 @@ where
         }
         match got {
             Ok(Ok(value)) => {
-                // A signal that came with the result (in the same poll) is
-                // still the caller's to see, with the result, so an
-                // acquisition can be given back before it is raised.
                 if signal.is_none() && interrupt.is_some() {
                     signal = py.check_signals().err();
                 }
@@ -123,11 +304,7 @@ where
                 if signal.is_none() {
                     if let Some(token) = interrupt {
                         if let Err(e) = py.check_signals() {
-                            log::info!(
-                                target: "condlock::python",
-                                "interrupted: cancelling the operation and cleaning up"
-                            );
-                            token.cancel();
+                            interrupted(token);
                             signal = Some(e);
                         }
                     }

@@ -25,7 +25,8 @@ use crate::errors::{self, no_context};
 use crate::process::{bool_obj, guard, locked, Owner, PerProcess};
 use crate::progress::Progress;
 use crate::runtime::{
-    block_on, block_on_acquire, call, ready, runtime, spawn_for_asyncio, Caller, Deliver, Operation,
+    block_on_acquire, block_on_background, call, ready, runtime, spawn_for_asyncio, Caller,
+    Deliver, Operation,
 };
 use crate::transport::{native_options, Abort, AnyTransport, TransportSpec, ABORT};
 use crate::values::LockInfo;
@@ -118,12 +119,18 @@ impl Shared {
         let mut opts = self.resolved.acquire.clone();
         opts.wait = wait;
         let mut progress = Progress::new(&self.ctx.target, on_wait);
+        // A lease is renewed on the background runtime: a synchronous
+        // caller's runtime is only driven while the caller is in a call.
+        let background = match opts.lease {
+            Some(_) => Some(runtime()?),
+            None => None,
+        };
         Ok(async move {
             let (holding, renewal) = lock
                 .acquire_holding(opts, &token, move |n: Notice| progress.notice(n))
                 .await?;
-            if let Some(renewal) = renewal {
-                tokio::spawn(renewal.run());
+            if let (Some(renewal), Some(rt)) = (renewal, background) {
+                rt.spawn(renewal.run());
             }
             Ok(holding)
         })
@@ -238,7 +245,9 @@ impl S3LockCore {
                 _ => {
                     let region = resolved.region.clone();
                     let chain = async move { CredentialSource::from_aws_chain_in(&region).await };
-                    block_on(py, chain, None)?
+                    // Built on the background runtime, where the chain then
+                    // fetches: it keeps running between synchronous calls.
+                    block_on_background(py, chain, None)?.0
                 }
             };
             let transport = TransportSpec::from_args(

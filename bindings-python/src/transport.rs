@@ -1,6 +1,13 @@
 //! The HTTP transport under a lock: the core's reqwest driver, or a user's
 //! Python callable.
 //!
+//! A reqwest client's pooled connections are served by tasks of the runtime
+//! that opened them, and stall while that runtime is not driven. So the
+//! built-in client is one per runtime ([`NativeTransport`]): each thread's
+//! synchronous calls use clients of that thread (shared by its locks with the
+//! same transport settings, so they also share connections), and the
+//! background runtime (renewals, asyncio) uses one of its own per lock.
+//!
 //! A sync callable `(method, url, headers, body) -> (status, headers, body)`
 //! runs in tokio's blocking pool with the GIL. An async callable (a coroutine
 //! function with the same signature) runs on the asyncio loop of the operation
@@ -18,7 +25,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyCFunction, PyString, PyTuple};
 
 use crate::errors::{invalid_config, to_py};
-use crate::runtime::{runtime, EVENT_LOOP};
+use crate::process::locked;
+use crate::runtime::{driving_here, in_context_here, EVENT_LOOP};
 
 tokio::task_local! {
     /// Where a user transport records a programming error of the operation
@@ -228,25 +236,91 @@ impl TransportSpec {
         }
     }
 
-    /// A transport for this process (the built-in client is made within the
-    /// runtime, which its connection pool needs); errors are about `ctx`.
+    /// A transport for this process; errors are about `ctx`.
     pub fn build(&self, ctx: &Context) -> PyResult<AnyTransport> {
         Ok(match self {
-            TransportSpec::Native(opts) => {
-                let rt = runtime()?;
-                let _guard = rt.enter();
-                AnyTransport::Native(Transport::new(opts).map_err(|e| to_py(e, ctx))?)
-            }
+            TransportSpec::Native(opts) => AnyTransport::Native(NativeTransport::new(opts, ctx)?),
             TransportSpec::Sync(f) => AnyTransport::Sync(f.clone()),
             TransportSpec::Async(f) => AnyTransport::Async(f.clone()),
         })
     }
 }
 
+/// The most transport settings whose clients a thread keeps. Programs use
+/// one or two; more are rebuilt when needed.
+const CLIENTS_PER_THREAD: usize = 4;
+
+thread_local! {
+    /// This thread's clients for its synchronous calls, by settings, with
+    /// the process they belong to (a forked child must not use its parent's
+    /// connections).
+    static CLIENTS: std::cell::RefCell<(u32, Vec<(TransportOptions, Transport)>)> =
+        const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+/// This thread's client for `opts`, built (in the current runtime's context)
+/// when it has none.
+fn client_here(opts: &TransportOptions) -> Result<Transport, condlock::Error> {
+    let pid = std::process::id();
+    CLIENTS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != pid {
+            // The parent's, in a forked child: leaked, never dropped (closing
+            // them would close connections the parent still uses).
+            std::mem::forget(std::mem::take(&mut c.1));
+            c.0 = pid;
+        }
+        if let Some((_, t)) = c.1.iter().find(|(o, _)| o == opts) {
+            return Ok(t.clone());
+        }
+        let t = Transport::new(opts)?;
+        if c.1.len() >= CLIENTS_PER_THREAD {
+            c.1.remove(0);
+        }
+        c.1.push((opts.clone(), t.clone()));
+        Ok(t)
+    })
+}
+
+/// The built-in client for one lock: this thread's during a synchronous call,
+/// the background runtime's otherwise (see the module docs).
+pub struct NativeTransport {
+    opts: TransportOptions,
+    background: Mutex<Option<Transport>>,
+}
+
+impl NativeTransport {
+    /// Checks `opts` by building this thread's client for them now, so a
+    /// bad CA bundle is reported by the lock's constructor.
+    fn new(opts: &TransportOptions, ctx: &Context) -> PyResult<Self> {
+        in_context_here(|| client_here(opts))?.map_err(|e| to_py(e, ctx))?;
+        Ok(NativeTransport {
+            opts: opts.clone(),
+            background: Mutex::new(None),
+        })
+    }
+
+    /// The client for the runtime running the caller.
+    fn client(&self) -> Result<Transport, TransportFailure> {
+        let built = if driving_here() {
+            client_here(&self.opts)
+        } else {
+            let mut slot = locked(&self.background);
+            match slot.as_ref() {
+                Some(t) => Ok(t.clone()),
+                None => Transport::new(&self.opts).inspect(|t| *slot = Some(t.clone())),
+            }
+        };
+        // The settings were checked by `new`: only a failing system (no
+        // memory, no TLS roots) gets here.
+        built.map_err(|e| TransportFailure::permanent(e.to_string()))
+    }
+}
+
 /// Which transport carries a lock's requests.
 pub enum AnyTransport {
     /// reqwest, GIL-free.
-    Native(Transport),
+    Native(NativeTransport),
     /// A Python callable returning the response.
     Sync(Arc<Py<PyAny>>),
     /// A Python coroutine function returning the response.
@@ -470,7 +544,7 @@ impl HttpTransport for AnyTransport {
     {
         async move {
             match self {
-                AnyTransport::Native(t) => t.send(req).await,
+                AnyTransport::Native(t) => t.client()?.send(req).await,
                 AnyTransport::Sync(f) => {
                     let f = f.clone();
                     let p = split(req);

@@ -50,6 +50,13 @@ impl CredentialSource {
     /// kept until five minutes before they expire (15 minutes when they carry
     /// no expiry): they are asked for before every request, and reading
     /// profiles or metadata each time would cost a file read or a request.
+    ///
+    /// Credentials are fetched on the runtime this is called on (when there
+    /// is one), wherever they are asked for: the chain's HTTP connections are
+    /// served by tasks of the runtime that opened them, so a caller driving a
+    /// runtime of its own only while it waits (a current-thread runtime per
+    /// thread) must not leave them to stall in its pool. Call it on a runtime
+    /// that keeps running.
     #[cfg(feature = "aws-config")]
     pub async fn from_aws_chain_in(region: &str) -> Self {
         let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
@@ -63,10 +70,12 @@ impl CredentialSource {
 }
 
 /// A credentials provider whose answers are kept until shortly before they
-/// expire.
+/// expire, fetched on the runtime it was made on.
 #[cfg(feature = "aws-config")]
 struct Cached<P> {
-    inner: P,
+    inner: Arc<P>,
+    /// Where fetches run (see [`CredentialSource::from_aws_chain_in`]).
+    home: Option<tokio::runtime::Handle>,
     cached: tokio::sync::Mutex<Option<(aws_credential_types::Credentials, std::time::SystemTime)>>,
 }
 
@@ -74,7 +83,8 @@ struct Cached<P> {
 impl<P> Cached<P> {
     fn new(inner: P) -> Self {
         Cached {
-            inner,
+            inner: Arc::new(inner),
+            home: tokio::runtime::Handle::try_current().ok(),
             cached: tokio::sync::Mutex::new(None),
         }
     }
@@ -88,7 +98,7 @@ impl<P> std::fmt::Debug for Cached<P> {
 }
 
 #[cfg(feature = "aws-config")]
-impl<P: aws_credential_types::provider::ProvideCredentials>
+impl<P: aws_credential_types::provider::ProvideCredentials + 'static>
     aws_credential_types::provider::ProvideCredentials for Cached<P>
 {
     fn provide_credentials<'a>(
@@ -105,7 +115,19 @@ impl<P: aws_credential_types::provider::ProvideCredentials>
                     return Ok(c.clone());
                 }
             }
-            let c = self.inner.provide_credentials().await?;
+            let c = match &self.home {
+                Some(home) => {
+                    let inner = self.inner.clone();
+                    home.spawn(async move { inner.provide_credentials().await })
+                        .await
+                        .map_err(|e| {
+                            aws_credential_types::provider::error::CredentialsError::unhandled(
+                                format!("the credentials task failed: {e}"),
+                            )
+                        })??
+                }
+                None => self.inner.provide_credentials().await?,
+            };
             let until = match c.expiry() {
                 Some(exp) => exp
                     .checked_sub(crate::settings::CREDENTIALS_REFRESH_BEFORE_EXPIRY)
@@ -159,6 +181,39 @@ mod tests {
             cached.provide_credentials().await.unwrap();
         });
         cached.inner.calls.load(Ordering::SeqCst)
+    }
+
+    /// Answers with the name of the thread it was asked on.
+    #[derive(Debug)]
+    struct WhereAsked;
+
+    impl ProvideCredentials for WhereAsked {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            let thread = std::thread::current().name().unwrap_or("").to_string();
+            future::ProvideCredentials::ready(Ok(aws_credential_types::Credentials::new(
+                thread, "secret", None, None, "test",
+            )))
+        }
+    }
+
+    #[test]
+    fn chain_credentials_are_fetched_on_the_runtime_that_made_the_chain() {
+        let home = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("home-runtime")
+            .build()
+            .unwrap();
+        let cached = home.block_on(async { Cached::new(WhereAsked) });
+        // Asked from another thread's own runtime, as a caller driving its
+        // requests itself does.
+        let caller = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let c = caller.block_on(cached.provide_credentials()).unwrap();
+        assert_eq!(c.access_key_id(), "home-runtime");
     }
 
     #[test]

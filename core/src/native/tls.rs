@@ -64,6 +64,37 @@ pub(crate) fn client_config(pem: &[u8]) -> Result<rustls::ClientConfig, Error> {
     Ok(config)
 }
 
+/// The TLS configuration of a transport without a CA bundle: what reqwest
+/// builds by default (the platform verifier, TLS 1.2 and 1.3, HTTP/1.1 ALPN),
+/// made once per process and shared. Making it reads the system's root
+/// certificates (about 2 ms), and a binding may build a client per thread (the
+/// Python binding does: each thread drives its own requests).
+pub(crate) fn default_client_config() -> Result<rustls::ClientConfig, Error> {
+    static SHARED: std::sync::Mutex<Option<rustls::ClientConfig>> = std::sync::Mutex::new(None);
+    let mut shared = crate::drive::locked(&SHARED);
+    if let Some(config) = shared.as_ref() {
+        return Ok(config.clone());
+    }
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone()).map_err(|e| {
+        Error::config(
+            "transport",
+            format!("cannot load the system's TLS roots: {e}"),
+        )
+    })?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config("transport", format!("cannot set up TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    *shared = Some(config.clone());
+    Ok(config)
+}
+
 #[cfg(any(all(unix, not(target_os = "android")), target_os = "windows"))]
 fn platform_verifier(
     roots: Vec<CertificateDer<'static>>,
@@ -148,6 +179,19 @@ mod tests {
             Error::InvalidConfig { field, .. } => field,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_default_configuration_is_made_once_and_offers_http1() {
+        let first = default_client_config().unwrap();
+        let second = default_client_config().unwrap();
+        // The same configuration, not a second one from a second read of
+        // the system's roots (each would have its own provider otherwise).
+        assert!(Arc::ptr_eq(
+            first.crypto_provider(),
+            second.crypto_provider()
+        ));
+        assert_eq!(second.alpn_protocols, vec![b"http/1.1".to_vec()]);
     }
 
     #[test]

@@ -63,6 +63,9 @@ impl Transport {
             // Our own TLS config: the bundle's roots plus pinning of its
             // certificates (see `tls`).
             builder = builder.tls_backend_preconfigured(super::tls::client_config(pem)?);
+        } else {
+            // reqwest's default TLS setup, made once per process.
+            builder = builder.tls_backend_preconfigured(super::tls::default_client_config()?);
         }
         let client = builder.build().map_err(|e| {
             Error::config("transport", format!("cannot build the HTTP client: {e}"))
