@@ -192,11 +192,21 @@ impl S3LockCore {
         stale_after: Option<f64>,
     ) -> PyResult<Self> {
         guard(|| {
+            // The profile's region and endpoint come after explicit values and
+            // the environment (settings::resolve decides); read only when an
+            // explicit value is missing.
+            let aws_profile = if region.is_none() || endpoint.is_none() {
+                block_on(py, condlock::native::aws_profile_values(None), None)?
+                    .map_err(|e| errors::to_py(e, &no_context()))?
+            } else {
+                Default::default()
+            };
             let settings = S3Settings {
                 bucket,
                 key,
                 region,
                 endpoint,
+                aws_profile,
                 credentials: CredentialSettings {
                     access_key_id,
                     secret_access_key: secret_access_key.map(Secret::new),
