@@ -34,4 +34,9 @@ if [[ -f scripts/test-python.sh ]]; then
   bash scripts/test-python.sh
 fi
 
+if [[ -f scripts/test-packaging.sh ]]; then
+  step "Python packaging: manylinux2014 wheel, sdist and source install, each in a fresh venv"
+  bash scripts/test-packaging.sh
+fi
+
 step "all suites passed"
