@@ -384,7 +384,8 @@ impl S3LockCore {
         self.shared.resolved.config.lock_key().to_string()
     }
 
-    /// The signing region.
+    /// The signing region: explicit, else AWS_REGION / AWS_DEFAULT_REGION,
+    /// else the AWS profile's region, else us-east-1 (logged).
     #[getter]
     fn region(&self) -> String {
         self.shared.resolved.config.region().to_string()
