@@ -32,6 +32,15 @@ def test_the_installed_package_takes_and_releases_a_lock(make_lock):
     assert lock.holder() is None
 
 
+def test_the_extension_unwinds_with_the_system_unwinder():
+    # At interpreter exit CPython ends a foreign thread asking for the GIL with
+    # pthread_exit; the forced unwind runs the system's libgcc_s through our
+    # frames. A build with its own static unwinder (zig's libunwind) crashed
+    # there now and then (SIGSEGV): the extension must load libgcc_s.so.1.
+    so = next(Path(condlock.__file__).parent.glob("_condlock*.so"))
+    assert b"libgcc_s.so.1\x00" in so.read_bytes(), f"{so} does not link libgcc_s.so.1"
+
+
 def _check_metadata(text: str) -> None:
     # No placeholder URL anywhere (the project has no public home yet).
     assert "example.invalid" not in text
