@@ -683,20 +683,24 @@ impl HeldLockCore {
         };
         let url = self.shared.ctx.target.clone();
         runtime()?.spawn(async move {
-            let reason = watch.wait().await;
+            // Released normally: nothing to call. The callback is dropped
+            // without attaching (pyo3 defers the decref): attaching here could
+            // happen during interpreter finalization, which ends the thread
+            // with pthread_exit.
+            let Some(reason) = watch.wait().await else {
+                return;
+            };
             let _ = tokio::task::spawn_blocking(move || {
-                Python::attach(|py| {
-                    if let Some(reason) = reason {
-                        let r = errors::lost_reason(py, &reason);
-                        if let Err(e) = callback.bind(py).call1((r,)) {
-                            log::error!(
-                                target: "condlock::python",
-                                "the lost-lock callback of {url} raised: {e}"
-                            );
-                        }
+                let _ = Python::try_attach(|py| {
+                    let r = errors::lost_reason(py, &reason);
+                    if let Err(e) = callback.bind(py).call1((r,)) {
+                        log::error!(
+                            target: "condlock::python",
+                            "the lost-lock callback of {url} raised: {e}"
+                        );
                     }
                     drop(callback);
-                })
+                });
             })
             .await;
         });
