@@ -8,7 +8,8 @@
 #
 #   scripts/build-wheels.sh
 #
-# Needs scripts/setup.sh first (.venv with maturin, ziglang, auditwheel).
+# Needs scripts/setup.sh first (.venv with maturin, ziglang, auditwheel) and gcc
+# (for the path of the system's libgcc_s.so.1, see below).
 # Env: CARGO_TARGET_DIR, CONDLOCK_WHEEL_PROFILE (release|dev, default
 # release), CONDLOCK_VENV (default <repo>/.venv). Prints the wheel's path last.
 set -euo pipefail

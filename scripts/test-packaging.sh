@@ -3,9 +3,9 @@
 # tests/python/test_packaging.py (import from site-packages, a lock taken and
 # released on moto, license and metadata):
 #   1. the manylinux2014 wheel from scripts/build-wheels.sh;
-#   2. the sdist from scripts/build-wheels.sh, built by pip (maturin as the
-#      PEP 517 backend, fetched by pip in an isolated build env);
-#   3. the documented source install, `pip install ./bindings-python`.
+#   2. the documented source install, `pip install ./bindings-python`;
+#   3. the sdist from scripts/build-wheels.sh, built by pip (maturin as the
+#      PEP 517 backend, fetched by pip in an isolated build env).
 #
 #   scripts/test-packaging.sh
 #
@@ -42,6 +42,9 @@ check() { # <name> <what pip installs>
 }
 
 check wheel "$WHEEL"
-check sdist "$SDIST"
-# As the README says, from the repository root.
+# As the README says, from the repository root. Before the sdist: the sdist's
+# files carry fixed old mtimes, so cargo (which judges path packages by mtime)
+# reuses whatever the shared target dir holds for them. Built from the tree
+# just before, that is the same source, as the sdist is made from the tree.
 check source ./bindings-python
+check sdist "$SDIST"

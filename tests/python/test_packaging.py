@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import subprocess
+import sys
 import tarfile
 import zipfile
 from email.parser import HeaderParser
@@ -60,6 +62,14 @@ def _check_metadata(text: str) -> None:
     assert any(c.startswith("Development Status ::") for c in classifiers)
     assert any(c.startswith("Topic ::") for c in classifiers)
     assert "LICENSE" in (meta.get_all("License-File") or [])
+
+
+def test_the_console_script_is_installed():
+    # pip writes the `condlock` command next to the interpreter.
+    script = Path(sys.executable).with_name("condlock")
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "force-unlock" in out.stdout
 
 
 def test_the_installed_metadata_and_license():
