@@ -34,6 +34,11 @@ if [[ -f scripts/test-python.sh ]]; then
   bash scripts/test-python.sh
 fi
 
+if [[ -f scripts/test-packaging.sh ]]; then
+  step "Python packaging: manylinux2014 wheel, sdist and source install, each in a fresh venv"
+  bash scripts/test-packaging.sh
+fi
+
 if [[ -f scripts/test-browser.sh ]]; then
   step "browser package tests (headless Chromium against moto)"
   bash scripts/test-browser.sh

@@ -62,6 +62,10 @@ fn _condlock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<apstra::HeldMutexCore>()?;
     m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(released_unattended, m)?)?;
+    // Registered at import, so it runs after the exit hooks registered later
+    // (atexit runs them last-in first-out), which may still need the thread.
+    let stop = wrap_pyfunction!(python_thread::stop_at_exit, m)?;
+    m.py().import("atexit")?.call_method1("register", (stop,))?;
     Ok(())
 }
 

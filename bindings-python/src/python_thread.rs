@@ -25,9 +25,17 @@
 //!
 //! Callbacks written by the user (`on_lost`, user transports) do not run here:
 //! they may take long, and run on tokio's blocking pool instead.
+//!
+//! At interpreter exit ([`stop_at_exit`], an `atexit` hook) the thread
+//! finishes the batch it has and then runs nothing more: once finalization
+//! has begun, CPython ends a foreign thread that asks for the GIL (even one
+//! already inside Python, as `call_soon_threadsafe` re-taking it after a
+//! socket write) with `pthread_exit`, and that forced unwind through this
+//! thread's Rust frames aborted the process.
 
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
@@ -135,6 +143,9 @@ impl Queue {
         }
     }
 }
+
+/// Set by [`stop_at_exit`]: from then on jobs are dropped, not run.
+static STOPPED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static ON_PYTHON_THREAD: Cell<bool> = const { Cell::new(false) };
@@ -273,6 +284,11 @@ fn run(rx: Receiver<Job>, queue: &Queue) {
         let n = batch.len() as u64;
         // While the interpreter shuts down nothing can be delivered; the jobs
         // are dropped and counted, so that no caller waits for them.
+        if STOPPED.load(Ordering::Acquire) {
+            drop(batch);
+            queue.mark_delivered(n);
+            continue;
+        }
         let _ = Python::try_attach(|py| {
             for job in batch {
                 // A job that panics must not end this thread: every later
@@ -295,6 +311,17 @@ fn run(rx: Receiver<Job>, queue: &Queue) {
         });
         queue.mark_delivered(n);
     }
+}
+
+/// The `atexit` hook: let the batch in progress finish while Python can
+/// still run it (waiting at most [`DELIVERY_WAIT`], the GIL released), then
+/// stop running jobs, before finalization could end the thread mid-job.
+#[pyfunction]
+pub fn stop_at_exit(py: Python<'_>) {
+    STOPPED.store(true, Ordering::Release);
+    let Some(q) = queue() else { return };
+    let upto = locked(&q.progress).queued;
+    py.detach(|| q.wait_delivered(upto, DELIVERY_WAIT));
 }
 
 /// Run `call` with the GIL on the Python thread, after everything queued

@@ -195,11 +195,21 @@ impl S3LockCore {
         use_lockfile: Option<bool>,
     ) -> PyResult<Self> {
         guard(|| {
+            // The profile's region and endpoint come after explicit values and
+            // the environment (settings::resolve decides); read only when an
+            // explicit value is missing.
+            let aws_profile = if region.is_none() || endpoint.is_none() {
+                block_on(py, condlock::native::aws_profile_values(None), None)?
+                    .map_err(|e| errors::to_py(e, &no_context()))?
+            } else {
+                Default::default()
+            };
             let settings = S3Settings {
                 bucket,
                 key,
                 region,
                 endpoint,
+                aws_profile,
                 credentials: CredentialSettings {
                     access_key_id,
                     secret_access_key: secret_access_key.map(Secret::new),
@@ -393,7 +403,8 @@ impl S3LockCore {
         self.shared.resolved.config.lock_key().to_string()
     }
 
-    /// The signing region.
+    /// The signing region: explicit, else AWS_REGION / AWS_DEFAULT_REGION,
+    /// else the AWS profile's region, else us-east-1 (logged).
     #[getter]
     fn region(&self) -> String {
         self.shared.resolved.config.region().to_string()
@@ -708,20 +719,24 @@ impl HeldLockCore {
         };
         let url = self.shared.ctx.target.clone();
         runtime()?.spawn(async move {
-            let reason = watch.wait().await;
+            // Released normally: nothing to call. The callback is dropped
+            // without attaching (pyo3 defers the decref): attaching here could
+            // happen during interpreter finalization, which ends the thread
+            // with pthread_exit.
+            let Some(reason) = watch.wait().await else {
+                return;
+            };
             let _ = tokio::task::spawn_blocking(move || {
-                Python::attach(|py| {
-                    if let Some(reason) = reason {
-                        let r = errors::lost_reason(py, &reason);
-                        if let Err(e) = callback.bind(py).call1((r,)) {
-                            log::error!(
-                                target: "condlock::python",
-                                "the lost-lock callback of {url} raised: {e}"
-                            );
-                        }
+                let _ = Python::try_attach(|py| {
+                    let r = errors::lost_reason(py, &reason);
+                    if let Err(e) = callback.bind(py).call1((r,)) {
+                        log::error!(
+                            target: "condlock::python",
+                            "the lost-lock callback of {url} raised: {e}"
+                        );
                     }
                     drop(callback);
-                })
+                });
             })
             .await;
         });

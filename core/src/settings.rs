@@ -218,6 +218,21 @@ impl CredentialSettings {
     }
 }
 
+/// Region and endpoint of the selected AWS profile (`~/.aws/config` or
+/// `AWS_CONFIG_FILE`), as the platform read them (natively:
+/// `native::aws_profile_values`; in a browser there is none). They come after
+/// explicit values and the environment, as in boto3 and the AWS CLI.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsProfileValues {
+    /// The profile they were read from (`AWS_PROFILE`, or `default`), for messages.
+    pub profile: Option<String>,
+    /// Its `region`.
+    pub region: Option<String>,
+    /// Its S3 endpoint: `endpoint_url` of its `services` section's `s3`
+    /// subsection, else its own `endpoint_url`.
+    pub endpoint: Option<String>,
+}
+
 /// Everything a user can pass to create an S3 lock, as plain values.
 #[derive(Clone, Debug, Default)]
 pub struct S3Settings {
@@ -225,11 +240,16 @@ pub struct S3Settings {
     pub bucket: String,
     /// The state key (`.tflock` is added).
     pub key: String,
-    /// Region; default from `AWS_REGION`, `AWS_DEFAULT_REGION`, then
-    /// [`DEFAULT_REGION`].
+    /// Region; default from `AWS_REGION`, `AWS_DEFAULT_REGION`, then the
+    /// AWS profile's `region` ([`Self::aws_profile`]), then
+    /// [`DEFAULT_REGION`] (logged at INFO, naming what was looked at).
     pub region: Option<String>,
-    /// Endpoint URL; default from `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`.
+    /// Endpoint URL; default from `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`,
+    /// then the AWS profile's S3 endpoint; none of them when
+    /// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`.
     pub endpoint: Option<String>,
+    /// Region and endpoint of the selected AWS profile (empty: none read).
+    pub aws_profile: AwsProfileValues,
     /// Credentials.
     pub credentials: CredentialSettings,
     /// Terraform workspace.
@@ -306,21 +326,37 @@ impl S3Settings {
     /// Apply defaults from `env` and every rule; `default_who` is the
     /// platform's `user@hostname`, used when `who` is not given.
     pub fn resolve(self, env: EnvLookup<'_>, default_who: &str) -> Result<S3Resolved, Error> {
+        let profile = self.aws_profile;
         let region = self
             .region
-            .or_else(|| env_first(env, &["AWS_REGION", "AWS_DEFAULT_REGION"]));
+            .or_else(|| env_first(env, &["AWS_REGION", "AWS_DEFAULT_REGION"]))
+            .or(profile.region);
         let region = match region {
             Some(r) => r,
             None => {
+                let looked_in = match &profile.profile {
+                    Some(p) => format!(", the region of AWS profile {p:?}"),
+                    None => String::new(),
+                };
                 log::info!(
-                    "no region given (region=, AWS_REGION, AWS_DEFAULT_REGION): using {DEFAULT_REGION}"
+                    "no region given (region=, AWS_REGION, AWS_DEFAULT_REGION{looked_in}): \
+                     using {DEFAULT_REGION}"
                 );
                 DEFAULT_REGION.to_string()
             }
         };
-        let endpoint = self
-            .endpoint
-            .or_else(|| env_first(env, &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]));
+        // As the AWS SDKs: this switch turns off the configured endpoints
+        // (environment and profile), never an explicit one.
+        let configured_endpoints = !env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let endpoint = self.endpoint.or_else(|| {
+            configured_endpoints
+                .then(|| {
+                    env_first(env, &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])
+                        .or(profile.endpoint)
+                })
+                .flatten()
+        });
         let mut b = S3LockConfig::builder(self.bucket, self.key)
             .region(region.clone())
             .checksum(self.checksum.unwrap_or(true));
@@ -733,6 +769,65 @@ mod tests {
             bad.resolve(&no_env, "me@host").unwrap_err().field(),
             Some("dynamodb_table")
         );
+    }
+
+    #[test]
+    fn the_aws_profile_comes_after_explicit_values_and_the_environment() {
+        let profile = AwsProfileValues {
+            profile: Some("dev".into()),
+            region: Some("eu-central-1".into()),
+            endpoint: Some("http://127.0.0.1:9100".into()),
+        };
+        let settings = |region: Option<&str>, endpoint: Option<&str>| S3Settings {
+            bucket: "tfstate".into(),
+            key: "k".into(),
+            region: region.map(String::from),
+            endpoint: endpoint.map(String::from),
+            aws_profile: profile.clone(),
+            ..Default::default()
+        };
+        let r = settings(None, None).resolve(&no_env, "me@host").unwrap();
+        assert_eq!(r.region, "eu-central-1");
+        assert_eq!(r.config.endpoint_display(), "http://127.0.0.1:9100");
+
+        let env = |k: &str| match k {
+            "AWS_REGION" => Some("eu-west-3".to_string()),
+            "AWS_ENDPOINT_URL_S3" => Some("http://127.0.0.1:9000".to_string()),
+            _ => None,
+        };
+        let r = settings(None, None).resolve(&env, "me@host").unwrap();
+        assert_eq!(r.region, "eu-west-3");
+        assert_eq!(r.config.endpoint_display(), "http://127.0.0.1:9000");
+
+        let r = settings(Some("ap-south-1"), Some("http://127.0.0.1:9200"))
+            .resolve(&env, "me@host")
+            .unwrap();
+        assert_eq!(r.region, "ap-south-1");
+        assert_eq!(r.config.endpoint_display(), "http://127.0.0.1:9200");
+
+        let ignore = |k: &str| match k {
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS" => Some("true".to_string()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9000".to_string()),
+            _ => None,
+        };
+        let r = settings(None, None).resolve(&ignore, "me@host").unwrap();
+        assert_eq!(
+            r.config.endpoint_display(),
+            "https://s3.eu-central-1.amazonaws.com"
+        );
+        let r = settings(None, Some("http://127.0.0.1:9200"))
+            .resolve(&ignore, "me@host")
+            .unwrap();
+        assert_eq!(r.config.endpoint_display(), "http://127.0.0.1:9200");
+
+        let r = S3Settings {
+            bucket: "tfstate".into(),
+            key: "k".into(),
+            ..Default::default()
+        }
+        .resolve(&no_env, "me@host")
+        .unwrap();
+        assert_eq!(r.region, DEFAULT_REGION);
     }
 
     #[test]

@@ -217,7 +217,8 @@ class S3LockCore:
         """The lock object's key."""
     @property
     def region(self) -> str:
-        """The signing region."""
+        """The signing region: explicit, else AWS_REGION / AWS_DEFAULT_REGION,
+        else the AWS profile's region, else us-east-1 (logged)."""
     @property
     def endpoint(self) -> str:
         """The endpoint."""

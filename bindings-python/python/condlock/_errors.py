@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._condlock import LockInfo
-    from ._condlock import BlueprintLockStatus, MutexTag  # noqa: F401  (Apstra holders)
+    from ._condlock import BlueprintLockStatus, LockInfo, MutexTag
+
+    #: What holds a lock: a LockInfo (S3), a MutexTag or, when Apstra's own
+    #: blueprint lock keeps it, a BlueprintLockStatus (Apstra). All three print
+    #: as one line saying who holds it and since when.
+    Holder = Union[LockInfo, MutexTag, BlueprintLockStatus]
 
 __all__ = [
     "LockError",
@@ -45,9 +49,10 @@ class LockHeld(LockError):
     Apstra mutex a :class:`MutexTag`, or a :class:`BlueprintLockStatus` when
     Apstra's own blueprint lock is what keeps it."""
 
-    def __init__(self, message: str, *, holder: Optional["LockInfo"] = None) -> None:
+    def __init__(self, message: str, *, holder: Optional["Holder"] = None) -> None:
         super().__init__(message)
-        #: The current holder's lock info (id, who, operation, info, created, etag...).
+        #: The current holder (S3: its lock info, with id, who, operation,
+        #: info, created, etag...).
         self.holder = holder
 
 
@@ -60,7 +65,7 @@ class LockTimeout(LockError, TimeoutError):
         self,
         message: str,
         *,
-        holder: Optional["LockInfo"] = None,
+        holder: Optional["Holder"] = None,
         waited: Optional[float] = None,
     ) -> None:
         super().__init__(message)
@@ -117,7 +122,7 @@ class NotOwned(LockError):
     """The lock belongs to someone else, so it was not touched (for example
     ``force_unlock`` with another lock's ID). ``holder`` is the current holder."""
 
-    def __init__(self, message: str, *, holder: Optional["LockInfo"] = None) -> None:
+    def __init__(self, message: str, *, holder: Optional["Holder"] = None) -> None:
         super().__init__(message)
         #: The current holder, if it could be read.
         self.holder = holder

@@ -553,7 +553,14 @@ class S3Lock(LockBase[HeldLock]):
 
     @property
     def region(self) -> str:
-        """The signing region."""
+        """The signing region: ``region=``, else ``AWS_REGION`` /
+        ``AWS_DEFAULT_REGION``, else the ``region`` of the AWS profile
+        (``AWS_PROFILE`` or ``default`` in ``~/.aws/config`` or
+        ``AWS_CONFIG_FILE``, as boto3 reads it), else ``us-east-1`` (logged at
+        INFO on the ``condlock`` logger, naming what was looked at). The
+        endpoint follows the same order: ``endpoint=``,
+        ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, the profile's
+        ``endpoint_url`` (its ``services`` section's ``s3`` entry first)."""
         return self._core.region
 
     @property

@@ -854,13 +854,16 @@ async fn list(
     let from_url = target.is_some();
     let t = target::resolve(target.as_deref(), &at, false)?;
     let Target::S3 {
-        settings, profile, ..
+        mut settings,
+        profile,
+        ..
     } = t
     else {
         return Err(usage(
             "list: name a bucket (s3://BUCKET[/PREFIX]) or use --apstra",
         ));
     };
+    target::with_profile_values(&mut settings, profile.as_deref()).await?;
     let prefix = prefix.unwrap_or_else(|| {
         if from_url {
             settings.key.clone()

@@ -207,6 +207,22 @@ pub async fn credentials(
     }
 }
 
+/// Fill in the region and endpoint of the AWS profile the credentials come
+/// from (the Terraform backend's `profile`, else `AWS_PROFILE`): they come
+/// after explicit values and the environment, as `settings::resolve` decides.
+/// The files are read only when an explicit value is missing.
+pub async fn with_profile_values(
+    settings: &mut S3Settings,
+    profile: Option<&str>,
+) -> Result<(), Failure> {
+    if settings.region.is_none() || settings.endpoint.is_none() {
+        settings.aws_profile = condlock::native::aws_profile_values(profile)
+            .await
+            .map_err(|e| Failure::plain(&e))?;
+    }
+    Ok(())
+}
+
 /// The transport options of resolved S3 settings.
 pub fn transport(t: &condlock::settings::TransportSettings) -> TransportOptions {
     TransportOptions {
@@ -228,6 +244,7 @@ pub async fn open(target: Target, operation: &str, info: Option<String>) -> Resu
         } => {
             settings.operation = Some(operation.to_string());
             settings.info = info;
+            with_profile_values(&mut settings, profile.as_deref()).await?;
             let resolved = settings
                 .resolve(&env, &condlock::native::default_who())
                 .map_err(|e| Failure::plain(&e))?;

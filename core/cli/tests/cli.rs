@@ -710,6 +710,34 @@ fn apstra_blueprint_mutex_from_the_shell() {
 }
 
 #[test]
+fn region_and_endpoint_come_from_the_aws_profile() {
+    // No --endpoint, no AWS_REGION: only the profile's config leads to moto
+    // (elsewhere the request would go to AWS, unreachable here).
+    let moto = moto();
+    let dir = scratch("profile");
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile dev]\nregion = eu-north-1\nendpoint_url = {}\n",
+            moto.endpoint()
+        ),
+    )
+    .unwrap();
+    let mut c = condlock();
+    c.env_remove("AWS_REGION")
+        .env("AWS_PROFILE", "dev")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
+        .args(["--json", "status", &s3_url()]);
+    let o = out(c);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["state"], "free", "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn help_lists_exit_statuses_and_completions_are_generated() {
     let o = out({
         let mut c = condlock();

@@ -11,6 +11,8 @@
 //! - [`default_who`], [`process_env`]: what Terraform reads from the OS.
 
 pub mod apstra;
+#[cfg(feature = "aws-config")]
+mod aws_profile;
 pub mod blocking;
 mod s3;
 mod tls;
@@ -21,6 +23,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::drive::s3::{Lease, VerifyConditionalWrites};
 pub use apstra::{ApstraClient, ApstraMutex};
+#[cfg(feature = "aws-config")]
+pub use aws_profile::aws_profile_values;
 pub use s3::{CredentialSource, S3Lock};
 pub use transport::{HttpTransport, Transport, TransportOptions};
 

@@ -37,8 +37,10 @@ impl CredentialSource {
             .ok_or_else(|| {
                 Error::config(
                     "credentials",
-                    "the AWS credential chain is not configured: set AWS_ACCESS_KEY_ID and \
-                     AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass keys explicitly",
+                    format!(
+                        "the AWS credential chain is not configured; {}",
+                        super::aws_profile::chain_sources(None)
+                    ),
                 )
             })
     }
@@ -244,12 +246,9 @@ impl drive_s3::CredentialSource for CredentialSource {
                     Error::config(
                         "credentials",
                         format!(
-                            "the AWS credential chain found no usable credentials ({}); it \
-                             tried the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), \
-                             the shared files (~/.aws/credentials, ~/.aws/config, AWS_PROFILE), \
-                             SSO, web identity and the container/instance metadata: set one of \
-                             them, or pass keys explicitly",
-                            error_chain(&e)
+                            "the AWS credential chain found no usable credentials ({}); {}",
+                            error_chain(&e),
+                            super::aws_profile::chain_sources(None)
                         ),
                     )
                 })?;
