@@ -25,8 +25,8 @@ use crate::errors::{self, no_context};
 use crate::process::{bool_obj, guard, locked, Owner, PerProcess};
 use crate::progress::Progress;
 use crate::runtime::{
-    block_on_acquire, block_on_background, call, ready, runtime, spawn_for_asyncio, Caller,
-    Deliver, Operation,
+    block_on, block_on_acquire, block_on_background, call, ready, runtime, spawn_for_asyncio,
+    Caller, Deliver, Operation,
 };
 use crate::transport::{native_options, Abort, AnyTransport, TransportSpec, ABORT};
 use crate::values::LockInfo;
