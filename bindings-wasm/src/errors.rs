@@ -52,7 +52,10 @@ pub fn option_name(field: &str) -> String {
                 if c == '_' {
                     upper = true;
                 } else if upper {
-                    out.extend(c.to_uppercase());
+                    // Field names are ASCII snake case; the ASCII mapping
+                    // keeps Unicode's case tables (about 12 KB) out of the
+                    // package.
+                    out.push(c.to_ascii_uppercase());
                     upper = false;
                 } else {
                     out.push(c);
@@ -140,4 +143,23 @@ pub fn to_js(err: &Error, ctx: &Context) -> JsValue {
         set(o, "permanent", permanent);
     }
     e.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::option_name;
+
+    #[test]
+    fn core_fields_become_the_javascript_option_names() {
+        for (field, option) in [
+            ("kms_key_id", "kmsKeyId"),
+            ("sse_customer_key", "sseCustomerKey"),
+            ("workspace_key_prefix", "workspaceKeyPrefix"),
+            ("bucket", "bucket"),
+            ("timeout", "timeoutMs"),
+            ("access_key_id", "credentials.accessKeyId"),
+        ] {
+            assert_eq!(option_name(field), option, "{field}");
+        }
+    }
 }

@@ -30,3 +30,28 @@ pub fn apstra_tag(body: &[u8], now: SystemTime) -> Result<Option<MutexTag>, Erro
 pub fn apstra_login(body: &[u8]) -> Result<(Secret, Option<String>), Error> {
     crate::apstra::login::parse_login(body)
 }
+
+/// A base URL as the core parses endpoints and the Apstra URL (with
+/// `user:password@` allowed when `userinfo`): `[serialisation, scheme,
+/// host, path, user name, password]` (the last two as written, `password`
+/// `None` when absent) and the port, or the reason it is refused.
+#[doc(hidden)]
+#[allow(clippy::type_complexity)]
+pub fn base_url(
+    raw: &str,
+    userinfo: bool,
+) -> Result<([String; 5], Option<String>, Option<u16>), &'static str> {
+    crate::endpoint::BaseUrl::parse(raw, userinfo).map(|(u, info)| {
+        (
+            [
+                u.as_str().to_string(),
+                u.scheme().to_string(),
+                u.host_str().to_string(),
+                u.path().to_string(),
+                info.username.to_string(),
+            ],
+            info.password.map(str::to_string),
+            u.port(),
+        )
+    })
+}

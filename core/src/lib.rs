@@ -15,6 +15,7 @@ pub mod apstra;
 pub mod backoff;
 pub mod drive;
 pub mod dynamodb;
+mod endpoint;
 pub mod error;
 mod failfast;
 #[cfg(feature = "fuzzing")]

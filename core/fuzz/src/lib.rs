@@ -562,7 +562,9 @@ pub fn drive<M: Machine>(machine: &mut M, u: &mut Unstructured<'_>) {
                     }
                     _ => {
                         now = advance(now, Duration::from_millis(100));
-                        Event::TransportFailed("connection reset".into())
+                        Event::TransportFailed(condlock::sansio::TransportFailure::maybe_sent(
+                            "connection reset",
+                        ))
                     }
                 }
             }

@@ -18,8 +18,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use url::Url;
-
+use crate::endpoint::BaseUrl;
 use crate::error::Error;
 use crate::secret::Secret;
 
@@ -331,43 +330,8 @@ fn parse_url(raw: &str) -> Result<ParsedUrl, Error> {
     if raw.is_empty() {
         return Err(Error::config("url", "must not be empty"));
     }
-    let mut url = Url::parse(raw).map_err(|e| {
-        let hint = match e {
-            url::ParseError::RelativeUrlWithoutBase => {
-                " (it must start with https:// or http://)".to_string()
-            }
-            _ => String::new(),
-        };
-        Error::config("url", format!("is not a valid URL: {e}{hint}"))
-    })?;
-    match url.scheme() {
-        "https" | "http" => {}
-        other => {
-            return Err(Error::config(
-                "url",
-                format!("scheme must be https or http, not {other:?}"),
-            ))
-        }
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::config("url", "has no host"));
-    }
-    if url.path().contains('@') {
-        // `https://admin:pa/ss@host`: a `/` in the password ends the host
-        // early, leaving pieces of the password in the host and path, which
-        // would then be printed. No Apstra path has an `@`.
-        return Err(Error::config(
-            "url",
-            "has an '@' after the host: percent-encode '/', '@' and ':' in embedded \
-             credentials (%2F, %40, %3A)",
-        ));
-    }
-    if url.query().is_some() {
-        return Err(Error::config("url", "must not have a query string (?...)"));
-    }
-    if url.fragment().is_some() {
-        return Err(Error::config("url", "must not have a fragment (#...)"));
-    }
+    let (url, userinfo) =
+        BaseUrl::parse(raw, true).map_err(|reason| Error::config("url", reason))?;
     let decode = |s: &str, what: &str| {
         percent_encoding::percent_decode_str(s)
             .decode_utf8()
@@ -379,17 +343,16 @@ fn parse_url(raw: &str) -> Result<ParsedUrl, Error> {
                 )
             })
     };
-    let username = match url.username() {
+    let username = match userinfo.username {
         "" => None,
         u => Some(decode(u, "user name")?),
     };
-    let password = match url.password() {
+    let password = match userinfo.password {
         None | Some("") => None,
         Some(p) => Some(Secret::new(decode(p, "password")?)),
     };
-    // Credentials are never kept in the URL we print or send.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
+    // Credentials are never kept in the URL we print or send: `BaseUrl`
+    // leaves them out.
     let base = url.as_str().trim_end_matches('/').to_string();
     Ok(ParsedUrl {
         base,

@@ -1,7 +1,6 @@
 //! The DynamoDB lock table: its name and where it is served.
 
-use url::Url;
-
+use crate::endpoint::BaseUrl;
 use crate::error::Error;
 
 /// A validated DynamoDB lock table (Terraform's `dynamodb_table`), with its
@@ -10,7 +9,7 @@ use crate::error::Error;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DynamoDbTable {
     table: String,
-    endpoint: Option<Url>,
+    endpoint: Option<BaseUrl>,
     region: String,
 }
 

@@ -7,12 +7,11 @@
 
 use std::fmt;
 
-use base64::Engine as _;
-use md5::Digest as _;
-use url::Url;
-
+use crate::endpoint::{BaseUrl, HostKind};
 use crate::error::Error;
 use crate::secret::Secret;
+use base64::Engine as _;
+use md5::Digest as _;
 
 /// AWS credentials used to sign requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,7 +144,7 @@ pub struct S3LockConfig {
     pub(crate) lock_key: String,
     pub(crate) region: String,
     /// Base URL without credentials, query or fragment; `None` means AWS.
-    pub(crate) endpoint: Option<Url>,
+    pub(crate) endpoint: Option<BaseUrl>,
     pub(crate) addressing: Addressing,
     pub(crate) encryption: Encryption,
     pub(crate) acl: Option<String>,
@@ -387,10 +386,7 @@ impl S3LockConfigBuilder {
             Addressing::VirtualHosted
         });
         if let (Some(url), Addressing::VirtualHosted) = (&endpoint, addressing) {
-            if matches!(
-                url.host(),
-                Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_))
-            ) {
+            if url.host_kind() != HostKind::Domain {
                 // `locks.127.0.0.1` is neither an address nor a name.
                 return Err(Error::config(
                     "addressing",
@@ -590,7 +586,7 @@ fn validate_region(region: &str) -> Result<(), Error> {
 /// Anything a URL parser would silently rewrite is refused rather than
 /// rewritten: `\\` (read as `/`), tabs and newlines (dropped), `.`/`..` path
 /// segments (resolved), so the base URL we print is the one the user wrote.
-pub(crate) fn parse_endpoint(raw: &str) -> Result<Url, Error> {
+pub(crate) fn parse_endpoint(raw: &str) -> Result<BaseUrl, Error> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Err(Error::config("endpoint", "must not be empty"));
@@ -619,53 +615,13 @@ pub(crate) fn parse_endpoint(raw: &str) -> Result<Url, Error> {
             format!("{raw:?} contains the control character {c:?}"),
         ));
     }
-    if raw.contains('\\') {
-        return Err(Error::config(
-            "endpoint",
-            format!("{raw:?} contains '\\', which URL parsers read as '/': write '/'"),
-        ));
-    }
     let lower = raw.to_ascii_lowercase();
-    if !lower.starts_with("http://") && !lower.starts_with("https://") {
+    if !raw.contains('\\') && !lower.starts_with("http://") && !lower.starts_with("https://") {
         return Err(Error::config("endpoint", scheme_hint(raw)));
     }
-    let url = Url::parse(raw)
-        .map_err(|e| Error::config("endpoint", format!("{raw:?} is not a valid URL ({e})")))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::config(
-            "endpoint",
-            "must not embed credentials (user:password@); pass them as credentials instead",
-        ));
-    }
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(Error::config(
-            "endpoint",
-            format!("scheme must be http or https, not {:?}", url.scheme()),
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::config("endpoint", format!("{raw:?} has no host")));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::config(
-            "endpoint",
-            "must not have a query or fragment",
-        ));
-    }
-    // The path as written (after `scheme://host[:port]`): the parsed one has
-    // its dot segments already resolved.
-    let after_scheme = &raw[raw.find("://").map_or(0, |i| i + 3)..];
-    let written_path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
-    if written_path.split('/').any(is_dot_segment) {
-        return Err(Error::config(
-            "endpoint",
-            format!(
-                "{raw:?} has a '.' or '..' path segment, which URL parsing resolves to \
-                 another path: write the path prefix without it"
-            ),
-        ));
-    }
-    Ok(url)
+    BaseUrl::parse(raw, false)
+        .map(|(url, _)| url)
+        .map_err(|reason| Error::config("endpoint", format!("{raw:?} {reason}")))
 }
 
 /// Why an endpoint without `http://` or `https://` is refused, with the
@@ -680,18 +636,11 @@ fn scheme_hint(raw: &str) -> String {
         return format!("{raw:?} must start with http:// or https://");
     }
     let fixed = format!("http://{raw}");
-    if Url::parse(&fixed).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty())) {
+    if BaseUrl::parse(&fixed, false).is_ok() {
         format!("{raw:?} has no scheme: write \"{fixed}\" (or https:// if the store speaks TLS)")
     } else {
         format!("{raw:?} is not a URL: it must start with http:// or https://")
     }
-}
-
-/// A path segment that URL parsing resolves: `.` or `..`, also
-/// percent-encoded (`%2e`, `.%2E`...), as the WHATWG URL standard says.
-fn is_dot_segment(segment: &str) -> bool {
-    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-    decoded == "." || decoded == ".."
 }
 
 /// The lock URL must come back from URL parsing exactly as we built it: no
@@ -699,9 +648,10 @@ fn is_dot_segment(segment: &str) -> bool {
 /// every piece guarantees this; the check makes a gap in it a clear error
 /// instead of a request to another object.
 fn check_lock_url(lock_url: &str) -> Result<(), Error> {
-    let reparsed = Url::parse(lock_url).map(String::from);
+    let reparsed = BaseUrl::parse(lock_url, false);
+    let same = reparsed.is_ok_and(|(u, _)| u.as_str() == lock_url);
     let uri_ok = lock_url.parse::<http::Uri>().is_ok();
-    if reparsed.as_deref() != Ok(lock_url) || !uri_ok {
+    if !same || !uri_ok {
         return Err(Error::config(
             "key",
             format!(
@@ -729,7 +679,7 @@ pub fn encode_key(key: &str) -> String {
 }
 
 fn lock_url(
-    endpoint: Option<&Url>,
+    endpoint: Option<&BaseUrl>,
     addressing: Addressing,
     region: &str,
     bucket: &str,
@@ -748,7 +698,7 @@ fn lock_url(
         Some(url) => {
             let base_path = url.path().trim_end_matches('/');
             let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-            let host = url.host_str().unwrap_or_default();
+            let host = url.host_str();
             match addressing {
                 Addressing::PathStyle => {
                     format!("{}://{host}{port}{base_path}/{bucket}/{key}", url.scheme())
