@@ -336,6 +336,7 @@ def run_step(lock, spec: dict, step: dict, state: dict) -> dict:
         if op == "acquire":
             lease = lock.acquire(**wait_args(step.get("wait", spec.get("wait"))))
             state["lease"] = lease
+            state.setdefault("taken", []).append(lease)
             if isinstance(lock, condlock.ApstraMutex):
                 return {"ok": True, "tag_id": lease.tag_id}
             out = {"ok": True, "etag": lease.etag}
@@ -390,11 +391,13 @@ def test_scenario(scenario):
         # A lock the script leaves held can never be released (its server is
         # gone): keep it out of the release at interpreter exit, which would
         # retry it against the closed script for EXIT_RELEASE_TIMEOUT.
-        left_held = state.get("lease")
-        if left_held is not None:
+        # Every lock the script took counts (a release that failed against
+        # the script has already left `state`).
+        taken = state.get("taken", [])
+        if taken:
             from condlock._lock_base import _REGISTER
 
-            _REGISTER.forget(lambda held: held is left_held)
+            _REGISTER.forget(lambda held: any(held is t for t in taken))
 
 
 def test_most_scenarios_run_on_both_bindings():
