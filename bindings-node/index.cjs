@@ -1,0 +1,453 @@
+'use strict';
+// The hand-written JavaScript layer over the native addon: error classes,
+// AbortSignal wiring, `Symbol.asyncDispose` and `using` (napi-rs cannot name
+// symbol methods). Everything else, every default, retry and message, is
+// the Rust core's.
+
+const native = require('./native.cjs');
+
+// ---------------------------------------------------------------- errors
+
+/** Base class of every condlock error; `code` is the core's error code. */
+class LockError extends Error {
+  constructor(message, fields = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.code = fields.code ?? 'misuse';
+  }
+}
+/** The lock is held (a try that did not wait); `holder` says by whom. */
+class LockHeld extends LockError {
+  constructor(message, fields = {}) {
+    super(message, fields);
+    this.holder = fields.holder ?? null;
+  }
+}
+/** The wait ran out; `holder` is the last holder seen, `waitedMs` the wait. */
+class LockTimeout extends LockError {
+  constructor(message, fields = {}) {
+    super(message, fields);
+    this.holder = fields.holder ?? null;
+    this.waitedMs = fields.waitedMs ?? null;
+  }
+}
+/** A lock held with a lease was lost; `reason`: stolen, gone, renewal_failed. */
+class LockLost extends LockError {
+  constructor(message, fields = {}) {
+    super(message, fields);
+    this.reason = fields.reason ?? null;
+    this.holder = fields.lost?.holder ?? null;
+  }
+}
+/** The lock belongs to someone else and was not touched. */
+class NotOwned extends LockError {
+  constructor(message, fields = {}) {
+    super(message, fields);
+    this.holder = fields.holder ?? null;
+  }
+}
+/** The store ignores conditional writes: it cannot provide a lock. */
+class ConditionalWritesUnsupported extends LockError {
+  constructor(message, fields = {}) {
+    super(message, fields);
+    this.endpoint = fields.endpoint ?? null;
+    this.bucket = fields.bucket ?? null;
+  }
+}
+/** The network kept failing; `maybeSent`: the last request may have arrived. */
+class TransportError extends LockError {
+  constructor(message, fields = {}) {
+    super(message, fields);
+    this.maybeSent = fields.maybeSent ?? true;
+    this.permanent = fields.permanent ?? false;
+  }
+}
+/** The server kept failing (5xx, throttling) until the deadline. */
+class ServerError extends LockError {
+  constructor(message, fields = {}) {
+    super(message, fields);
+    this.status = fields.status ?? null;
+    this.awsCode = fields.awsCode ?? null;
+  }
+}
+/** The server refused the request for a reason retrying cannot fix. */
+class RequestRejected extends ServerError {}
+/** Credentials were refused or lack permission. */
+class AccessDenied extends LockError {
+  constructor(message, fields = {}) {
+    super(message, fields);
+    this.status = fields.status ?? null;
+    this.awsCode = fields.awsCode ?? null;
+  }
+}
+/** The server answered something condlock cannot interpret. */
+class MalformedResponse extends LockError {}
+/** A bad option; `field` names it (as the option is spelled). */
+class InvalidConfiguration extends LockError {
+  constructor(message, fields = {}) {
+    super(message, { code: 'invalid_config', ...fields });
+    this.field = fields.field ?? null;
+  }
+}
+/** The caller's AbortSignal aborted the operation; nothing was left behind. */
+class LockCancelled extends LockError {
+  constructor(message, fields = {}) {
+    super(message, { code: 'cancelled', ...fields });
+    // As fetch and timers/promises name an abort.
+    this.name = 'AbortError';
+  }
+}
+/** The API was used out of order, or the addon failed internally. */
+class LockMisuse extends LockError {}
+
+// One class per core error code (the same names as Python's exceptions).
+const CLASSES = {
+  invalid_config: InvalidConfiguration,
+  no_such_bucket: InvalidConfiguration,
+  wrong_region: InvalidConfiguration,
+  no_such_blueprint: InvalidConfiguration,
+  held: LockHeld,
+  timeout: LockTimeout,
+  lost: LockLost,
+  not_owned: NotOwned,
+  conditional_writes_unsupported: ConditionalWritesUnsupported,
+  transport: TransportError,
+  server: ServerError,
+  rejected: RequestRejected,
+  access_denied: AccessDenied,
+  login_refused: AccessDenied,
+  malformed_response: MalformedResponse,
+  cancelled: LockCancelled,
+  misuse: LockMisuse,
+};
+
+const MARKER = '\u0001condlock-error:';
+
+/**
+ * The LockError for an error from the addon. Core errors carry their code,
+ * message and fields as JSON; anything else is an argument the addon could
+ * not convert (`asConfig`: a constructor option) or an internal failure.
+ */
+function fromNative(e, asConfig = false) {
+  const text = typeof e?.message === 'string' ? e.message : String(e);
+  if (text.startsWith(MARKER)) {
+    const fields = JSON.parse(text.slice(MARKER.length));
+    const Class = CLASSES[fields.code] ?? LockError;
+    return new Class(fields.message, fields);
+  }
+  if (asConfig) {
+    return new InvalidConfiguration(`invalid option: ${text}`, {});
+  }
+  return new LockMisuse(`condlock's native addon failed: ${text} (please report this)`, {
+    code: 'misuse',
+  });
+}
+
+function config(field, reason) {
+  return new InvalidConfiguration(`invalid option ${field}: ${reason}`, { field });
+}
+
+// ---------------------------------------------------------------- options
+
+const OPTION_NAMES = new Set([
+  'bucket', 'key', 'region', 'endpoint', 'pathStyle', 'workspace', 'workspaceKeyPrefix',
+  'credentials', 'who', 'operation', 'info', 'leaseMs', 'takeover', 'staleAfterMs',
+  'verifyConditionalWrites', 'maxPollIntervalMs', 'requestTimeoutMs', 'connectTimeoutMs',
+  'fetch', 'logger',
+]);
+
+const asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose');
+
+function checkType(name, value, type) {
+  if (value !== undefined && value !== null && typeof value !== type) {
+    throw config(name, `must be a ${type} (got ${typeof value})`);
+  }
+}
+
+function callHook(name, hook, event) {
+  try {
+    hook(event);
+  } catch (e) {
+    // A broken hook must not break the lock: report it where Node reports
+    // uncaught problems, once per throw.
+    process.emitWarning(`condlock: the ${name} hook threw: ${e?.message ?? e}`);
+  }
+}
+
+/** The provider wrapper the addon calls: `expiration` as epoch ms. */
+function providerWrapper(provider) {
+  return async () => {
+    const c = await provider();
+    if (c === null || typeof c !== 'object') return {};
+    const exp = c.expiration;
+    return {
+      accessKeyId: typeof c.accessKeyId === 'string' ? c.accessKeyId : undefined,
+      secretAccessKey: typeof c.secretAccessKey === 'string' ? c.secretAccessKey : undefined,
+      sessionToken: typeof c.sessionToken === 'string' ? c.sessionToken : undefined,
+      expirationMs: exp instanceof Date ? exp.getTime() : undefined,
+    };
+  };
+}
+
+function nativeOptions(options) {
+  if (options === null || typeof options !== 'object') {
+    throw config('options', 'pass an object: new S3Lock({ bucket, key, ... })');
+  }
+  for (const name of Object.keys(options)) {
+    if (!OPTION_NAMES.has(name)) {
+      throw config(name, `is not an option of S3Lock (options: ${[...OPTION_NAMES].join(', ')})`);
+    }
+  }
+  const { credentials, fetch, logger, ...rest } = options;
+  for (const [name, type] of [
+    ['bucket', 'string'], ['key', 'string'], ['region', 'string'], ['endpoint', 'string'],
+    ['workspace', 'string'], ['workspaceKeyPrefix', 'string'], ['who', 'string'],
+    ['operation', 'string'], ['info', 'string'], ['verifyConditionalWrites', 'string'],
+    ['pathStyle', 'boolean'], ['takeover', 'boolean'], ['leaseMs', 'number'],
+    ['staleAfterMs', 'number'], ['maxPollIntervalMs', 'number'], ['requestTimeoutMs', 'number'],
+    ['connectTimeoutMs', 'number'],
+  ]) {
+    checkType(name, rest[name], type);
+  }
+  if (fetch !== undefined && fetch !== null) {
+    throw config('fetch', 'a custom fetch transport is not supported by this version of the Node package; omit it to use the built-in transport');
+  }
+  checkType('logger', logger, 'function');
+  let provider = null;
+  if (typeof credentials === 'function') {
+    provider = providerWrapper(credentials);
+  } else if (credentials !== undefined && credentials !== null) {
+    if (typeof credentials !== 'object') {
+      throw config('credentials', 'must be { accessKeyId, secretAccessKey, sessionToken? } or a provider function');
+    }
+    checkType('credentials.accessKeyId', credentials.accessKeyId, 'string');
+    checkType('credentials.secretAccessKey', credentials.secretAccessKey, 'string');
+    checkType('credentials.sessionToken', credentials.sessionToken, 'string');
+    rest.accessKeyId = credentials.accessKeyId;
+    rest.secretAccessKey = credentials.secretAccessKey;
+    rest.sessionToken = credentials.sessionToken;
+  }
+  const log = logger ? (event) => callHook('logger', logger, event) : null;
+  return [rest, provider, log];
+}
+
+function checkAcquireOptions(options) {
+  if (options === null || typeof options !== 'object') {
+    throw config('options', 'pass an object: acquire({ timeoutMs, signal, onWait })');
+  }
+  const { timeoutMs, signal, onWait } = options;
+  checkType('timeoutMs', timeoutMs, 'number');
+  checkType('onWait', onWait, 'function');
+  if (signal !== undefined && signal !== null && !(signal instanceof AbortSignal)) {
+    throw config('signal', 'must be an AbortSignal');
+  }
+  return { timeoutMs: timeoutMs ?? null, signal: signal ?? null, onWait: onWait ?? null };
+}
+
+function waitEvent(n) {
+  return {
+    holder: n.holder ?? null,
+    elapsedMs: n.elapsedMs,
+    nextTryMs: n.nextTryMs,
+    newHolder: n.newHolder,
+    message: n.message,
+  };
+}
+
+// ---------------------------------------------------------------- classes
+
+const NEW_HELD = Symbol('condlock.newHeld');
+
+/** A lock we hold. Release it (or dispose of it) when done. */
+class HeldLock {
+  #native;
+  #controller = new AbortController();
+
+  /** @internal Made by S3Lock.acquire / tryAcquire. */
+  constructor(key, nativeHeld) {
+    if (key !== NEW_HELD) {
+      throw new LockMisuse('HeldLock is made by S3Lock.acquire(), not constructed', {});
+    }
+    this.#native = nativeHeld;
+    if (nativeHeld.leaseMs !== null) {
+      // Resolves when the lease is lost (an abort of `signal`), or with null
+      // when it ended without a loss.
+      nativeHeld.lost().then(
+        (lost) => {
+          if (lost) {
+            this.#controller.abort(
+              new LockLost(`the lock was lost (${lost.message})`, {
+                code: 'lost',
+                reason: lost.reason,
+                lost,
+              }),
+            );
+          }
+        },
+        () => {},
+      );
+    }
+  }
+
+  /** The lock ID (what `forceUnlock` takes). */
+  get lockId() {
+    return this.#native.lockId;
+  }
+  /** The lock object's current ETag (changes with each renewal). */
+  get etag() {
+    return this.#native.etag;
+  }
+  /** The lock body we wrote (Terraform's LockInfo). */
+  get info() {
+    return this.#native.info;
+  }
+  /** The lease in milliseconds, or null without one. */
+  get leaseMs() {
+    return this.#native.leaseMs;
+  }
+  /** Aborted with a LockLost when a leased lock is lost. */
+  get signal() {
+    return this.#controller.signal;
+  }
+  /** The fencing token: the generation (0 without a lease) and current ETag. */
+  get fencingToken() {
+    return { generation: this.#native.generation, etag: this.#native.etag };
+  }
+  /** Whether release() was called. */
+  get released() {
+    return this.#native.released;
+  }
+  /** Release the lock: true when deleted, false when already gone or released. */
+  async release() {
+    try {
+      return await this.#native.release();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+  /** `await using held = await lock.acquire()` releases here. */
+  async [asyncDispose]() {
+    await this.release();
+  }
+}
+
+/** A Terraform-compatible S3 lock file (`${key}.tflock`). */
+class S3Lock {
+  #native;
+  #lastHolder = null;
+
+  constructor(options) {
+    const [opts, provider, logger] = nativeOptions(options);
+    try {
+      this.#native = new native.S3LockNative(opts, provider, logger);
+    } catch (e) {
+      throw fromNative(e, true);
+    }
+  }
+
+  async #acquire(wait, options) {
+    const { timeoutMs, signal, onWait } = checkAcquireOptions(options);
+    if (signal?.aborted) {
+      throw new LockCancelled('operation cancelled: the signal was already aborted', {});
+    }
+    const token = new native.CancelToken();
+    const cancel = () => token.cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
+    const hook = onWait ? (n) => callHook('onWait', onWait, waitEvent(n)) : null;
+    try {
+      return new HeldLock(NEW_HELD, await this.#native.acquire(wait, timeoutMs, token, hook));
+    } catch (e) {
+      throw fromNative(e);
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+    }
+  }
+
+  /** Acquire, waiting while it is held (forever unless `timeoutMs`). */
+  acquire(options = {}) {
+    return this.#acquire(true, options);
+  }
+
+  /** One attempt: null when held (the holder is then `lastHolder`). */
+  async tryAcquire() {
+    try {
+      const held = await this.#acquire(false, {});
+      this.#lastHolder = null;
+      return held;
+    } catch (e) {
+      if (e instanceof LockHeld) {
+        this.#lastHolder = e.holder;
+        return null;
+      }
+      throw e;
+    }
+  }
+
+  /** The holder seen by the last tryAcquire() that found the lock held. */
+  get lastHolder() {
+    return this.#lastHolder;
+  }
+
+  /** Who holds the lock now (null: free). */
+  async holder() {
+    try {
+      return await this.#native.holder();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Remove the lock whose ID is `lockId`, as `terraform force-unlock` does. */
+  async forceUnlock(lockId) {
+    if (typeof lockId !== 'string') {
+      throw config('lockId', 'must be a string: the ID shown as the holder\'s lock ID');
+    }
+    try {
+      return await this.#native.forceUnlock(lockId);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /**
+   * Run `fn(signal, held)` holding the lock, and release on every exit.
+   * The signal aborts if a leased lock is lost.
+   */
+  async using(fn, options = {}) {
+    if (typeof fn !== 'function') {
+      throw config('fn', 'must be a function: lock.using(async (signal, held) => ...)');
+    }
+    const held = await this.acquire(options);
+    let result;
+    try {
+      result = await fn(held.signal, held);
+    } catch (e) {
+      // The caller's error wins; a failed release is reported beside it.
+      await held.release().catch((r) =>
+        process.emitWarning(`condlock: release after an error failed: ${r.message}`),
+      );
+      throw e;
+    }
+    await held.release();
+    return result;
+  }
+}
+
+module.exports = {
+  S3Lock,
+  HeldLock,
+  LockError,
+  LockHeld,
+  LockTimeout,
+  LockLost,
+  NotOwned,
+  ConditionalWritesUnsupported,
+  TransportError,
+  ServerError,
+  RequestRejected,
+  AccessDenied,
+  MalformedResponse,
+  InvalidConfiguration,
+  LockCancelled,
+  LockMisuse,
+};
