@@ -34,4 +34,9 @@ if [[ -f scripts/test-python.sh ]]; then
   bash scripts/test-python.sh
 fi
 
+if [[ -f scripts/test-node.sh ]]; then
+  step "Node package tests (node --test, npm pack + install)"
+  bash scripts/test-node.sh
+fi
+
 step "all suites passed"
