@@ -189,6 +189,44 @@ function providerWrapper(provider) {
   };
 }
 
+// Headers fetch computes itself (and may refuse to be given).
+const FETCH_SETS = new Set(['host', 'content-length']);
+
+/**
+ * The `fetch` option as the addon calls it: plain data in and out. A
+ * rejection with a TypeError is fetch's network failure (the request may
+ * have been sent: retried); anything else means the function itself is
+ * broken (not retried).
+ */
+function fetchWrapper(userFetch) {
+  return async ({ method, url, headers, body }) => {
+    let response;
+    try {
+      const h = new Headers();
+      for (const [name, value] of headers) {
+        if (!FETCH_SETS.has(name)) h.append(name, value);
+      }
+      response = await userFetch(url, { method, headers: h, body: body ?? undefined });
+    } catch (e) {
+      const network = e instanceof TypeError;
+      const cause = e?.cause?.message ? ` (${e.cause.message})` : '';
+      return {
+        error: `${network ? 'fetch failed' : 'the fetch option threw'}: ${e?.message ?? e}${cause}`,
+        kind: network ? 'network' : 'broken',
+      };
+    }
+    if (!response || typeof response.status !== 'number' || typeof response.arrayBuffer !== 'function') {
+      return { error: 'the fetch option resolved to something that is not a Response', kind: 'broken' };
+    }
+    try {
+      const data = Buffer.from(await response.arrayBuffer());
+      return { status: response.status, headers: [...response.headers], body: data };
+    } catch (e) {
+      return { error: `reading the response body failed: ${e?.message ?? e}`, kind: 'network' };
+    }
+  };
+}
+
 function nativeOptions(options) {
   if (options === null || typeof options !== 'object') {
     throw config('options', 'pass an object: new S3Lock({ bucket, key, ... })');
@@ -209,9 +247,7 @@ function nativeOptions(options) {
   ]) {
     checkType(name, rest[name], type);
   }
-  if (fetch !== undefined && fetch !== null) {
-    throw config('fetch', 'a custom fetch transport is not supported by this version of the Node package; omit it to use the built-in transport');
-  }
+  checkType('fetch', fetch, 'function');
   checkType('logger', logger, 'function');
   let provider = null;
   if (typeof credentials === 'function') {
@@ -228,7 +264,7 @@ function nativeOptions(options) {
     rest.sessionToken = credentials.sessionToken;
   }
   const log = logger ? (event) => callHook('logger', logger, event) : null;
-  return [rest, provider, log];
+  return [rest, provider, log, fetch ? fetchWrapper(fetch) : null];
 }
 
 function checkAcquireOptions(options) {
@@ -337,9 +373,9 @@ class S3Lock {
   #lastHolder = null;
 
   constructor(options) {
-    const [opts, provider, logger] = nativeOptions(options);
+    const [opts, provider, logger, fetchHook] = nativeOptions(options);
     try {
-      this.#native = new native.S3LockNative(opts, provider, logger);
+      this.#native = new native.S3LockNative(opts, provider, logger, fetchHook);
     } catch (e) {
       throw fromNative(e, true);
     }

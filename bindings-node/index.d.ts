@@ -85,8 +85,10 @@ export interface S3LockOptions {
   /** Node only: connect timeout. */
   connectTimeoutMs?: number;
   /**
-   * Transport hook. Node: not supported by this version (rejected with
-   * InvalidConfiguration); the built-in Rust transport is used.
+   * Transport hook: requests go through this `fetch`-compatible function
+   * instead of the built-in Rust transport (Node's default). A rejection
+   * with a TypeError (fetch's network failure) is retried; any other
+   * rejection fails the operation.
    */
   fetch?: typeof fetch;
   /** Debug-style hook receiving the core's notices; never carries a secret. */

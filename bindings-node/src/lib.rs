@@ -8,6 +8,7 @@
 
 mod credentials;
 mod errors;
+mod fetch;
 mod s3;
 mod values;
 

@@ -12,6 +12,8 @@ use condlock::drive::s3::{Holding, S3Lock, RELEASE_BUDGET};
 use condlock::drive::Notice;
 use condlock::error::{Context, Kind};
 use condlock::native::{default_who, process_env, CredentialSource, NativeIo, Transport};
+
+use crate::fetch::{AnyTransport, FetchFn};
 use condlock::s3::UnlockOutcome;
 use condlock::settings::{wait_policy, CredentialPlan, CredentialSettings, S3Settings};
 use condlock::{Cancel, Error, Secret};
@@ -25,7 +27,7 @@ use crate::credentials::{self, ProviderFn};
 use crate::errors::{no_context, to_napi};
 use crate::values::{holder_json, lock_info_json, lost_json, notice_json};
 
-type Lock = S3Lock<NativeIo<Transport>, CredentialSource>;
+type Lock = S3Lock<NativeIo<AnyTransport>, CredentialSource>;
 
 /// A JavaScript hook receiving notices, callable from any thread. Weak: a
 /// hook does not keep the process alive.
@@ -113,6 +115,7 @@ impl S3LockNative {
         options: S3LockNativeOptions,
         provider: Option<ProviderFn>,
         logger: Option<NoticeFn>,
+        fetch: Option<FetchFn>,
     ) -> napi::Result<Self> {
         let o = options;
         let settings = S3Settings {
@@ -166,7 +169,12 @@ impl S3LockNative {
             (CredentialPlan::Provider, Some(p)) => credentials::from_provider(p),
             _ => block_on(CredentialSource::from_aws_chain_in(&resolved.region)),
         };
-        let transport = Transport::new(&resolved.transport).map_err(|e| to_napi(e, &ctx))?;
+        let transport = match fetch {
+            Some(f) => AnyTransport::Fetch(f),
+            None => AnyTransport::Native(
+                Transport::new(&resolved.transport).map_err(|e| to_napi(e, &ctx))?,
+            ),
+        };
         let lock = S3Lock::new(
             resolved.config.clone(),
             credentials,

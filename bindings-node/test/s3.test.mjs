@@ -322,3 +322,28 @@ test('several processes never hold the lock at once', async () => {
     assert.ok(spans[i][0] >= spans[i - 1][1], `overlap: ${spans[i - 1]} and ${spans[i]}`);
   }
 });
+
+test('the fetch option carries every request (signed) to a real server', async () => {
+  let calls = 0;
+  const o = opts({
+    verifyConditionalWrites: 'always',
+    fetch: (url, init) => {
+      calls++;
+      return fetch(url, init);
+    },
+  });
+  const lock = new S3Lock(o);
+  const held = await lock.acquire();
+  assert.equal((await new S3Lock(opts({ key: o.key })).holder()).id, held.lockId);
+  assert.equal(await lock.tryAcquire(), null);
+  assert.equal(await held.release(), true);
+  assert.ok(calls >= 5, `${calls} requests through fetch`);
+});
+
+test('a fetch option that is broken fails at once with TransportError', async () => {
+  const lock = new S3Lock(opts({ fetch: async () => ({ not: 'a response' }) }));
+  const err = await lock.acquire({ timeoutMs: 30_000 }).catch((e) => e);
+  assert.ok(err instanceof TransportError, String(err));
+  assert.equal(err.permanent, true);
+  assert.match(err.message, /not a Response/);
+});
