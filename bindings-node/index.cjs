@@ -292,6 +292,64 @@ function waitEvent(n) {
 
 // ---------------------------------------------------------------- classes
 
+/**
+ * One acquire through the addon: the caller's AbortSignal cancels the
+ * core's operation (which removes a lock it may have written first).
+ */
+async function runAcquire(nativeLock, wait, options, wrap) {
+  const { timeoutMs, signal, onWait } = checkAcquireOptions(options);
+  if (signal?.aborted) {
+    throw new LockCancelled('operation cancelled: the signal was already aborted', {});
+  }
+  const token = new native.CancelToken();
+  const cancel = () => token.cancel();
+  signal?.addEventListener('abort', cancel, { once: true });
+  const hook = onWait ? (n) => callHook('onWait', onWait, waitEvent(n)) : null;
+  try {
+    return wrap(await nativeLock.acquire(wait, timeoutMs, token, hook));
+  } catch (e) {
+    throw fromNative(e);
+  } finally {
+    signal?.removeEventListener('abort', cancel);
+  }
+}
+
+/** `fn(signal, held)` holding `held`, released on every exit. */
+async function holding(held, fn) {
+  let result;
+  try {
+    result = await fn(held.signal, held);
+  } catch (e) {
+    // The caller's error wins; a failed release is reported beside it.
+    await held.release().catch((r) =>
+      process.emitWarning(`condlock: release after an error failed: ${r.message}`),
+    );
+    throw e;
+  }
+  await held.release();
+  return result;
+}
+
+/** Run `op()` (an addon call) with its errors, thrown or rejected, as LockErrors. */
+async function call(op) {
+  try {
+    return await op();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+function checkOptions(options, names, what) {
+  if (options === null || typeof options !== 'object') {
+    throw config('options', `pass an object: new ${what}({ ... })`);
+  }
+  for (const name of Object.keys(options)) {
+    if (!names.includes(name)) {
+      throw config(name, `is not an option of ${what} (options: ${names.join(', ')})`);
+    }
+  }
+}
+
 const NEW_HELD = Symbol('condlock.newHeld');
 
 /** A lock we hold. Release it (or dispose of it) when done. */
@@ -381,22 +439,8 @@ class S3Lock {
     }
   }
 
-  async #acquire(wait, options) {
-    const { timeoutMs, signal, onWait } = checkAcquireOptions(options);
-    if (signal?.aborted) {
-      throw new LockCancelled('operation cancelled: the signal was already aborted', {});
-    }
-    const token = new native.CancelToken();
-    const cancel = () => token.cancel();
-    signal?.addEventListener('abort', cancel, { once: true });
-    const hook = onWait ? (n) => callHook('onWait', onWait, waitEvent(n)) : null;
-    try {
-      return new HeldLock(NEW_HELD, await this.#native.acquire(wait, timeoutMs, token, hook));
-    } catch (e) {
-      throw fromNative(e);
-    } finally {
-      signal?.removeEventListener('abort', cancel);
-    }
+  #acquire(wait, options) {
+    return runAcquire(this.#native, wait, options, (n) => new HeldLock(NEW_HELD, n));
   }
 
   /** Acquire, waiting while it is held (forever unless `timeoutMs`). */
@@ -453,25 +497,202 @@ class S3Lock {
     if (typeof fn !== 'function') {
       throw config('fn', 'must be a function: lock.using(async (signal, held) => ...)');
     }
-    const held = await this.acquire(options);
-    let result;
+    return holding(await this.acquire(options), fn);
+  }
+}
+
+// ---------------------------------------------------------------- Apstra
+
+const SERVER_OPTIONS = ['url', 'username', 'password', 'verifyTls', 'requestTimeoutMs', 'fetch'];
+
+function serverOptions(o) {
+  for (const [name, type] of [
+    ['url', 'string'], ['username', 'string'], ['password', 'string'], ['verifyTls', 'boolean'],
+    ['requestTimeoutMs', 'number'], ['fetch', 'function'],
+  ]) {
+    checkType(name, o[name], type);
+  }
+  const { fetch, ...rest } = o;
+  return [rest, fetch ? fetchWrapper(fetch) : null];
+}
+
+/**
+ * An Apstra server and the login session its operations share, with the
+ * administration of blueprint mutexes. `url`, `username`, `password` default
+ * to APSTRA_URL, APSTRA_USER, APSTRA_PASS.
+ */
+class ApstraClient {
+  #native;
+
+  constructor(options = {}) {
+    checkOptions(options, SERVER_OPTIONS, 'ApstraClient');
+    const [opts, fetchHook] = serverOptions(options);
     try {
-      result = await fn(held.signal, held);
+      this.#native = new native.ApstraClientNative(opts, fetchHook);
     } catch (e) {
-      // The caller's error wins; a failed release is reported beside it.
-      await held.release().catch((r) =>
-        process.emitWarning(`condlock: release after an error failed: ${r.message}`),
+      throw fromNative(e, true);
+    }
+  }
+
+  /** @internal The addon's client (shared by the mutexes made with it). */
+  get _native() {
+    return this.#native;
+  }
+
+  /** Every blueprint mutex on the server. */
+  listMutexes() {
+    return call(() => this.#native.listMutexes());
+  }
+
+  /** The mutexes older than `olderThanMs`. */
+  async staleMutexes(olderThanMs) {
+    checkType('olderThanMs', olderThanMs, 'number');
+    if (olderThanMs === undefined || olderThanMs === null) {
+      throw config('olderThanMs', 'is required: staleMutexes(olderThanMs)');
+    }
+    return call(() => this.#native.staleMutexes(olderThanMs));
+  }
+
+  /** Delete the mutex tag with this ID: the tag deleted, or null. */
+  async forceUnlockTag(tagId) {
+    if (typeof tagId !== 'string') throw config('tagId', 'must be a string: a mutex tag ID');
+    return call(() => this.#native.forceUnlockTag(tagId));
+  }
+}
+
+/** A blueprint mutex we hold. */
+class HeldMutex {
+  #native;
+  #controller = new AbortController();
+
+  /** @internal Made by ApstraMutex.acquire / tryAcquire. */
+  constructor(key, nativeHeld) {
+    if (key !== NEW_HELD) {
+      throw new LockMisuse('HeldMutex is made by ApstraMutex.acquire(), not constructed', {});
+    }
+    this.#native = nativeHeld;
+  }
+  get tagId() {
+    return this.#native.tagId;
+  }
+  get blueprintId() {
+    return this.#native.blueprintId;
+  }
+  get label() {
+    return this.#native.label;
+  }
+  get description() {
+    return this.#native.description;
+  }
+  get token() {
+    return this.#native.token;
+  }
+  get recovered() {
+    return this.#native.recovered;
+  }
+  get released() {
+    return this.#native.released;
+  }
+  /** Never aborted: a mutex tag has no lease. Here for `using()`. */
+  get signal() {
+    return this.#controller.signal;
+  }
+  /** Release: true when this call deleted our tag. */
+  release() {
+    return call(() => this.#native.release());
+  }
+  async [asyncDispose]() {
+    await this.release();
+  }
+}
+
+const MUTEX_OPTIONS = ['blueprintId', 'message', 'waitForBlueprintUnlock', 'maxPollIntervalMs', 'client', 'logger'];
+
+/**
+ * The mutex of one Apstra blueprint: the tag `blueprint <ID> locked`, the
+ * one `terraform apply` with the Apstra provider takes. Server options are
+ * ApstraClient's (or pass `client`).
+ */
+class ApstraMutex {
+  #native;
+  #lastHolder = null;
+
+  constructor(options) {
+    checkOptions(options, [...MUTEX_OPTIONS, ...SERVER_OPTIONS], 'ApstraMutex');
+    const { blueprintId, message, waitForBlueprintUnlock, maxPollIntervalMs, client, logger, ...server } = options;
+    checkType('blueprintId', blueprintId, 'string');
+    checkType('message', message, 'string');
+    checkType('waitForBlueprintUnlock', waitForBlueprintUnlock, 'boolean');
+    checkType('maxPollIntervalMs', maxPollIntervalMs, 'number');
+    checkType('logger', logger, 'function');
+    if (client !== undefined && client !== null) {
+      if (!(client instanceof ApstraClient)) throw config('client', 'must be an ApstraClient');
+      if (Object.keys(server).length > 0) {
+        throw config(Object.keys(server)[0], 'cannot be combined with client (the client has its own)');
+      }
+    }
+    const c = client ?? new ApstraClient(server);
+    const log = logger ? (event) => callHook('logger', logger, event) : null;
+    try {
+      this.#native = new native.ApstraMutexNative(
+        { blueprintId, message, waitForBlueprintUnlock, maxPollIntervalMs },
+        c._native,
+        log,
       );
+    } catch (e) {
+      throw fromNative(e, true);
+    }
+  }
+
+  /** Acquire, waiting while held (forever unless `timeoutMs`). */
+  acquire(options = {}) {
+    return runAcquire(this.#native, true, options, (n) => new HeldMutex(NEW_HELD, n));
+  }
+
+  /** One attempt: null when held (the holder's tag is then `lastHolder`). */
+  async tryAcquire() {
+    try {
+      const held = await runAcquire(this.#native, false, {}, (n) => new HeldMutex(NEW_HELD, n));
+      this.#lastHolder = null;
+      return held;
+    } catch (e) {
+      if (e instanceof LockHeld) {
+        this.#lastHolder = e.holder;
+        return null;
+      }
       throw e;
     }
-    await held.release();
-    return result;
+  }
+
+  get lastHolder() {
+    return this.#lastHolder;
+  }
+
+  /** The mutex tag (null: free). */
+  holder() {
+    return call(() => this.#native.holder());
+  }
+
+  /** Delete this blueprint's mutex: the tag deleted, or null. */
+  forceUnlock() {
+    return call(() => this.#native.forceUnlock());
+  }
+
+  /** Run `fn(signal, held)` holding the mutex; released on every exit. */
+  async using(fn, options = {}) {
+    if (typeof fn !== 'function') {
+      throw config('fn', 'must be a function: mutex.using(async (signal, held) => ...)');
+    }
+    return holding(await this.acquire(options), fn);
   }
 }
 
 module.exports = {
   S3Lock,
   HeldLock,
+  ApstraClient,
+  ApstraMutex,
+  HeldMutex,
   LockError,
   LockHeld,
   LockTimeout,

@@ -5,6 +5,9 @@ import condlock from './index.cjs';
 export const {
   S3Lock,
   HeldLock,
+  ApstraClient,
+  ApstraMutex,
+  HeldMutex,
   LockError,
   LockHeld,
   LockTimeout,

@@ -95,6 +95,8 @@ pub fn to_napi(err: Error, ctx: &Context) -> napi::Error {
     }
     if let Some(h) = err.holder() {
         fields.insert("holder".into(), holder_json(h));
+    } else if let Some(b) = err.blocker() {
+        fields.insert("holder".into(), crate::values::blocker_json(b));
     }
     if let Some(waited) = err.waited() {
         fields.insert("waitedMs".into(), json!(waited.as_millis() as f64));

@@ -6,10 +6,12 @@
 //! (`index.js`) with their code, message and structured fields, where they
 //! become `LockError` subclasses. Nothing is decided here.
 
+mod apstra;
 mod credentials;
 mod errors;
 mod fetch;
 mod s3;
 mod values;
 
+pub use apstra::{ApstraClientNative, ApstraMutexNative, HeldMutexNative};
 pub use s3::{CancelToken, HeldLockNative, S3LockNative};

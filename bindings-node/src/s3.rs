@@ -64,7 +64,7 @@ fn seconds(ms: Option<f64>) -> Option<f64> {
 }
 
 /// Send a notice to a hook without waiting for it.
-fn notify(hook: &Option<Arc<NoticeFn>>, notice: &Notice) {
+pub fn notify(hook: &Option<Arc<NoticeFn>>, notice: &Notice) {
     if let Some(f) = hook {
         f.call(notice_json(notice), ThreadsafeFunctionCallMode::NonBlocking);
     }
@@ -97,6 +97,13 @@ impl CancelToken {
     #[napi]
     pub fn cancel(&self) {
         self.inner.cancel();
+    }
+}
+
+impl CancelToken {
+    /// The core's cancellation behind this token.
+    pub fn cancel_handle(&self) -> Cancel {
+        self.inner.clone()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The values JavaScript sees, as JSON-shaped objects: the holder of a lock
 //! (`LockInfo`), wait events, loss reasons. Conversions only.
 
+use condlock::apstra::Blocker;
 use condlock::drive::{Holder, Notice};
 use condlock::s3::{LockHolder, LockInfo, LostReason};
 use serde_json::{json, Value};
@@ -64,7 +65,11 @@ pub fn notice_json(n: &Notice) -> Value {
             new_holder,
         } => json!({
             "kind": "waiting",
-            "holder": match holder { Holder::S3(h) => holder_json(h), other => json!({ "description": other.to_string() }) },
+            "holder": match holder {
+                Holder::S3(h) => holder_json(h),
+                Holder::Apstra(b) => blocker_json(b),
+                other => json!({ "description": other.to_string() }),
+            },
             "elapsedMs": ms(waited),
             "nextTryMs": ms(next_try_in),
             "newHolder": new_holder,
@@ -89,5 +94,22 @@ pub fn notice_json(n: &Notice) -> Value {
             "message": message,
         }),
         _ => json!({ "kind": "other", "message": message }),
+    }
+}
+
+/// What blocks an Apstra mutex: the holder's tag, or Apstra's own blueprint
+/// lock (taken in the web UI).
+pub fn blocker_json(b: &Blocker) -> Value {
+    match b {
+        Blocker::Tag(t) => crate::apstra::tag_json(t),
+        Blocker::BlueprintLock(s) => json!({
+            "lockStatus": s.lock_status,
+            "lockType": s.lock_type,
+            "username": s.username,
+            "firstName": s.first_name,
+            "lastName": s.last_name,
+            "userId": s.user_id,
+            "description": b.to_string(),
+        }),
     }
 }

@@ -35,6 +35,23 @@ export async function startMoto() {
   };
 }
 
+/** Start the Apstra emulator (tests/apstra_emulator.py) knowing `blueprints`. */
+export async function startApstra(blueprints) {
+  const args = [join(REPO, 'tests', 'apstra_emulator.py'), '--port', '0', '--host', '127.0.0.1', '--user', 'admin:emulator-password'];
+  for (const b of blueprints) args.push('--blueprint', b);
+  const child = spawn(python(), args, { stdio: ['ignore', 'pipe', 'ignore'] });
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /LISTENING (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`apstra_emulator.py exited with ${code}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill() };
+}
+
 /** Create a bucket (moto does not check signatures). */
 export async function createBucket(endpoint, bucket) {
   const r = await fetch(`${endpoint}/${bucket}`, { method: 'PUT' });
