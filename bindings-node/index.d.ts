@@ -144,10 +144,11 @@ export declare class LockError extends Error {
   readonly code: string;
 }
 export declare class LockHeld extends LockError {
-  readonly holder: LockInfo | null;
+  /** Node: an Apstra mutex's holder is its MutexTag (or Apstra's own blueprint lock). */
+  readonly holder: LockInfo | MutexTag | BlueprintLockStatus | null;
 }
 export declare class LockTimeout extends LockError {
-  readonly holder: LockInfo | null;
+  readonly holder: LockInfo | MutexTag | BlueprintLockStatus | null;
   readonly waitedMs: number;
 }
 export declare class LockLost extends LockError {
@@ -185,3 +186,101 @@ export declare class InvalidConfiguration extends LockError {
 export declare class LockCancelled extends LockError {}
 /** The API was used out of order, or the addon failed internally. */
 export declare class LockMisuse extends LockError {}
+
+// ---------------------------------------------------------------- Node only: Apstra
+
+/** A blueprint mutex tag in Apstra's design catalog: who holds the mutex. */
+export interface MutexTag {
+  /** The tag ID (what `forceUnlockTag` takes). */
+  id: string;
+  blueprintId: string;
+  /** `blueprint <ID> locked`. */
+  label: string;
+  /** The description as stored: the holder's message (and condlock's token). */
+  description: string;
+  /** The description without condlock's holder token. */
+  message: string;
+  /** condlock's holder token, or null for a tag condlock did not create. */
+  token: string | null;
+  createdAt: string | null;
+  /** Age when read, or null when the creation time is unknown. */
+  ageMs: number | null;
+  carriesCondlockToken: boolean;
+}
+
+/** Apstra's own blueprint lock (web UI), when it keeps a mutex from being taken. */
+export interface BlueprintLockStatus {
+  lockStatus: string;
+  lockType: string;
+  username: string;
+  firstName: string;
+  lastName: string;
+  userId: string;
+  description: string;
+}
+
+/** Server options; `url`, `username`, `password` default to APSTRA_URL, APSTRA_USER, APSTRA_PASS. */
+export interface ApstraServerOptions {
+  /** May embed percent-encoded credentials and a path prefix. */
+  url?: string;
+  username?: string;
+  /** Never shown in any message or log. */
+  password?: string;
+  /** Default true (or APSTRA_TLS_VALIDATION_DISABLED). */
+  verifyTls?: boolean;
+  /** Per request (default 10 s, or APSTRA_API_TIMEOUT). */
+  requestTimeoutMs?: number;
+  /** Transport hook, as for S3Lock. */
+  fetch?: typeof fetch;
+}
+
+/** An Apstra server and its login session, with the administration of blueprint mutexes. */
+export declare class ApstraClient {
+  constructor(options?: ApstraServerOptions);
+  listMutexes(): Promise<MutexTag[]>;
+  /** The mutexes older than `olderThanMs`. */
+  staleMutexes(olderThanMs: number): Promise<MutexTag[]>;
+  /** Delete the mutex tag with this ID: the tag deleted, or null. */
+  forceUnlockTag(tagId: string): Promise<MutexTag | null>;
+}
+
+export interface ApstraMutexOptions extends ApstraServerOptions {
+  blueprintId: string;
+  /** Holder message template (default APSTRA_BLUEPRINT_MUTEX_MESSAGE, else `locked by user@host (condlock) at $DATE`). */
+  message?: string;
+  /** First wait for Apstra's own blueprint lock (default true, as the SDK). */
+  waitForBlueprintUnlock?: boolean;
+  maxPollIntervalMs?: number;
+  /** Share a client (its server and session); then no server options. */
+  client?: ApstraClient;
+  logger?: (event: LogEvent) => void;
+}
+
+/** The mutex of one Apstra blueprint: the tag `terraform apply` with the Apstra provider takes. */
+export declare class ApstraMutex {
+  constructor(options: ApstraMutexOptions);
+  acquire(options?: AcquireOptions): Promise<HeldMutex>;
+  tryAcquire(): Promise<HeldMutex | null>;
+  readonly lastHolder: MutexTag | BlueprintLockStatus | null;
+  holder(): Promise<MutexTag | null>;
+  /** Delete this blueprint's mutex: the tag deleted, or null. */
+  forceUnlock(): Promise<MutexTag | null>;
+  using<T>(fn: (signal: AbortSignal, held: HeldMutex) => Promise<T>, options?: AcquireOptions): Promise<T>;
+}
+
+/** A blueprint mutex we hold. */
+export declare class HeldMutex {
+  private constructor();
+  readonly tagId: string;
+  readonly blueprintId: string;
+  readonly label: string;
+  readonly description: string;
+  readonly token: string;
+  /** True when our tag was recognised by its token after a lost response. */
+  readonly recovered: boolean;
+  readonly released: boolean;
+  /** Never aborted (a mutex tag has no lease); there for `using()`. */
+  readonly signal: AbortSignal;
+  release(): Promise<boolean>;
+  [Symbol.asyncDispose](): Promise<void>;
+}

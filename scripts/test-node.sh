@@ -16,8 +16,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 log() { printf 'test-node: %s\n' "$*"; }
 
-log "cargo build -p condlock-node"
-cargo build -p condlock-node
+log "cargo build -p condlock-node -p condlock-cli"
+cargo build -p condlock-node -p condlock-cli
 cp "$CARGO_TARGET_DIR/debug/libcondlock_node.so" bindings-node/condlock.linux-x64-gnu.node
 
 cd bindings-node

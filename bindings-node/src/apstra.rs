@@ -85,7 +85,11 @@ pub struct ApstraClientNative {
 #[napi]
 impl ApstraClientNative {
     /// Resolve the options (the `APSTRA_*` environment fills the gaps).
-    #[napi(constructor, catch_unwind)]
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "options: ApstraNativeOptions, fetch: ((request: FetchRequest) => Promise<FetchResponse>) | null"
+    )]
     pub fn new(options: ApstraNativeOptions, fetch: Option<FetchFn>) -> napi::Result<Self> {
         let o = options;
         let settings = ApstraSettings {
@@ -175,7 +179,11 @@ pub struct ApstraMutexNative {
 #[napi]
 impl ApstraMutexNative {
     /// A mutex on `client`'s server.
-    #[napi(constructor, catch_unwind)]
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "options: MutexNativeOptions, client: ApstraClientNative, logger: ((event: any) => void) | null"
+    )]
     pub fn new(
         options: MutexNativeOptions,
         client: &ApstraClientNative,
@@ -205,7 +213,11 @@ impl ApstraMutexNative {
     }
 
     /// Acquire: `wait` false makes one attempt; `timeoutMs` bounds the wait.
-    #[napi(catch_unwind, ts_return_type = "Promise<HeldMutexNative>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "wait: boolean, timeoutMs: number | null, token: CancelToken, onWait: ((event: any) => void) | null",
+        ts_return_type = "Promise<HeldMutexNative>"
+    )]
     pub fn acquire<'env>(
         &self,
         env: &'env Env,

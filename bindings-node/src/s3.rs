@@ -117,7 +117,11 @@ pub struct S3LockNative {
 impl S3LockNative {
     /// Resolve the options (the core applies the environment and every
     /// rule); without keys or a provider, the AWS chain is loaded.
-    #[napi(constructor, catch_unwind)]
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "options: S3LockNativeOptions, provider: (() => Promise<ProvidedCredentials>) | null, logger: ((event: any) => void) | null, fetch: ((request: FetchRequest) => Promise<FetchResponse>) | null"
+    )]
     pub fn new(
         options: S3LockNativeOptions,
         provider: Option<ProviderFn>,
@@ -201,7 +205,11 @@ impl S3LockNative {
 
     /// Acquire: `wait` false makes one attempt; `timeoutMs` bounds the wait
     /// (none: wait forever). Waiting notices go to `onWait` and the logger.
-    #[napi(catch_unwind, ts_return_type = "Promise<HeldLockNative>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "wait: boolean, timeoutMs: number | null, token: CancelToken, onWait: ((event: any) => void) | null",
+        ts_return_type = "Promise<HeldLockNative>"
+    )]
     pub fn acquire<'env>(
         &self,
         env: &'env Env,

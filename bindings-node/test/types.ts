@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit` by scripts/test-node.sh: the declarations
 // describe the API as the README uses it.
-import { S3Lock, HeldLock, LockError, LockTimeout, LockLost, InvalidConfiguration, type WaitEvent } from 'condlock';
+import { ApstraClient, ApstraMutex, type MutexTag, S3Lock, HeldLock, LockError, LockTimeout, LockLost, InvalidConfiguration, type WaitEvent } from 'condlock';
 
 async function main(): Promise<number> {
   const lock = new S3Lock({
@@ -28,4 +28,12 @@ async function main(): Promise<number> {
     throw e;
   }
 }
+async function apstra(): Promise<string[]> {
+  const client = new ApstraClient({ url: 'https://apstra.example', username: 'admin', password: 'x' });
+  const mutex = new ApstraMutex({ blueprintId: 'bp-1', client, message: 'from CI' });
+  await using held = await mutex.acquire({ timeoutMs: 1_000 });
+  const stale: MutexTag[] = await client.staleMutexes(3_600_000);
+  return [held.tagId, ...stale.map((t) => t.id)];
+}
 void main;
+void apstra;
