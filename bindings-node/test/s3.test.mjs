@@ -347,3 +347,22 @@ test('a fetch option that is broken fails at once with TransportError', async ()
   assert.equal(err.permanent, true);
   assert.match(err.message, /not a Response/);
 });
+
+test('an abort while the PUT is in flight removes the lock it wrote', async () => {
+  const controller = new AbortController();
+  let puts = 0;
+  const o = opts({
+    fetch: async (url, init) => {
+      if (init.method === 'PUT') {
+        puts++;
+        // The caller aborts while the PUT is on its way; it still lands.
+        controller.abort();
+      }
+      return fetch(url, init);
+    },
+  });
+  const err = await new S3Lock(o).acquire({ signal: controller.signal }).catch((e) => e);
+  assert.ok(err instanceof LockCancelled, String(err));
+  assert.equal(puts, 1);
+  assert.equal(await new S3Lock(opts({ key: o.key })).holder(), null, 'the lock written was removed');
+});
