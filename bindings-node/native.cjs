@@ -7,8 +7,9 @@ const { existsSync } = require('node:fs');
 
 function platformTag() {
   if (process.platform === 'linux' && process.arch === 'x64') {
-    const glibc = process.report?.getReport?.().header?.glibcVersionRuntime;
-    return glibc ? 'linux-x64-gnu' : 'linux-x64-musl';
+    // musl's loader is a file of its own; asking process.report would cost
+    // more than the rest of loading.
+    return existsSync('/lib/ld-musl-x86_64.so.1') ? 'linux-x64-musl' : 'linux-x64-gnu';
   }
   return `${process.platform}-${process.arch}`;
 }

@@ -8,7 +8,7 @@
 // Each measurement runs in its own Node process. CPU is process.cpuUsage()
 // (user + system, every thread: condlock's requests run on Rust threads),
 // over MEASURE cycles after WARMUP cycles (the SDK's JIT warm-up).
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -71,8 +71,18 @@ async function loadChild(lib) {
   process.stdout.write(JSON.stringify({ loadMs: performance.now() - t0 }));
 }
 
+// Asynchronous: the servers' logs are read meanwhile (a full pipe would
+// stall them).
 function run(args) {
-  return JSON.parse(execFileSync(process.execPath, ['--no-warnings', fileURLToPath(import.meta.url), ...args], { encoding: 'utf8', cwd: HERE, stdio: ['ignore', 'pipe', 'inherit'] }));
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--no-warnings', fileURLToPath(import.meta.url), ...args], {
+      cwd: HERE,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${args.join(' ')} exited ${code}`))));
+  });
 }
 
 function serve(cmd, args, ready) {
@@ -106,13 +116,17 @@ async function main() {
     console.log('| server | condlock CPU ms | SDK CPU ms | ratio | condlock wall ms | SDK wall ms |');
     console.log('|---|---|---|---|---|---|');
     for (const [name, endpoint, verify] of servers) {
-      const c = run(['child', 'condlock', endpoint, verify]);
-      const s = run(['child', 'sdk', endpoint, verify]);
+      const c = await run(['child', 'condlock', endpoint, verify]);
+      const s = await run(['child', 'sdk', endpoint, verify]);
       console.log(`| ${name} | ${c.cpuMs.toFixed(3)} | ${s.cpuMs.toFixed(3)} | ${(s.cpuMs / c.cpuMs).toFixed(1)}x | ${c.wallMs.toFixed(2)} | ${s.wallMs.toFixed(2)} |`);
     }
     const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const loads = (lib) => median([1, 2, 3, 4, 5].map(() => run(['load', lib]).loadMs));
-    const [cl, sl] = [loads('condlock'), loads('sdk')];
+    const loads = async (lib) => {
+      const times = [];
+      for (let i = 0; i < 5; i++) times.push((await run(['load', lib])).loadMs);
+      return median(times);
+    };
+    const [cl, sl] = [await loads('condlock'), await loads('sdk')];
     console.log(`\nload + first lock object / client (median of 5 processes): condlock ${cl.toFixed(1)} ms, SDK ${sl.toFixed(1)} ms (${(sl / cl).toFixed(1)}x)`);
   } finally {
     moto.stop();
