@@ -44,4 +44,9 @@ if [[ -f scripts/test-browser.sh ]]; then
   bash scripts/test-browser.sh
 fi
 
+if [[ -f scripts/test-node.sh ]]; then
+  step "Node package tests (node --test, npm pack + install)"
+  bash scripts/test-node.sh
+fi
+
 step "all suites passed"

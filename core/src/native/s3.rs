@@ -71,6 +71,20 @@ impl CredentialSource {
     }
 }
 
+impl CredentialSource {
+    /// A binding's own provider (a boto3 session, an AWS SDK v3 provider
+    /// function), asked again only shortly before its credentials expire, as
+    /// the AWS chain is (see [`CredentialSource::from_aws_chain_in`]).
+    #[cfg(feature = "aws-config")]
+    pub fn cached_provider(
+        provider: impl aws_credential_types::provider::ProvideCredentials + 'static,
+    ) -> Self {
+        CredentialSource::Chain(
+            aws_credential_types::provider::SharedCredentialsProvider::new(Cached::new(provider)),
+        )
+    }
+}
+
 /// A credentials provider whose answers are kept until shortly before they
 /// expire, fetched on the runtime it was made on.
 #[cfg(feature = "aws-config")]
