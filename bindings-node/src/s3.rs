@@ -161,6 +161,7 @@ impl S3LockNative {
             lease: seconds(o.lease_ms),
             takeover: o.takeover.unwrap_or(false),
             stale_after: seconds(o.stale_after_ms),
+            ..S3Settings::default()
         };
         let env = process_env();
         let resolved = settings
