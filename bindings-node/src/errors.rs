@@ -7,7 +7,7 @@
 //! JavaScript layer (`errors.js`) maps the code to its class. A message
 //! without the marker never comes from here.
 
-use condlock::error::{Context, Kind, Spelling};
+use condlock::error::{js_option_name, Context, JavaScript, Kind};
 use condlock::Error;
 use serde_json::{json, Map, Value};
 
@@ -15,62 +15,6 @@ use crate::values::{holder_json, lost_json};
 
 /// Prefix of every error message that carries a core error as JSON.
 pub const MARKER: &str = "\u{1}condlock-error:";
-
-/// How JavaScript spells what the core's messages suggest.
-pub struct JsSpelling(pub Kind);
-
-impl Spelling for JsSpelling {
-    fn force_unlock(&self, lock_id: Option<&str>) -> String {
-        match (lock_id, self.0) {
-            (Some(id), _) => format!("forceUnlock({})", Value::from(id)),
-            (None, Kind::S3) => "forceUnlock(<lock ID>)".into(),
-            (None, Kind::Apstra) => "forceUnlock()".into(),
-        }
-    }
-    fn force_unlock_tag(&self, tag_id: &str) -> String {
-        format!("ApstraClient.forceUnlockTag({})", Value::from(tag_id))
-    }
-    fn wait(&self) -> String {
-        "acquire({ timeoutMs })".into()
-    }
-    fn skip_blueprint_wait(&self) -> String {
-        "pass waitForBlueprintUnlock: false".into()
-    }
-    fn argument(&self, name: &str) -> String {
-        format!("option {}", js_name(name))
-    }
-}
-
-/// The JavaScript option named by one of the core's field names: camelCase,
-/// with `Ms` on durations (JavaScript takes milliseconds).
-pub fn js_name(field: &str) -> String {
-    let ms = matches!(
-        field,
-        "lease"
-            | "stale_after"
-            | "max_poll_interval"
-            | "timeout"
-            | "request_timeout"
-            | "connect_timeout"
-            | "older_than"
-    );
-    let mut out = String::with_capacity(field.len() + 2);
-    let mut upper = false;
-    for c in field.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    if ms {
-        out.push_str("Ms");
-    }
-    out
-}
 
 /// What configuration errors raised before a lock exists are about (their
 /// message names only the field).
@@ -88,10 +32,10 @@ pub fn to_napi(err: Error, ctx: &Context) -> napi::Error {
     fields.insert("code".into(), err.code().into());
     fields.insert(
         "message".into(),
-        err.explain(ctx, &JsSpelling(ctx.kind)).into(),
+        err.explain(ctx, &JavaScript(ctx.kind)).into(),
     );
     if let Some(field) = err.field() {
-        fields.insert("field".into(), js_name(field).into());
+        fields.insert("field".into(), js_option_name(field).into());
     }
     if let Some(h) = err.holder() {
         fields.insert("holder".into(), holder_json(h));

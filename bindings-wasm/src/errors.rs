@@ -3,68 +3,11 @@
 //! it into the class of that code (`LockHeld`, `LockTimeout`...). The message
 //! is the core's [`Error::explain`], in JavaScript's spelling.
 
-use condlock::error::{Context, Kind, Spelling};
+use condlock::error::{js_option_name, Context, JavaScript, Kind};
 use condlock::s3::{LockHolder, LockInfo};
 use condlock::Error;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::JsValue;
-
-/// How JavaScript spells what the core's messages suggest.
-pub struct JsSpelling;
-
-impl Spelling for JsSpelling {
-    fn force_unlock(&self, lock_id: Option<&str>) -> String {
-        match lock_id {
-            Some(id) => format!("forceUnlock('{id}')"),
-            None => "forceUnlock(lockId)".into(),
-        }
-    }
-    fn force_unlock_tag(&self, tag_id: &str) -> String {
-        format!("ApstraClient.forceUnlockTag('{tag_id}')")
-    }
-    fn wait(&self) -> String {
-        "acquire({ timeoutMs })".into()
-    }
-    fn skip_blueprint_wait(&self) -> String {
-        "pass waitForBlueprintUnlock: false".into()
-    }
-    fn argument(&self, name: &str) -> String {
-        format!("the {} option", option_name(name))
-    }
-}
-
-/// The JavaScript option a core field name stands for (the core names
-/// fields in snake case, with durations in seconds; JS options are camel
-/// case, with durations in milliseconds).
-pub fn option_name(field: &str) -> String {
-    match field {
-        "access_key_id" => "credentials.accessKeyId".into(),
-        "secret_access_key" => "credentials.secretAccessKey".into(),
-        "session_token" => "credentials.sessionToken".into(),
-        "timeout" => "timeoutMs".into(),
-        "lease" => "leaseMs".into(),
-        "stale_after" => "staleAfterMs".into(),
-        "max_poll_interval" => "maxPollIntervalMs".into(),
-        other => {
-            let mut out = String::with_capacity(other.len());
-            let mut upper = false;
-            for c in other.chars() {
-                if c == '_' {
-                    upper = true;
-                } else if upper {
-                    // Field names are ASCII snake case; the ASCII mapping
-                    // keeps Unicode's case tables (about 12 KB) out of the
-                    // package.
-                    out.push(c.to_ascii_uppercase());
-                    upper = false;
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
-    }
-}
 
 /// What configuration errors raised before a lock exists are about (their
 /// message names only the field).
@@ -119,11 +62,11 @@ use wasm_bindgen::JsCast;
 /// the fields of that code (`field`, `holder`, `waitedMs`, `reason`,
 /// `status`, `awsCode`).
 pub fn to_js(err: &Error, ctx: &Context) -> JsValue {
-    let e = js_sys::Error::new(&err.explain(ctx, &JsSpelling));
+    let e = js_sys::Error::new(&err.explain(ctx, &JavaScript(ctx.kind)));
     let o: &Object = e.unchecked_ref();
     set(o, "code", err.code());
     if let Some(field) = err.field() {
-        set(o, "field", option_name(field));
+        set(o, "field", js_option_name(field));
     }
     if matches!(err.code(), "held" | "timeout" | "not_owned") {
         set(o, "holder", err.holder().map_or(JsValue::NULL, holder));
@@ -143,23 +86,4 @@ pub fn to_js(err: &Error, ctx: &Context) -> JsValue {
         set(o, "permanent", permanent);
     }
     e.into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::option_name;
-
-    #[test]
-    fn core_fields_become_the_javascript_option_names() {
-        for (field, option) in [
-            ("kms_key_id", "kmsKeyId"),
-            ("sse_customer_key", "sseCustomerKey"),
-            ("workspace_key_prefix", "workspaceKeyPrefix"),
-            ("bucket", "bucket"),
-            ("timeout", "timeoutMs"),
-            ("access_key_id", "credentials.accessKeyId"),
-        ] {
-            assert_eq!(option_name(field), option, "{field}");
-        }
-    }
 }

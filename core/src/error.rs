@@ -281,6 +281,78 @@ impl Spelling for CommandLine {
     }
 }
 
+/// The JavaScript packages' spelling (Node and the browser share it): the
+/// methods and options of their `S3Lock`, `ApstraMutex` and `ApstraClient`.
+#[derive(Clone, Copy, Debug)]
+pub struct JavaScript(pub Kind);
+
+impl Spelling for JavaScript {
+    fn force_unlock(&self, lock_id: Option<&str>) -> String {
+        match (lock_id, self.0) {
+            // JSON quoting is JavaScript's string literal for any ID.
+            (Some(id), _) => format!("forceUnlock({})", serde_json::Value::from(id)),
+            (None, Kind::S3) => "forceUnlock(<lock ID>)".into(),
+            (None, Kind::Apstra) => "forceUnlock()".into(),
+        }
+    }
+    fn force_unlock_tag(&self, tag_id: &str) -> String {
+        format!(
+            "ApstraClient.forceUnlockTag({})",
+            serde_json::Value::from(tag_id)
+        )
+    }
+    fn wait(&self) -> String {
+        "acquire({ timeoutMs })".into()
+    }
+    fn skip_blueprint_wait(&self) -> String {
+        "pass waitForBlueprintUnlock: false".into()
+    }
+    fn argument(&self, name: &str) -> String {
+        format!("the {} option", js_option_name(name))
+    }
+}
+
+/// The JavaScript option a core field name stands for: the core names
+/// fields in snake case with durations in seconds; the JavaScript packages
+/// take camel-case options with durations in milliseconds (`leaseMs`), and
+/// keys inside `credentials`.
+pub fn js_option_name(field: &str) -> String {
+    match field {
+        "access_key_id" => return "credentials.accessKeyId".into(),
+        "secret_access_key" => return "credentials.secretAccessKey".into(),
+        "session_token" => return "credentials.sessionToken".into(),
+        _ => {}
+    }
+    let millis = matches!(
+        field,
+        "timeout"
+            | "lease"
+            | "stale_after"
+            | "max_poll_interval"
+            | "request_timeout"
+            | "connect_timeout"
+            | "older_than"
+    );
+    let mut out = String::with_capacity(field.len() + 2);
+    let mut upper = false;
+    for c in field.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            // Field names are ASCII; the ASCII mapping keeps Unicode's case
+            // tables out of the browser package.
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    if millis {
+        out.push_str("Ms");
+    }
+    out
+}
+
 fn blocker_suffix(blocker: &Option<Box<Blocker>>) -> String {
     match blocker {
         Some(b) => format!("; it is locked: {b}"),
@@ -732,5 +804,27 @@ mod tests {
         };
         assert_eq!(e.store(), Some(("http://s", "c")));
         assert_eq!(Error::Cancelled.store(), None);
+    }
+    #[test]
+    fn core_fields_become_the_javascript_option_names() {
+        for (field, option) in [
+            ("kms_key_id", "kmsKeyId"),
+            ("sse_customer_key", "sseCustomerKey"),
+            ("workspace_key_prefix", "workspaceKeyPrefix"),
+            ("bucket", "bucket"),
+            ("timeout", "timeoutMs"),
+            ("older_than", "olderThanMs"),
+            ("connect_timeout", "connectTimeoutMs"),
+            ("access_key_id", "credentials.accessKeyId"),
+            ("dynamodb_table", "dynamodbTable"),
+        ] {
+            assert_eq!(js_option_name(field), option, "{field}");
+        }
+        let js = JavaScript(Kind::S3);
+        assert_eq!(js.force_unlock(Some("a\"b")), r#"forceUnlock("a\"b")"#);
+        assert_eq!(
+            js.argument("max_poll_interval"),
+            "the maxPollIntervalMs option"
+        );
     }
 }
