@@ -18,14 +18,14 @@ use condlock::apstra::{
 };
 use condlock::drive::apstra::{ApstraClient, ApstraMutex};
 use condlock::drive::Notice;
-use condlock::error::Context;
+use condlock::error::{Context, Kind};
 use condlock::native::apstra::transport_options;
 use condlock::native::{default_who, process_env, NativeIo};
 use condlock::settings::{age, wait_policy, ApstraSettings, MutexResolved, MutexSettings};
 use condlock::{Cancel, Error, Secret};
 use pyo3::prelude::*;
 
-use crate::errors::{self, no_context};
+use crate::errors::{self, no_context, PythonSpelling};
 use crate::process::{bool_obj, guard, Owner, PerProcess};
 use crate::progress::Progress;
 use crate::runtime::{
@@ -635,10 +635,14 @@ impl Drop for HeldMutexCore {
         if self.owner.is_here() && !self.released.load(Ordering::SeqCst) {
             log::warn!(
                 target: "condlock::python",
-                "a mutex on {} (tag {}) was garbage-collected without release(): \
-                 the mutex stays until it is released or force-unlocked",
-                self.shared.ctx.target,
-                self.held.tag_id
+                "{}",
+                condlock::progress::collected_unreleased(
+                    &self.shared.ctx.target,
+                    &self.held.tag_id,
+                    None,
+                    Kind::Apstra,
+                    &PythonSpelling(Kind::Apstra)
+                )
             );
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use condlock::drive::s3::{Holding, S3Lock, EXIT_RELEASE_BUDGET, RELEASE_BUDGET};
 use condlock::drive::Notice;
-use condlock::error::Context;
+use condlock::error::{Context, Kind};
 use condlock::native::{default_who, process_env, CredentialSource, NativeIo};
 use condlock::s3::{HeldLock, LockHolder, LostReason, UnlockOutcome};
 use condlock::settings::{
@@ -21,7 +21,7 @@ use condlock::{Cancel, Error, Secret};
 use pyo3::prelude::*;
 
 use crate::credentials::PyCredentials;
-use crate::errors::{self, no_context};
+use crate::errors::{self, no_context, PythonSpelling};
 use crate::process::{bool_obj, guard, locked, Owner, PerProcess};
 use crate::progress::Progress;
 use crate::runtime::{
@@ -669,21 +669,18 @@ impl Drop for HeldLockCore {
         }
         let id = locked(&self.last).info.id.clone();
         let url = &self.shared.ctx.target;
-        match self.lease_duration {
-            // Dropping the lease stops renewing.
-            Some(d) => log::warn!(
-                target: "condlock::python",
-                "a lock on {url} (lock ID {id}) was garbage-collected without release(): \
-                 renewal stopped, the lock expires {:.1}s after its last renewal and can then \
-                 be taken over (takeover=True), or removed with force_unlock",
-                d.as_secs_f64()
-            ),
-            None => log::warn!(
-                target: "condlock::python",
-                "a lock on {url} (lock ID {id}) was garbage-collected without release(): \
-                 the lock stays until it is released or force-unlocked",
-            ),
-        }
+        // Dropping a leased lock stops its renewal (the core says so).
+        log::warn!(
+            target: "condlock::python",
+            "{}",
+            condlock::progress::collected_unreleased(
+                url,
+                &id,
+                self.lease_duration,
+                Kind::S3,
+                &PythonSpelling(Kind::S3)
+            )
+        );
     }
 }
 

@@ -160,6 +160,39 @@ pub fn released_unattended(target: &str, id: &str, why: Unattended) -> String {
     }
 }
 
+/// The warning when a binding's held-lock object is garbage-collected while
+/// the lock is still held: what happens to the lock now, and how to remove
+/// it. `id` is the lock ID (S3) or the tag ID (Apstra); `lease` is the
+/// lease of a leased lock, whose renewal stops with the object.
+pub fn collected_unreleased(
+    target: &str,
+    id: &str,
+    lease: Option<Duration>,
+    kind: crate::error::Kind,
+    spelling: &dyn crate::error::Spelling,
+) -> String {
+    let which = match kind {
+        crate::error::Kind::S3 => format!("lock ID {id}"),
+        crate::error::Kind::Apstra => format!("tag {id}"),
+    };
+    let remove = match kind {
+        crate::error::Kind::S3 => spelling.force_unlock(Some(id)),
+        crate::error::Kind::Apstra => spelling.force_unlock_tag(id),
+    };
+    match lease {
+        Some(d) => format!(
+            "{target} ({which}) was garbage-collected without being released: its renewal \
+             stopped, so it expires {} after its last renewal and can then be taken over, or \
+             removed at once with {remove}",
+            seconds(d)
+        ),
+        None => format!(
+            "{target} ({which}) was garbage-collected without being released: it stays held \
+             until released or removed with {remove}"
+        ),
+    }
+}
+
 /// `1.5s`, `12s`, `3m20s`: short and readable.
 pub(crate) fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -280,5 +313,33 @@ mod tests {
         }
         assert_eq!(n, 64);
         assert_eq!(first, Some(Notice::Fallback { what: "36".into() }));
+    }
+    #[test]
+    fn a_collected_lock_says_how_to_remove_it() {
+        let s3 = collected_unreleased(
+            "s3://b/k.tflock",
+            "abc",
+            Some(Duration::from_secs(30)),
+            crate::error::Kind::S3,
+            &crate::error::CommandLine,
+        );
+        assert!(
+            s3.starts_with("s3://b/k.tflock (lock ID abc) was garbage-collected"),
+            "{s3}"
+        );
+        assert!(s3.contains("expires 30s after its last renewal"), "{s3}");
+        assert!(s3.contains("`condlock force-unlock abc`"), "{s3}");
+        let apstra = collected_unreleased(
+            "the mutex of blueprint bp-1",
+            "t-1",
+            None,
+            crate::error::Kind::Apstra,
+            &crate::error::CommandLine,
+        );
+        assert!(apstra.contains("(tag t-1)"), "{apstra}");
+        assert!(
+            apstra.contains("`condlock force-unlock --tag t-1`"),
+            "{apstra}"
+        );
     }
 }
