@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use condlock::apstra::{ForceUnlocked, HeldMutex, MutexTag, UnlockOutcome};
+use condlock::apstra::{ForceUnlocked, HeldMutex, UnlockOutcome};
 use condlock::drive::apstra::{ApstraClient, ApstraMutex};
 use condlock::drive::Notice;
 use condlock::error::Context;
@@ -21,32 +21,18 @@ use condlock::{Cancel, Secret};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::errors::{no_context, to_napi};
 use crate::fetch::{AnyTransport, FetchFn};
 use crate::s3::{notify, CancelToken, NoticeFn};
+use crate::values::tag_json;
 
 type Client = ApstraClient<NativeIo<AnyTransport>>;
 type Mutex_ = ApstraMutex<NativeIo<AnyTransport>>;
 
 fn seconds(ms: Option<f64>) -> Option<f64> {
     ms.map(|ms| ms / 1000.0)
-}
-
-/// A mutex tag as JavaScript sees it.
-pub fn tag_json(t: &MutexTag) -> Value {
-    json!({
-        "id": t.id,
-        "blueprintId": t.blueprint,
-        "label": t.label,
-        "description": t.description,
-        "message": t.message,
-        "token": t.token.as_ref().map(|t| t.to_string()),
-        "createdAt": t.created_at,
-        "ageMs": t.age.map(|a| a.as_millis() as f64),
-        "carriesCondlockToken": t.carries_token(),
-    })
 }
 
 fn unlocked(f: ForceUnlocked) -> Option<Value> {

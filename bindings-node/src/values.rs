@@ -1,7 +1,7 @@
 //! The values JavaScript sees, as JSON-shaped objects: the holder of a lock
 //! (`LockInfo`), wait events, loss reasons. Conversions only.
 
-use condlock::apstra::Blocker;
+use condlock::apstra::{Blocker, MutexTag};
 use condlock::drive::{Holder, Notice};
 use condlock::s3::{LockHolder, LockInfo, LostReason};
 use serde_json::{json, Value};
@@ -101,7 +101,7 @@ pub fn notice_json(n: &Notice) -> Value {
 /// lock (taken in the web UI).
 pub fn blocker_json(b: &Blocker) -> Value {
     match b {
-        Blocker::Tag(t) => crate::apstra::tag_json(t),
+        Blocker::Tag(t) => tag_json(t),
         Blocker::BlueprintLock(s) => json!({
             "lockStatus": s.lock_status,
             "lockType": s.lock_type,
@@ -112,4 +112,19 @@ pub fn blocker_json(b: &Blocker) -> Value {
             "description": b.to_string(),
         }),
     }
+}
+
+/// A mutex tag as JavaScript sees it.
+pub fn tag_json(t: &MutexTag) -> Value {
+    json!({
+        "id": t.id,
+        "blueprintId": t.blueprint,
+        "label": t.label,
+        "description": t.description,
+        "message": t.message,
+        "token": t.token.as_ref().map(|t| t.to_string()),
+        "createdAt": t.created_at,
+        "ageMs": t.age.map(|a| a.as_millis() as f64),
+        "carriesCondlockToken": t.carries_token(),
+    })
 }

@@ -353,6 +353,22 @@ pub fn js_option_name(field: &str) -> String {
     out
 }
 
+/// DynamoDB error names that are about the credentials or their
+/// permissions: classified as access denied by the DynamoDB response reader,
+/// and worded here (the message already names the table and permissions).
+pub(crate) fn is_dynamodb_denial(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "MissingAuthenticationTokenException"
+            | "IncompleteSignatureException"
+            | "ExpiredTokenException"
+            | "InvalidClientTokenId"
+    )
+}
+
 fn blocker_suffix(blocker: &Option<Box<Blocker>>) -> String {
     match blocker {
         Some(b) => format!("; it is locked: {b}"),
@@ -585,7 +601,7 @@ impl Error {
                 )
             ),
             Error::AccessDenied { code, .. }
-                if ctx.kind == Kind::S3 && crate::dynamodb::response::is_denial(code) =>
+                if ctx.kind == Kind::S3 && is_dynamodb_denial(code) =>
             {
                 // The message already names the table and the permissions.
                 format!("{self}; check the credentials")

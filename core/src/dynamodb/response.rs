@@ -72,21 +72,6 @@ pub enum Class {
     },
 }
 
-/// Error names that are about the credentials or their permissions. Shared
-/// with [`Error::explain`], which words them for DynamoDB.
-pub fn is_denial(code: &str) -> bool {
-    matches!(
-        code,
-        "AccessDeniedException"
-            | "UnrecognizedClientException"
-            | "InvalidSignatureException"
-            | "MissingAuthenticationTokenException"
-            | "IncompleteSignatureException"
-            | "ExpiredTokenException"
-            | "InvalidClientTokenId"
-    )
-}
-
 /// Classify a response, with every secret of `credentials` struck from the
 /// server's code and message: those texts reach errors and logs as they are,
 /// and a hostile or buggy server can echo what we sent it.
@@ -176,7 +161,9 @@ pub fn classify(resp: &Response<Body>) -> Class {
             code,
             message,
         },
-        c if is_denial(c) || status == 403 => Class::Denied { code, message },
+        c if crate::error::is_dynamodb_denial(c) || status == 403 => {
+            Class::Denied { code, message }
+        }
         _ if status >= 500 || status == 429 => Class::Transient {
             status,
             code,
