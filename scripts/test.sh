@@ -2,7 +2,9 @@
 # Every test suite of condlock, from a fresh machine: installs what it needs
 # (scripts/setup.sh), then formatting and lint gates, the Rust unit and
 # integration tests (real servers on 127.0.0.1), the Apstra emulator's
-# self-check, and the Python package's tests against its built wheel.
+# self-check, the Python package's tests against its built wheel, the Python
+# packaging (manylinux2014 wheel, sdist, source install), the browser package
+# in headless Chromium, and the Node package.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
