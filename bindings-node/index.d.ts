@@ -149,7 +149,7 @@ export declare class LockHeld extends LockError {
 }
 export declare class LockTimeout extends LockError {
   readonly holder: LockInfo | MutexTag | BlueprintLockStatus | null;
-  readonly waitedMs: number;
+  readonly waitedMs: number | null;
 }
 export declare class LockLost extends LockError {
   readonly reason: 'stolen' | 'gone' | 'renewal_failed' | string;
@@ -168,15 +168,19 @@ export declare class TransportError extends LockError {
   /** Whether retrying cannot help. */
   readonly permanent: boolean;
 }
-export declare class ServerError extends LockError {
-  readonly status: number;
-  readonly awsCode: string;
+export declare class ServerError extends TransportError {
+  /** The HTTP status of the last answer (null when there was none). */
+  readonly status: number | null;
+  /** The store's error code (e.g. `SlowDown`), null when none was given. */
+  readonly awsCode: string | null;
 }
-export declare class RequestRejected extends ServerError {}
-export declare class AccessDenied extends LockError {
-  readonly status: number;
-  readonly awsCode: string;
+/** The server refused the request for a reason retrying cannot fix. */
+export declare class RequestRejected extends LockError {
+  readonly status: number | null;
+  readonly awsCode: string | null;
 }
+/** The credentials were refused or lack permission. */
+export declare class AccessDenied extends RequestRejected {}
 export declare class MalformedResponse extends LockError {}
 export declare class InvalidConfiguration extends LockError {
   /** The option at fault, as spelled in the options (e.g. `bucket`, `leaseMs`). */

@@ -160,31 +160,36 @@ export class LockHeld extends LockError {
 }
 export class LockTimeout extends LockError {
   readonly holder: LockInfo | null;
-  readonly waitedMs: number;
+  readonly waitedMs: number | null;
 }
 export class LockLost extends LockError {
   readonly reason: 'stolen' | 'gone' | 'renewal_failed' | string;
+  readonly holder: LockInfo | null;
 }
 export class NotOwned extends LockError {
   readonly holder: LockInfo | null;
 }
-export class ConditionalWritesUnsupported extends LockError {}
+export class ConditionalWritesUnsupported extends LockError {
+  readonly endpoint: string | null;
+  readonly bucket: string | null;
+}
 export class TransportError extends LockError {
   readonly maybeSent: boolean;
   readonly permanent: boolean;
 }
-export class ServerError extends LockError {
-  readonly status: number;
-  readonly awsCode: string;
+export class ServerError extends TransportError {
+  /** The HTTP status of the last answer (null when there was none). */
+  readonly status: number | null;
+  /** The store's error code (e.g. `SlowDown`), null when none was given. */
+  readonly awsCode: string | null;
 }
+/** The server refused the request for a reason retrying cannot fix. */
 export class RequestRejected extends LockError {
-  readonly status: number;
-  readonly awsCode: string;
+  readonly status: number | null;
+  readonly awsCode: string | null;
 }
-export class AccessDenied extends LockError {
-  readonly status: number;
-  readonly awsCode: string;
-}
+/** The credentials were refused or lack permission. */
+export class AccessDenied extends RequestRejected {}
 export class MalformedResponse extends LockError {}
 export class InvalidConfiguration extends LockError {
   readonly field: string | null;

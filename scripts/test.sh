@@ -18,6 +18,9 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "the JavaScript shared by the Node and browser packages is in sync (scripts/sync-js.mjs)"
+node scripts/sync-js.mjs --check
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 

@@ -6,7 +6,7 @@
 // own `Symbol.dispose` only frees memory), and the error classes.
 
 import init, { S3LockCore, CancelHandle } from '../pkg/condlock_wasm.js';
-import { fromCore, LockHeld } from './errors.js';
+import { fromFields, LockError, LockHeld } from './errors.js';
 
 export * from './errors.js';
 
@@ -14,6 +14,15 @@ export * from './errors.js';
 await init({ module_or_path: new URL('../pkg/condlock_wasm_bg.wasm', import.meta.url) });
 
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose');
+
+/**
+ * The class instance for an error thrown by the wasm core (a plain Error with
+ * the core's `code` and fields); anything else is returned unchanged.
+ */
+function fromCore(e) {
+  if (e instanceof LockError || !(e instanceof Error) || typeof e.code !== 'string') return e;
+  return fromFields(e.message, e);
+}
 
 /** Run a core call, turning its errors into the package's classes. */
 async function core(promise) {
