@@ -119,6 +119,9 @@ const CLASSES = {
   malformed_response: MalformedResponse,
   cancelled: LockCancelled,
   misuse: LockMisuse,
+  // The same lock taken again by its holder: the base class, as in Python
+  // and the browser package (no class of its own in any binding).
+  not_reentrant: LockError,
 };
 
 const MARKER = '\u0001condlock-error:';
@@ -153,7 +156,7 @@ const OPTION_NAMES = new Set([
   'bucket', 'key', 'region', 'endpoint', 'pathStyle', 'workspace', 'workspaceKeyPrefix',
   'credentials', 'who', 'operation', 'info', 'leaseMs', 'takeover', 'staleAfterMs',
   'verifyConditionalWrites', 'maxPollIntervalMs', 'requestTimeoutMs', 'connectTimeoutMs',
-  'fetch', 'logger',
+  'dynamodbTable', 'dynamodbEndpoint', 'useLockfile', 'fetch', 'logger',
 ]);
 
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose');
@@ -243,7 +246,8 @@ function nativeOptions(options) {
     ['operation', 'string'], ['info', 'string'], ['verifyConditionalWrites', 'string'],
     ['pathStyle', 'boolean'], ['takeover', 'boolean'], ['leaseMs', 'number'],
     ['staleAfterMs', 'number'], ['maxPollIntervalMs', 'number'], ['requestTimeoutMs', 'number'],
-    ['connectTimeoutMs', 'number'],
+    ['connectTimeoutMs', 'number'], ['dynamodbTable', 'string'], ['dynamodbEndpoint', 'string'],
+    ['useLockfile', 'boolean'],
   ]) {
     checkType(name, rest[name], type);
   }
