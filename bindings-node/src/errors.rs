@@ -42,8 +42,12 @@ impl Spelling for JsSpelling {
 }
 
 /// The JavaScript option named by one of the core's field names: camelCase,
-/// with `Ms` on durations (JavaScript takes milliseconds).
+/// with `Ms` on durations (JavaScript takes milliseconds). A field that is
+/// an environment variable (`AWS_CONFIG_FILE`) is no option: kept as it is.
 pub fn js_name(field: &str) -> String {
+    if !field.chars().any(|c| c.is_ascii_lowercase()) {
+        return field.to_string();
+    }
     let ms = matches!(
         field,
         "lease"

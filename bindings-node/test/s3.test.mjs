@@ -408,3 +408,29 @@ test('region and endpoint come from the AWS profile when not given', async (t) =
     assert.equal(scope, 'eu-west-3', `${url} signed for ${scope}`);
   }
 });
+
+test('an AWS config file that cannot be parsed is InvalidConfiguration naming AWS_CONFIG_FILE', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'condlock-node-profile-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'config');
+  writeFileSync(config, '[profile node-test\nregion = \n');
+  const { region, endpoint, ...o } = opts();
+  const script = `
+    import { S3Lock } from ${JSON.stringify(new URL('../index.mjs', import.meta.url).href)};
+    try {
+      new S3Lock(${JSON.stringify(o)});
+      process.stdout.write('null');
+    } catch (e) {
+      process.stdout.write(JSON.stringify({ name: e.name, field: e.field, message: e.message }));
+    }`;
+  const env = { ...process.env, AWS_CONFIG_FILE: config, AWS_PROFILE: 'node-test' };
+  const out = await new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, ['--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    c.stdout.on('data', (d) => (text += d));
+    c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text)) : reject(new Error(`child exited ${code}`))));
+  });
+  assert.equal(out?.name, 'InvalidConfiguration');
+  assert.equal(out.field, 'AWS_CONFIG_FILE');
+  assert.match(out.message, /AWS_CONFIG_FILE/);
+});
