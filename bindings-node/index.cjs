@@ -8,118 +8,25 @@ const native = require('./native.cjs');
 
 // ---------------------------------------------------------------- errors
 
-/** Base class of every condlock error; `code` is the core's error code. */
-class LockError extends Error {
-  constructor(message, fields = {}) {
-    super(message);
-    this.name = new.target.name;
-    this.code = fields.code ?? 'misuse';
-  }
-}
-/** The lock is held (a try that did not wait); `holder` says by whom. */
-class LockHeld extends LockError {
-  constructor(message, fields = {}) {
-    super(message, fields);
-    this.holder = fields.holder ?? null;
-  }
-}
-/** The wait ran out; `holder` is the last holder seen, `waitedMs` the wait. */
-class LockTimeout extends LockError {
-  constructor(message, fields = {}) {
-    super(message, fields);
-    this.holder = fields.holder ?? null;
-    this.waitedMs = fields.waitedMs ?? null;
-  }
-}
-/** A lock held with a lease was lost; `reason`: stolen, gone, renewal_failed. */
-class LockLost extends LockError {
-  constructor(message, fields = {}) {
-    super(message, fields);
-    this.reason = fields.reason ?? null;
-    this.holder = fields.lost?.holder ?? null;
-  }
-}
-/** The lock belongs to someone else and was not touched. */
-class NotOwned extends LockError {
-  constructor(message, fields = {}) {
-    super(message, fields);
-    this.holder = fields.holder ?? null;
-  }
-}
-/** The store ignores conditional writes: it cannot provide a lock. */
-class ConditionalWritesUnsupported extends LockError {
-  constructor(message, fields = {}) {
-    super(message, fields);
-    this.endpoint = fields.endpoint ?? null;
-    this.bucket = fields.bucket ?? null;
-  }
-}
-/** The network kept failing; `maybeSent`: the last request may have arrived. */
-class TransportError extends LockError {
-  constructor(message, fields = {}) {
-    super(message, fields);
-    this.maybeSent = fields.maybeSent ?? true;
-    this.permanent = fields.permanent ?? false;
-  }
-}
-/** The server kept failing (5xx, throttling) until the deadline. */
-class ServerError extends LockError {
-  constructor(message, fields = {}) {
-    super(message, fields);
-    this.status = fields.status ?? null;
-    this.awsCode = fields.awsCode ?? null;
-  }
-}
-/** The server refused the request for a reason retrying cannot fix. */
-class RequestRejected extends ServerError {}
-/** Credentials were refused or lack permission. */
-class AccessDenied extends LockError {
-  constructor(message, fields = {}) {
-    super(message, fields);
-    this.status = fields.status ?? null;
-    this.awsCode = fields.awsCode ?? null;
-  }
-}
-/** The server answered something condlock cannot interpret. */
-class MalformedResponse extends LockError {}
-/** A bad option; `field` names it (as the option is spelled). */
-class InvalidConfiguration extends LockError {
-  constructor(message, fields = {}) {
-    super(message, { code: 'invalid_config', ...fields });
-    this.field = fields.field ?? null;
-  }
-}
-/** The caller's AbortSignal aborted the operation; nothing was left behind. */
-class LockCancelled extends LockError {
-  constructor(message, fields = {}) {
-    super(message, { code: 'cancelled', ...fields });
-    // As fetch and timers/promises name an abort.
-    this.name = 'AbortError';
-  }
-}
-/** The API was used out of order, or the addon failed internally. */
-class LockMisuse extends LockError {}
-
-// One class per core error code (the same names as Python's exceptions).
-const CLASSES = {
-  invalid_config: InvalidConfiguration,
-  no_such_bucket: InvalidConfiguration,
-  wrong_region: InvalidConfiguration,
-  no_such_blueprint: InvalidConfiguration,
-  held: LockHeld,
-  timeout: LockTimeout,
-  lost: LockLost,
-  not_owned: NotOwned,
-  conditional_writes_unsupported: ConditionalWritesUnsupported,
-  transport: TransportError,
-  server: ServerError,
-  rejected: RequestRejected,
-  access_denied: AccessDenied,
-  login_refused: AccessDenied,
-  malformed_response: MalformedResponse,
-  cancelled: LockCancelled,
-  misuse: LockMisuse,
-};
+// The classes, one per core error code, are shared with the browser package
+// (bindings-js/errors.js, converted by scripts/sync-js.mjs).
+const {
+  LockError,
+  LockHeld,
+  LockTimeout,
+  LockLost,
+  NotOwned,
+  ConditionalWritesUnsupported,
+  TransportError,
+  ServerError,
+  RequestRejected,
+  AccessDenied,
+  MalformedResponse,
+  InvalidConfiguration,
+  LockCancelled,
+  LockMisuse,
+  fromFields,
+} = require('./errors.cjs');
 
 const MARKER = '\u0001condlock-error:';
 
@@ -132,8 +39,7 @@ function fromNative(e, asConfig = false) {
   const text = typeof e?.message === 'string' ? e.message : String(e);
   if (text.startsWith(MARKER)) {
     const fields = JSON.parse(text.slice(MARKER.length));
-    const Class = CLASSES[fields.code] ?? LockError;
-    return new Class(fields.message, fields);
+    return fromFields(fields.message, fields);
   }
   if (asConfig) {
     return new InvalidConfiguration(`invalid option: ${text}`, {});
@@ -153,7 +59,7 @@ const OPTION_NAMES = new Set([
   'bucket', 'key', 'region', 'endpoint', 'pathStyle', 'workspace', 'workspaceKeyPrefix',
   'credentials', 'who', 'operation', 'info', 'leaseMs', 'takeover', 'staleAfterMs',
   'verifyConditionalWrites', 'maxPollIntervalMs', 'requestTimeoutMs', 'connectTimeoutMs',
-  'fetch', 'logger',
+  'dynamodbTable', 'dynamodbEndpoint', 'useLockfile', 'fetch', 'logger',
 ]);
 
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose');
@@ -243,7 +149,8 @@ function nativeOptions(options) {
     ['operation', 'string'], ['info', 'string'], ['verifyConditionalWrites', 'string'],
     ['pathStyle', 'boolean'], ['takeover', 'boolean'], ['leaseMs', 'number'],
     ['staleAfterMs', 'number'], ['maxPollIntervalMs', 'number'], ['requestTimeoutMs', 'number'],
-    ['connectTimeoutMs', 'number'],
+    ['connectTimeoutMs', 'number'], ['dynamodbTable', 'string'], ['dynamodbEndpoint', 'string'],
+    ['useLockfile', 'boolean'],
   ]) {
     checkType(name, rest[name], type);
   }

@@ -58,9 +58,9 @@ export interface S3LockOptions {
   bucket: string;
   /** The state key; the lock object is `${key}.tflock`. */
   key: string;
-  /** Default: AWS_REGION, AWS_DEFAULT_REGION, then us-east-1. */
+  /** Default: AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's `region` (AWS_PROFILE, AWS_CONFIG_FILE), then us-east-1. */
   region?: string;
-  /** Default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS. */
+  /** Default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the AWS profile's S3 `endpoint_url`, then AWS. */
   endpoint?: string;
   pathStyle?: boolean;
   workspace?: string;
@@ -84,6 +84,23 @@ export interface S3LockOptions {
   requestTimeoutMs?: number;
   /** Node only: connect timeout. */
   connectTimeoutMs?: number;
+  /**
+   * Terraform's `dynamodb_table`: also take Terraform's DynamoDB lock item
+   * (`LockID` = `<bucket>/<state key>`, `Info` = the LockInfo) in this
+   * table. Leases and takeovers are refused with a table.
+   */
+  dynamodbTable?: string;
+  /**
+   * The DynamoDB endpoint (`http://127.0.0.1:8000`); default
+   * `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`, then the region's AWS endpoint.
+   */
+  dynamodbEndpoint?: string;
+  /**
+   * Terraform's `use_lockfile`: take the S3 lock file (default true).
+   * `false` with `dynamodbTable` takes the DynamoDB item only, as
+   * Terraform before 1.10; `false` without a table is InvalidConfiguration.
+   */
+  useLockfile?: boolean;
   /**
    * Transport hook: requests go through this `fetch`-compatible function
    * instead of the built-in Rust transport (Node's default). A rejection

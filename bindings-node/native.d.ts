@@ -184,4 +184,7 @@ export interface S3LockNativeOptions {
   maxPollIntervalMs?: number
   requestTimeoutMs?: number
   connectTimeoutMs?: number
+  dynamodbTable?: string
+  dynamodbEndpoint?: string
+  useLockfile?: boolean
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use condlock::drive::s3::{Holding, S3Lock, RELEASE_BUDGET};
 use condlock::drive::Notice;
 use condlock::error::{Context, Kind};
-use condlock::native::{default_who, process_env, CredentialSource, NativeIo, Transport};
+use condlock::native::{
+    aws_profile_values, default_who, process_env, CredentialSource, NativeIo, Transport,
+};
 
 use crate::fetch::{AnyTransport, FetchFn};
 use condlock::s3::UnlockOutcome;
@@ -57,6 +59,9 @@ pub struct S3LockNativeOptions {
     pub max_poll_interval_ms: Option<f64>,
     pub request_timeout_ms: Option<f64>,
     pub connect_timeout_ms: Option<f64>,
+    pub dynamodb_table: Option<String>,
+    pub dynamodb_endpoint: Option<String>,
+    pub use_lockfile: Option<bool>,
 }
 
 fn seconds(ms: Option<f64>) -> Option<f64> {
@@ -129,11 +134,20 @@ impl S3LockNative {
         fetch: Option<FetchFn>,
     ) -> napi::Result<Self> {
         let o = options;
+        // The profile's region and endpoint come after explicit values and
+        // the environment (the core's `resolve` decides); the files are read
+        // only when an explicit value is missing.
+        let aws_profile = if o.region.is_none() || o.endpoint.is_none() {
+            block_on(aws_profile_values(None)).map_err(|e| to_napi(e, &no_context()))?
+        } else {
+            Default::default()
+        };
         let settings = S3Settings {
             bucket: o.bucket.unwrap_or_default(),
             key: o.key.unwrap_or_default(),
             region: o.region,
             endpoint: o.endpoint,
+            aws_profile,
             credentials: CredentialSettings {
                 access_key_id: o.access_key_id,
                 secret_access_key: o.secret_access_key.map(Secret::new),
@@ -161,19 +175,20 @@ impl S3LockNative {
             lease: seconds(o.lease_ms),
             takeover: o.takeover.unwrap_or(false),
             stale_after: seconds(o.stale_after_ms),
-            ..S3Settings::default()
+            dynamodb_table: o.dynamodb_table,
+            dynamodb_endpoint: o.dynamodb_endpoint,
+            use_lockfile: o.use_lockfile,
         };
         let env = process_env();
         let resolved = settings
             .resolve(&|k: &str| env(k), &default_who())
             .map_err(|e| to_napi(e, &no_context()))?;
+        // What errors before the lock exists name; the lock's own context
+        // (below) is the same, with the DynamoDB endpoint when only the item
+        // is locked.
         let ctx = Context {
             kind: Kind::S3,
-            target: format!(
-                "s3://{}/{}",
-                resolved.config.bucket(),
-                resolved.config.lock_key()
-            ),
+            target: resolved.config.target_display(),
             endpoint: resolved.config.endpoint_display(),
         };
         let credentials = match (&resolved.credentials, provider) {
@@ -194,6 +209,7 @@ impl S3LockNative {
             resolved.acquire.who.clone(),
         );
         lock.set_verify_conditional_writes(resolved.verify);
+        let ctx = lock.context();
         Ok(S3LockNative {
             shared: Arc::new(Shared {
                 lock: Arc::new(lock),

@@ -73,3 +73,37 @@ export function lockOptions(endpoint, bucket, extra = {}) {
     ...extra,
   };
 }
+
+// moto routes a request to S3 or DynamoDB by the credential scope of its
+// Authorization header (signatures are not checked).
+const dummyAuthorization = (service) => 'AWS4-HMAC-SHA256 '
+  + `Credential=AKIDNODETEST/20250101/us-east-1/${service}/aws4_request, `
+  + 'SignedHeaders=host, Signature=0000000000000000000000000000000000000000000000000000000000000000';
+export const S3_AUTHORIZATION = dummyAuthorization('s3');
+const DYNAMODB_AUTHORIZATION = dummyAuthorization('dynamodb');
+
+/** One call of moto's DynamoDB (JSON 1.0): `operation` such as `PutItem`. */
+export async function dynamodb(endpoint, operation, body) {
+  const r = await fetch(`${endpoint}/`, {
+    method: 'POST',
+    headers: {
+      authorization: DYNAMODB_AUTHORIZATION,
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': `DynamoDB_20120810.${operation}`,
+    },
+    body: JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`DynamoDB ${operation}: ${r.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/** Terraform's lock table: string hash key `LockID`. */
+export async function createLockTable(endpoint, table) {
+  await dynamodb(endpoint, 'CreateTable', {
+    TableName: table,
+    KeySchema: [{ AttributeName: 'LockID', KeyType: 'HASH' }],
+    AttributeDefinitions: [{ AttributeName: 'LockID', AttributeType: 'S' }],
+    BillingMode: 'PAY_PER_REQUEST',
+  });
+}

@@ -2,6 +2,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -365,4 +368,69 @@ test('an abort while the PUT is in flight removes the lock it wrote', async () =
   assert.ok(err instanceof LockCancelled, String(err));
   assert.equal(puts, 1);
   assert.equal(await new S3Lock(opts({ key: o.key })).holder(), null, 'the lock written was removed');
+});
+
+test('region and endpoint come from the AWS profile when not given', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'condlock-node-profile-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'config');
+  writeFileSync(config, `[profile node-test]\nregion = eu-west-3\nendpoint_url = ${moto.endpoint}\n`);
+  const { region, endpoint, ...o } = opts({ who: 'profile@ci' });
+  // A child process: the addon reads the environment the process started with.
+  const script = `
+    import { S3Lock } from ${JSON.stringify(new URL('../index.mjs', import.meta.url).href)};
+    const seen = [];
+    const lock = new S3Lock({
+      ...${JSON.stringify(o)},
+      fetch: (url, init) => {
+        const h = new Headers(init.headers);
+        seen.push({ url, scope: /Credential=[^/]+\\/[^/]+\\/([^/]+)\\//.exec(h.get('authorization'))?.[1] });
+        return fetch(url, init);
+      },
+    });
+    const held = await lock.acquire({ timeoutMs: 30000 });
+    const released = await held.release();
+    process.stdout.write(JSON.stringify({ seen, released }));`;
+  const env = { ...process.env, AWS_CONFIG_FILE: config, AWS_PROFILE: 'node-test' };
+  for (const name of Object.keys(env)) {
+    if (/^AWS_(REGION|DEFAULT_REGION|ENDPOINT_URL.*|IGNORE_CONFIGURED_ENDPOINT_URLS)$/.test(name)) delete env[name];
+  }
+  const out = await new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, ['--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    c.stdout.on('data', (d) => (text += d));
+    c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text)) : reject(new Error(`child exited ${code}`))));
+  });
+  assert.equal(out.released, true);
+  assert.ok(out.seen.length >= 2, JSON.stringify(out.seen));
+  for (const { url, scope } of out.seen) {
+    assert.ok(url.startsWith(`${moto.endpoint}/`), `${url} is not the profile's endpoint`);
+    assert.equal(scope, 'eu-west-3', `${url} signed for ${scope}`);
+  }
+});
+
+test('an AWS config file that cannot be parsed is InvalidConfiguration naming AWS_CONFIG_FILE', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'condlock-node-profile-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'config');
+  writeFileSync(config, '[profile node-test\nregion = \n');
+  const { region, endpoint, ...o } = opts();
+  const script = `
+    import { S3Lock } from ${JSON.stringify(new URL('../index.mjs', import.meta.url).href)};
+    try {
+      new S3Lock(${JSON.stringify(o)});
+      process.stdout.write('null');
+    } catch (e) {
+      process.stdout.write(JSON.stringify({ name: e.name, field: e.field, message: e.message }));
+    }`;
+  const env = { ...process.env, AWS_CONFIG_FILE: config, AWS_PROFILE: 'node-test' };
+  const out = await new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, ['--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    c.stdout.on('data', (d) => (text += d));
+    c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text)) : reject(new Error(`child exited ${code}`))));
+  });
+  assert.equal(out?.name, 'InvalidConfiguration');
+  assert.equal(out.field, 'AWS_CONFIG_FILE');
+  assert.match(out.message, /AWS_CONFIG_FILE/);
 });

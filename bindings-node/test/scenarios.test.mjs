@@ -106,7 +106,10 @@ class ScriptedServer {
 
   /** The `fetch` option. */
   fetch = async (url, init) => {
-    if (this.closed) throw new TypeError('the scenario is over');
+    // After the scenario, a request (the release of a lock the script left
+    // held, a renewal) fails at once: not a TypeError, which would be
+    // retried against the closed script for the whole release budget.
+    if (this.closed) throw new ScriptMismatch('the scenario is over');
     const u = new URL(url);
     const path = u.pathname + u.search;
     const method = init.method;
@@ -217,6 +220,9 @@ function makeLock(spec, server) {
     takeover: spec.takeover ?? false,
     staleAfterMs: spec.stale_after === undefined ? undefined : spec.stale_after * 1000,
     maxPollIntervalMs: POLL_MS,
+    dynamodbTable: spec.dynamodb_table,
+    dynamodbEndpoint: spec.dynamodb_table ? (spec.dynamodb_endpoint ?? 'http://127.0.0.1:8000') : undefined,
+    useLockfile: spec.use_lockfile,
     fetch: server.fetch,
   });
 }

@@ -35,5 +35,9 @@ async function apstra(): Promise<string[]> {
   const stale: MutexTag[] = await client.staleMutexes(3_600_000);
   return [held.tagId, ...stale.map((t) => t.id)];
 }
+function terraformsTable(): S3Lock {
+  return new S3Lock({ bucket: 'b', key: 'k', dynamodbTable: 'tf-locks', dynamodbEndpoint: 'http://127.0.0.1:8000', useLockfile: false });
+}
 void main;
+void terraformsTable;
 void apstra;

@@ -317,6 +317,11 @@ impl Spelling for JavaScript {
 /// take camel-case options with durations in milliseconds (`leaseMs`), and
 /// keys inside `credentials`.
 pub fn js_option_name(field: &str) -> String {
+    // A field that is an environment variable (`AWS_CONFIG_FILE`) is no
+    // option: kept as it is.
+    if !field.bytes().any(|c| c.is_ascii_lowercase()) {
+        return field.to_string();
+    }
     match field {
         "access_key_id" => return "credentials.accessKeyId".into(),
         "secret_access_key" => return "credentials.secretAccessKey".into(),
@@ -833,6 +838,7 @@ mod tests {
             ("connect_timeout", "connectTimeoutMs"),
             ("access_key_id", "credentials.accessKeyId"),
             ("dynamodb_table", "dynamodbTable"),
+            ("AWS_CONFIG_FILE", "AWS_CONFIG_FILE"),
         ] {
             assert_eq!(js_option_name(field), option, "{field}");
         }
