@@ -31,7 +31,7 @@ export class LockTimeout extends LockError {
   constructor(message, fields = {}) {
     super(message, fields);
     this.holder = fields.holder ?? null;
-    this.waitedMs = fields.waitedMs ?? null;
+    this.waitedMs = fields.waitedMs ?? 0;
   }
 }
 

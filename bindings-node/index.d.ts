@@ -166,7 +166,7 @@ export declare class LockHeld extends LockError {
 }
 export declare class LockTimeout extends LockError {
   readonly holder: LockInfo | MutexTag | BlueprintLockStatus | null;
-  readonly waitedMs: number | null;
+  readonly waitedMs: number;
 }
 export declare class LockLost extends LockError {
   readonly reason: 'stolen' | 'gone' | 'renewal_failed' | string;

@@ -160,7 +160,7 @@ export class LockHeld extends LockError {
 }
 export class LockTimeout extends LockError {
   readonly holder: LockInfo | null;
-  readonly waitedMs: number | null;
+  readonly waitedMs: number;
 }
 export class LockLost extends LockError {
   readonly reason: 'stolen' | 'gone' | 'renewal_failed' | string;

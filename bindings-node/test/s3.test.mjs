@@ -184,7 +184,7 @@ test('bad input throws InvalidConfiguration naming the option', () => {
     [{ ...opts(), leaseMs: -1 }, 'leaseMs'],
     [{ ...opts(), verifyConditionalWrites: 'sometimes' }, 'verifyConditionalWrites'],
     [{ ...opts(), bukket: 'typo' }, 'bukket'],
-    [{ ...opts(), credentials: { accessKeyId: 'A' } }, 'secretAccessKey'],
+    [{ ...opts(), credentials: { accessKeyId: 'A' } }, 'credentials.secretAccessKey'],
     [{ ...opts(), endpoint: 'not a url' }, 'endpoint'],
   ];
   for (const [o, field] of cases) {
