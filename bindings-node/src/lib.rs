@@ -26,14 +26,19 @@ pub use s3::{CancelToken, HeldLockNative, S3LockNative};
 /// waits on it: calls return promises.
 #[napi_derive::module_init]
 fn init() {
-    // When the runtime cannot be built here, napi-rs builds its default one
-    // at first use (and reports its own failure), so nothing is lost.
-    if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("condlock-io")
-        .enable_all()
-        .build()
-    {
-        napi::bindgen_prelude::create_custom_tokio_runtime(rt);
-    }
+    // Once per process: each `worker_threads` worker loads the module again,
+    // and napi-rs keeps the first runtime given anyway.
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // When the runtime cannot be built here, napi-rs builds its default
+        // one at first use (and reports its own failure), so nothing is lost.
+        if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("condlock-io")
+            .enable_all()
+            .build()
+        {
+            napi::bindgen_prelude::create_custom_tokio_runtime(rt);
+        }
+    });
 }
