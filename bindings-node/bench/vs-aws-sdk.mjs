@@ -1,13 +1,17 @@
 // Client CPU per uncontended lock+unlock cycle, and module load time:
 // condlock against @aws-sdk/client-s3 doing the same conditional PUT and
 // DELETE, against the same servers in the same run: moto (closes every
-// connection) and s3rver (keeps connections alive).
+// connection), s3rver (keeps connections alive, ignores conditional headers)
+// and bindings-python/bench/keepalive_s3.py (keeps connections alive and
+// honours conditional headers, so condlock runs with its proof as in use).
 //
 //   (cd bindings-node/bench && npm install) && node bindings-node/bench/vs-aws-sdk.mjs
 //
-// Each measurement runs in its own Node process. CPU is process.cpuUsage()
-// (user + system, every thread: condlock's requests run on Rust threads),
-// over MEASURE cycles after WARMUP cycles (the SDK's JIT warm-up).
+// Each measurement runs in its own Node process, RUNS times per library and
+// server (the table shows the median and the range). CPU is
+// process.cpuUsage() (user + system, every thread: condlock's requests run
+// on Rust threads), over MEASURE cycles after WARMUP cycles (the SDK's JIT
+// warm-up).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +23,11 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..', '..');
 const WARMUP = Number(process.env.WARMUP ?? 100);
 const MEASURE = Number(process.env.MEASURE ?? 300);
+const RUNS = Number(process.env.RUNS ?? 5);
+// Only the servers whose name contains ONLY (e.g. ONLY=keepalive), and LIBS
+// (comma-separated: condlock,sdk) for a quicker look while profiling.
+const ONLY = process.env.ONLY ?? '';
+const LIBS = (process.env.LIBS ?? 'condlock,sdk').split(',');
 const BUCKET = 'bench';
 // s3rver's fixed keys (moto accepts any).
 const CREDS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -105,32 +114,46 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'bench-s3rver-'));
   const port = 40000 + Math.floor(Math.random() * 20000);
   const s3rver = await serve(join(REPO, 'tests', 'node_modules', '.bin', 's3rver'), ['-d', dir, '-p', String(port), '-a', '127.0.0.1', '--configure-bucket', BUCKET], new RegExp(`(${port})`));
+  const keepalive = await serve(join(REPO, '.venv', 'bin', 'python'), [join(REPO, 'bindings-python', 'bench', 'keepalive_s3.py')], /127\.0\.0\.1:(\d+)/);
   try {
     const servers = [
       ['moto (closes connections)', `http://127.0.0.1:${moto.port}`, 'once'],
       // s3rver ignores conditional headers: the proof would refuse it.
       ['s3rver (keep-alive)', `http://127.0.0.1:${s3rver.port}`, 'never'],
+      ['keepalive_s3.py (keep-alive, conditions honoured)', `http://127.0.0.1:${keepalive.port}`, 'once'],
     ];
     await fetch(`${servers[0][1]}/${BUCKET}`, { method: 'PUT' });
-    console.log(`warm-up ${WARMUP} cycles, then ${MEASURE} measured; client CPU (user+system, all threads) per cycle\n`);
+    await fetch(`${servers[2][1]}/${BUCKET}`, { method: 'PUT' });
+    console.log(`warm-up ${WARMUP} cycles, then ${MEASURE} measured; client CPU (user+system, all threads) per cycle, median [min-max] of ${RUNS} processes\n`);
     console.log('| server | condlock CPU ms | SDK CPU ms | ratio | condlock wall ms | SDK wall ms |');
     console.log('|---|---|---|---|---|---|');
-    for (const [name, endpoint, verify] of servers) {
-      const c = await run(['child', 'condlock', endpoint, verify]);
-      const s = await run(['child', 'sdk', endpoint, verify]);
-      console.log(`| ${name} | ${c.cpuMs.toFixed(3)} | ${s.cpuMs.toFixed(3)} | ${(s.cpuMs / c.cpuMs).toFixed(1)}x | ${c.wallMs.toFixed(2)} | ${s.wallMs.toFixed(2)} |`);
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const spread = (xs, d) => `${median(xs).toFixed(d)} [${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)}]`;
+    for (const [name, endpoint, verify] of servers.filter(([n]) => n.includes(ONLY))) {
+      const c = [];
+      const s = [];
+      // Interleaved, so a change of machine load falls on both libraries.
+      for (let i = 0; i < RUNS; i++) {
+        const none = { cpuMs: NaN, wallMs: NaN };
+        c.push(LIBS.includes('condlock') ? await run(['child', 'condlock', endpoint, verify]) : none);
+        s.push(LIBS.includes('sdk') ? await run(['child', 'sdk', endpoint, verify]) : none);
+      }
+      const ccpu = c.map((r) => r.cpuMs);
+      const scpu = s.map((r) => r.cpuMs);
+      console.log(`| ${name} | ${spread(ccpu, 3)} | ${spread(scpu, 3)} | ${(median(scpu) / median(ccpu)).toFixed(1)}x | ${median(c.map((r) => r.wallMs)).toFixed(2)} | ${median(s.map((r) => r.wallMs)).toFixed(2)} |`);
     }
-    const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const loads = async (lib) => {
       const times = [];
       for (let i = 0; i < 5; i++) times.push((await run(['load', lib])).loadMs);
       return median(times);
     };
+    if (process.env.NO_LOAD) return;
     const [cl, sl] = [await loads('condlock'), await loads('sdk')];
     console.log(`\nload + first lock object / client (median of 5 processes): condlock ${cl.toFixed(1)} ms, SDK ${sl.toFixed(1)} ms (${(sl / cl).toFixed(1)}x)`);
   } finally {
     moto.stop();
     s3rver.stop();
+    keepalive.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
