@@ -118,7 +118,7 @@ test('acquire, meet the CLI as holder, release', async (ctx) => {
   equal([contention.timeout.name, contention.timeout.code, contention.timeout.isLockError, contention.timeout.isTimeout], ['LockTimeout', 'timeout', true, true], 'timeout error');
   equal(contention.timeout.holder.id, cliId, 'timeout names the holder');
   assert(contention.timeout.waitedMs >= 1000, `waitedMs ${contention.timeout.waitedMs}`);
-  assert(contention.timeout.message.includes(`forceUnlock('${cliId}')`), `message in JS spelling: ${contention.timeout.message}`);
+  assert(contention.timeout.message.includes(`forceUnlock("${cliId}")`), `message in JS spelling: ${contention.timeout.message}`);
   assert(contention.waits.length >= 1 && contention.waits[0].holder.id === cliId && contention.waits[0].newHolder === true, `onWait saw the holder: ${JSON.stringify(contention.waits[0])}`);
 
   // The CLI releases: the page gets it, with `await using` releasing it.
